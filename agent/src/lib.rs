@@ -1,0 +1,1 @@
+//! The reference job agent (see issue 4).

@@ -1,0 +1,1 @@
+//! Fake Apica load-test backend (see issue 3).

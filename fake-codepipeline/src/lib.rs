@@ -1,0 +1,1 @@
+//! The fake CodePipeline (see issue 2).

@@ -1,0 +1,1 @@
+//! The scenario runner (see issue 5).

@@ -1,0 +1,399 @@
+//! The event log both fakes append to: a bounded ring buffer of JSON-serialisable events, stamped with
+//! simulated and real time, with secrets redacted before they are stored.
+
+use std::collections::{HashSet, VecDeque};
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+use crate::clock::SimClock;
+use crate::time::format_offset;
+
+/// How bad an event is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Something happened.
+    Info,
+    /// Allowed, but probably not what the agent meant.
+    Warning,
+    /// A rule was broken.
+    Error,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        })
+    }
+}
+
+/// One entry of the log, in the schema of DESIGN.md.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Position in the log, from 1, never reused.
+    pub seq: u64,
+    /// Simulated milliseconds since the clock's origin.
+    pub sim_ms: u64,
+    /// Real milliseconds since the log was made.
+    pub real_ms: u64,
+    /// Who recorded it: `cp` (fake CodePipeline), `apica` (fake backend), `runner`, ...
+    pub source: String,
+    /// What happened, e.g. `job_queued`, `result_applied`, `test_created`.
+    pub kind: String,
+    /// The action execution it concerns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution: Option<String>,
+    /// The job it concerns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    /// The replica (access key) that caused it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<String>,
+    /// The rule id it concerns (`CP-TIMEOUT`, `AG-FINAL-TOKEN`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// How bad it is.
+    pub severity: Severity,
+    /// What happened, in words.
+    pub detail: String,
+    /// Structured facts for programs (progress, token, status, ...); never a secret.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub data: serde_json::Value,
+}
+
+impl Event {
+    /// `source.kind`, the name event-triggered steps match on (`cp.result_applied`).
+    pub fn name(&self) -> String {
+        format!("{}.{}", self.source, self.kind)
+    }
+
+    /// The simulated offset as a timeline stamp (`+01:00:30`).
+    pub fn stamp(&self) -> String {
+        format_offset(Duration::from_millis(self.sim_ms))
+    }
+}
+
+/// An event before the log stamps it.
+#[derive(Clone, Debug)]
+pub struct NewEvent {
+    source: String,
+    kind: String,
+    execution: Option<String>,
+    job: Option<String>,
+    replica: Option<String>,
+    rule: Option<String>,
+    severity: Severity,
+    detail: String,
+    data: serde_json::Value,
+}
+
+impl NewEvent {
+    /// An informational event from `source` of `kind`.
+    pub fn new(source: &str, kind: &str) -> Self {
+        NewEvent {
+            source: source.to_string(),
+            kind: kind.to_string(),
+            execution: None,
+            job: None,
+            replica: None,
+            rule: None,
+            severity: Severity::Info,
+            detail: String::new(),
+            data: serde_json::Value::Null,
+        }
+    }
+
+    /// The action execution it concerns.
+    pub fn execution(mut self, id: impl Into<String>) -> Self {
+        self.execution = Some(id.into());
+        self
+    }
+
+    /// The job it concerns.
+    pub fn job(mut self, id: impl Into<String>) -> Self {
+        self.job = Some(id.into());
+        self
+    }
+
+    /// The replica (access key) that caused it.
+    pub fn replica(mut self, key: impl Into<String>) -> Self {
+        self.replica = Some(key.into());
+        self
+    }
+
+    /// The replica, if known.
+    pub fn replica_opt(mut self, key: Option<&str>) -> Self {
+        self.replica = key.map(str::to_string);
+        self
+    }
+
+    /// A broken rule: sets the rule id and the severity.
+    pub fn rule(mut self, id: &str, severity: Severity) -> Self {
+        self.rule = Some(id.to_string());
+        self.severity = severity;
+        self
+    }
+
+    /// The severity.
+    pub fn severity(mut self, severity: Severity) -> Self {
+        self.severity = severity;
+        self
+    }
+
+    /// What happened, in words.
+    pub fn detail(mut self, text: impl Into<String>) -> Self {
+        self.detail = text.into();
+        self
+    }
+
+    /// Structured facts for programs.
+    pub fn data(mut self, data: serde_json::Value) -> Self {
+        self.data = data;
+        self
+    }
+}
+
+type Listener = Arc<dyn Fn(&Event) + Send + Sync>;
+
+struct Ring {
+    next_seq: u64,
+    events: VecDeque<Event>,
+}
+
+/// The bounded, redacted event log shared by both fakes and the runner.
+pub struct EventLog {
+    clock: Arc<SimClock>,
+    capacity: usize,
+    real_origin: Instant,
+    ring: Mutex<Ring>,
+    secrets: RwLock<HashSet<String>>,
+    listeners: RwLock<Vec<Listener>>,
+    appended: Notify,
+}
+
+/// Secrets shorter than this are not redacted: replacing every "a" would destroy the log.
+const MIN_SECRET_LEN: usize = 4;
+const REDACTED: &str = "***";
+
+impl EventLog {
+    /// A log of at most `capacity` events (older ones are dropped first), stamped from `clock`.
+    pub fn new(clock: Arc<SimClock>, capacity: usize) -> Arc<Self> {
+        Arc::new(EventLog {
+            clock,
+            capacity: capacity.max(1),
+            real_origin: Instant::now(),
+            ring: Mutex::new(Ring {
+                next_seq: 1,
+                events: VecDeque::new(),
+            }),
+            secrets: RwLock::new(HashSet::new()),
+            listeners: RwLock::new(Vec::new()),
+            appended: Notify::new(),
+        })
+    }
+
+    fn ring(&self) -> MutexGuard<'_, Ring> {
+        self.ring.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The clock that stamps events.
+    pub fn clock(&self) -> &Arc<SimClock> {
+        &self.clock
+    }
+
+    /// Registers a secret (a client token, an API token, a secret key): from now on it never appears in
+    /// the log, replaced by `***`.
+    pub fn add_secret(&self, secret: &str) {
+        if secret.len() >= MIN_SECRET_LEN {
+            self.secrets.write().unwrap_or_else(|e| e.into_inner()).insert(secret.to_string());
+        }
+    }
+
+    /// Registers a listener called synchronously, in order, for every appended event, before the
+    /// recording request continues: the runner uses it to act exactly between two actions of an agent.
+    pub fn add_listener(&self, listener: impl Fn(&Event) + Send + Sync + 'static) {
+        self.listeners.write().unwrap_or_else(|e| e.into_inner()).push(Arc::new(listener));
+    }
+
+    fn redact(&self, text: &mut String) {
+        let secrets = self.secrets.read().unwrap_or_else(|e| e.into_inner());
+        for s in secrets.iter() {
+            if text.contains(s.as_str()) {
+                *text = text.replace(s.as_str(), REDACTED);
+            }
+        }
+        redact_credentials(text);
+    }
+
+    fn redact_value(&self, value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::String(s) => self.redact(s),
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|v| self.redact_value(v)),
+            serde_json::Value::Object(map) => map.values_mut().for_each(|v| self.redact_value(v)),
+            _ => {}
+        }
+    }
+
+    /// Appends an event, stamped now; returns it as stored (redacted).
+    pub fn record(&self, new: NewEvent) -> Event {
+        let mut event = Event {
+            seq: 0,
+            sim_ms: self.clock.elapsed().as_millis() as u64,
+            real_ms: self.real_origin.elapsed().as_millis() as u64,
+            source: new.source,
+            kind: new.kind,
+            execution: new.execution,
+            job: new.job,
+            replica: new.replica,
+            rule: new.rule,
+            severity: new.severity,
+            detail: new.detail,
+            data: new.data,
+        };
+        self.redact(&mut event.detail);
+        self.redact_value(&mut event.data);
+        {
+            let mut ring = self.ring();
+            event.seq = ring.next_seq;
+            ring.next_seq += 1;
+            if ring.events.len() == self.capacity {
+                ring.events.pop_front();
+            }
+            ring.events.push_back(event.clone());
+        }
+        let level = event.severity;
+        tracing::debug!(target: "sim_core::events", seq = event.seq, name = %event.name(), ?level, detail = %event.detail);
+        let listeners: Vec<Listener> = self.listeners.read().unwrap_or_else(|e| e.into_inner()).clone();
+        for l in listeners {
+            l(&event);
+        }
+        self.appended.notify_waiters();
+        event
+    }
+
+    /// Events with `seq > since`, oldest first, at most `limit`.
+    pub fn since(&self, since: u64, limit: usize) -> Vec<Event> {
+        let ring = self.ring();
+        ring.events.iter().filter(|e| e.seq > since).take(limit).cloned().collect()
+    }
+
+    /// Every event still in the ring.
+    pub fn all(&self) -> Vec<Event> {
+        self.ring().events.iter().cloned().collect()
+    }
+
+    /// The last sequence number handed out (0 before the first event).
+    pub fn last_seq(&self) -> u64 {
+        self.ring().next_seq - 1
+    }
+
+    /// Events after `since`, waiting up to `wait` (real time) for the first one if there are none yet.
+    pub async fn wait_since(&self, since: u64, limit: usize, wait: Duration) -> Vec<Event> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let notified = self.appended.notified();
+            let found = self.since(since, limit);
+            if !found.is_empty() {
+                return found;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Vec::new();
+            }
+        }
+    }
+}
+
+/// Masks the credential parts of anything that looks like an Authorization header or a bearer token.
+fn redact_credentials(text: &mut String) {
+    for marker in ["Bearer ", "Signature=", "X-Amz-Security-Token="] {
+        let mut from = 0;
+        while let Some(pos) = text[from..].find(marker) {
+            let start = from + pos + marker.len();
+            let end = text[start..]
+                .find(|c: char| c.is_whitespace() || c == ',' || c == '"' || c == '&')
+                .map_or(text.len(), |e| start + e);
+            if end > start && &text[start..end] != REDACTED {
+                text.replace_range(start..end, REDACTED);
+            }
+            from = start + REDACTED.len().min(text.len() - start);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log(capacity: usize) -> Arc<EventLog> {
+        EventLog::new(SimClock::manual(), capacity)
+    }
+
+    #[test]
+    fn events_are_stamped_with_simulated_time_and_numbered() {
+        let log = log(10);
+        log.clock().advance_by(Duration::from_secs(3630)).unwrap();
+        let e = log.record(NewEvent::new("cp", "job_queued").job("j-1").execution("e-1").detail("queued"));
+        assert_eq!((e.seq, e.sim_ms, e.stamp().as_str()), (1, 3_630_000, "+01:00:30"));
+        assert_eq!(e.name(), "cp.job_queued");
+        let json = serde_json::to_value(&e).unwrap();
+        for key in ["seq", "sim_ms", "real_ms", "source", "kind", "execution", "job", "severity", "detail"] {
+            assert!(json.get(key).is_some(), "{key} missing from {json}");
+        }
+        assert_eq!(json["severity"], "info");
+    }
+
+    #[test]
+    fn the_ring_is_bounded_and_keeps_the_newest() {
+        let log = log(3);
+        for i in 0..5 {
+            log.record(NewEvent::new("cp", "x").detail(format!("{i}")));
+        }
+        let all = log.all();
+        assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![3, 4, 5]);
+        assert_eq!(log.since(4, 10).len(), 1);
+        assert_eq!(log.last_seq(), 5);
+    }
+
+    #[test]
+    fn secrets_and_credentials_never_reach_the_log() {
+        let log = log(10);
+        log.add_secret("client-token-one");
+        let e = log.record(
+            NewEvent::new("cp", "x")
+                .detail("token client-token-one; Authorization: Bearer abc123 x; AWS4 Signature=deadbeef")
+                .data(serde_json::json!({"clientToken": "client-token-one"})),
+        );
+        assert!(!e.detail.contains("client-token-one"), "{}", e.detail);
+        assert!(!e.detail.contains("abc123") && !e.detail.contains("deadbeef"), "{}", e.detail);
+        assert_eq!(e.data["clientToken"], "***");
+    }
+
+    #[test]
+    fn listeners_see_each_event_synchronously() {
+        let log = log(10);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        log.add_listener(move |e| s.lock().unwrap().push(e.name()));
+        log.record(NewEvent::new("apica", "test_created"));
+        assert_eq!(*seen.lock().unwrap(), vec!["apica.test_created".to_string()]);
+    }
+
+    #[tokio::test]
+    async fn waiting_readers_wake_on_the_next_event() {
+        let log = log(10);
+        let l2 = log.clone();
+        let reader = tokio::spawn(async move { l2.wait_since(0, 10, Duration::from_secs(10)).await });
+        tokio::task::yield_now().await;
+        log.record(NewEvent::new("cp", "x"));
+        let got = tokio::time::timeout(Duration::from_secs(5), reader).await.unwrap().unwrap();
+        assert_eq!(got.len(), 1);
+        assert!(log.wait_since(1, 10, Duration::from_millis(10)).await.is_empty());
+    }
+}

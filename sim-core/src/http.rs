@@ -1,0 +1,178 @@
+//! The `/_sim/clock` and `/_sim/events` endpoints every fake mounts.
+//!
+//! - `GET /_sim/clock` -> `{mode, now, now_ms, elapsed_ms, elapsed, next_deadline?}`
+//! - `POST /_sim/clock` with `{"by": "10m"}`, `{"to": "+01:00:00" | "2025-01-01T02:00:00Z"}` or
+//!   `{"next": true}` (manual clocks only) -> the same document after the move
+//! - `GET /_sim/events?since=SEQ&wait=MS&limit=N` -> JSON lines, one event per line
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::{ClockMode, Sim, SimTime, format_offset, parse_duration};
+
+/// The routes, with the world as state; merge them into a fake's router.
+pub fn routes(sim: Sim) -> Router {
+    Router::new()
+        .route("/_sim/clock", get(get_clock).post(post_clock))
+        .route("/_sim/events", get(get_events))
+        .with_state(sim)
+}
+
+/// A JSON error body `{code, message}` with a status, the admin API's error shape.
+pub fn admin_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    (status, Json(json!({"code": code, "message": message.into()}))).into_response()
+}
+
+/// The clock as the admin API shows it.
+pub fn clock_document(sim: &Sim) -> serde_json::Value {
+    let clock = &sim.clock;
+    let now = clock.now();
+    let elapsed = clock.elapsed();
+    let next = clock.next_deadline().map(|d| {
+        json!({
+            "at": d.at.rfc3339(),
+            "at_ms": d.at.as_millis(),
+            "in_ms": d.at.since(now).as_millis() as u64,
+            "elapsed": format_offset(d.at.since(clock.origin())),
+            "label": d.label,
+        })
+    });
+    json!({
+        "mode": clock.mode().to_string(),
+        "now": now.rfc3339(),
+        "now_ms": now.as_millis(),
+        "origin": clock.origin().rfc3339(),
+        "elapsed_ms": elapsed.as_millis() as u64,
+        "elapsed": format_offset(elapsed),
+        "pending_timers": clock.pending_timers(),
+        "next_deadline": next,
+    })
+}
+
+async fn get_clock(State(sim): State<Sim>) -> Json<serde_json::Value> {
+    Json(clock_document(&sim))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Advance {
+    by: Option<String>,
+    to: Option<String>,
+    #[serde(default)]
+    next: bool,
+}
+
+async fn post_clock(State(sim): State<Sim>, body: axum::body::Bytes) -> Response {
+    let req: Advance = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return admin_error(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                format!("clock request must be {{\"by\": \"10m\"}}, {{\"to\": \"+01:00:00\"}} or {{\"next\": true}}: {e}"),
+            );
+        }
+    };
+    if sim.clock.mode() != ClockMode::Manual {
+        return admin_error(
+            StatusCode::CONFLICT,
+            "NotManual",
+            format!("the clock runs in `{}` mode; start with `--clock manual` to move it by hand", sim.clock.mode()),
+        );
+    }
+    let clock = sim.clock.clone();
+    let result = match (req.by, req.to, req.next) {
+        (Some(by), None, false) => match parse_duration(&by) {
+            Ok(d) => clock.advance_by(d).map(|_| ()),
+            Err(e) => return admin_error(StatusCode::UNPROCESSABLE_ENTITY, "BadDuration", format!("by: {e}")),
+        },
+        (None, Some(to), false) => match parse_target(&to, clock.origin()) {
+            Ok(t) => clock.advance_to(t).map(|_| ()),
+            Err(e) => return admin_error(StatusCode::UNPROCESSABLE_ENTITY, "BadTime", format!("to: {e}")),
+        },
+        (None, None, true) => clock.advance_to_next().map(|_| ()),
+        _ => {
+            return admin_error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "BadRequest",
+                "give exactly one of `by`, `to` or `next: true`",
+            );
+        }
+    };
+    match result {
+        Ok(()) => Json(clock_document(&sim)).into_response(),
+        Err(e) => admin_error(StatusCode::CONFLICT, "ClockError", e.to_string()),
+    }
+}
+
+/// A target time: RFC 3339 (`2025-01-01T02:00:00Z`) or an offset from the origin (`+01:00:00`, `90m`).
+pub fn parse_target(text: &str, origin: SimTime) -> Result<SimTime, String> {
+    let t = text.trim();
+    if let Ok(at) = humantime::parse_rfc3339_weak(t) {
+        return Ok(SimTime::from_system_time(at));
+    }
+    let offset = t.strip_prefix('+').unwrap_or(t);
+    let parts: Vec<&str> = offset.split(':').collect();
+    if parts.len() == 3 {
+        let nums: Result<Vec<f64>, _> = parts.iter().map(|p| p.parse::<f64>()).collect();
+        if let Ok(n) = nums {
+            let secs = n[0] * 3600.0 + n[1] * 60.0 + n[2];
+            if secs.is_finite() && secs >= 0.0 {
+                return Ok(origin.plus(Duration::from_secs_f64(secs)));
+            }
+        }
+    }
+    parse_duration(offset)
+        .map(|d| origin.plus(d))
+        .map_err(|_| format!("`{text}` is neither an RFC 3339 time nor an offset like `+01:00:00` or `90m`"))
+}
+
+#[derive(Deserialize)]
+struct EventsQuery {
+    #[serde(default)]
+    since: u64,
+    #[serde(default)]
+    wait: u64,
+    limit: Option<usize>,
+}
+
+async fn get_events(State(sim): State<Sim>, Query(q): Query<EventsQuery>) -> Response {
+    let limit = q.limit.unwrap_or(10_000).clamp(1, 100_000);
+    // Long polls are bounded so a forgotten reader never pins a connection for ever.
+    let wait = Duration::from_millis(q.wait.min(30_000));
+    let events = if wait.is_zero() {
+        sim.events.since(q.since, limit)
+    } else {
+        sim.events.wait_since(q.since, limit, wait).await
+    };
+    let mut body = String::new();
+    for e in events {
+        // Serialising our own plain struct cannot fail.
+        body.push_str(&serde_json::to_string(&e).unwrap_or_default());
+        body.push('\n');
+    }
+    ([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DEFAULT_ORIGIN;
+
+    #[test]
+    fn targets_parse_as_offsets_or_times() {
+        let h = Duration::from_secs(3600);
+        assert_eq!(parse_target("+01:00:00", DEFAULT_ORIGIN).unwrap(), DEFAULT_ORIGIN.plus(h));
+        assert_eq!(parse_target("60m", DEFAULT_ORIGIN).unwrap(), DEFAULT_ORIGIN.plus(h));
+        assert_eq!(parse_target("2025-01-01T01:00:00Z", DEFAULT_ORIGIN).unwrap(), DEFAULT_ORIGIN.plus(h));
+        assert!(parse_target("soon", DEFAULT_ORIGIN).is_err());
+    }
+}
