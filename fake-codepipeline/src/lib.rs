@@ -1,1 +1,86 @@
-//! The fake CodePipeline (see issue 2).
+//! A fake AWS CodePipeline for job workers: the job-worker API over awsJson1.1, wire-compatible with
+//! the real SDKs, verifying SigV4 and enforcing the protocol of PROTOCOL.md on a simulated clock.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use fake_codepipeline::{FakeCodePipeline, Settings};
+//! let sim = sim_core::Sim::manual();
+//! let fake = FakeCodePipeline::new(sim, Settings::default().with_key("AKIDEXAMPLE", "secret"));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! fake.serve(listener, std::future::pending()).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod admin;
+pub mod engine;
+pub mod error;
+pub mod model;
+pub mod ops;
+pub mod pipelines;
+pub mod settings;
+pub mod sigv4;
+pub mod state;
+pub mod types;
+pub mod validate;
+pub mod wire;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::any;
+use sim_core::Sim;
+
+pub use engine::Core;
+pub use error::ApiError;
+pub use pipelines::{ActionTypeSpec, ExecutionSpec};
+pub use settings::{Settings, Timing, TimingOverrides};
+pub use state::{FaultKind, FaultRule};
+pub use types::{ActionTypeId, ExecutionStatus, FinalOn, JobStatus, Owner};
+
+/// One fake CodePipeline: cheap to clone, all clones share state.
+#[derive(Clone)]
+pub struct FakeCodePipeline {
+    core: Arc<Core>,
+}
+
+impl FakeCodePipeline {
+    /// A fake on the shared world `sim` with `settings`.
+    pub fn new(sim: Sim, settings: Settings) -> Self {
+        FakeCodePipeline {
+            core: Core::new(sim, settings),
+        }
+    }
+
+    /// The engine, for in-process callers (the scenario runner, tests).
+    pub fn core(&self) -> &Arc<Core> {
+        &self.core
+    }
+
+    /// The simulated world it runs on.
+    pub fn sim(&self) -> &Sim {
+        &self.core.sim
+    }
+
+    /// The HTTP service: `POST /` (the API), `/_sim/*` (admin, clock, events).
+    pub fn router(&self) -> Router {
+        let wire = Arc::new(wire::Wire {
+            core: self.core.clone(),
+            verifier: sigv4::Verifier::new("codepipeline", self.core.settings.signature_skew),
+        });
+        Router::new()
+            .route("/", any(wire::handle))
+            .with_state(wire)
+            .merge(admin::routes(self.core.clone()))
+            .merge(sim_core::http::routes(self.core.sim.clone()))
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, then finishes the requests in flight.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(listener, self.router()).with_graceful_shutdown(shutdown).await
+    }
+}

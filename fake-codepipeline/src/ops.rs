@@ -1,0 +1,163 @@
+//! One function per operation: read the (already validated) input, call the engine, shape the output.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+use sim_core::{ClockMode, RequestGuard};
+
+use crate::engine::{Core, FailureResult, SuccessResult};
+use crate::error::ApiError;
+use crate::types::{ActionTypeId, Owner};
+
+/// The operations this fake implements.
+pub const OPERATIONS: &[&str] = &[
+    "PollForThirdPartyJobs",
+    "GetThirdPartyJobDetails",
+    "AcknowledgeThirdPartyJob",
+    "PutThirdPartyJobSuccessResult",
+    "PutThirdPartyJobFailureResult",
+    "PollForJobs",
+    "GetJobDetails",
+    "AcknowledgeJob",
+    "PutJobSuccessResult",
+    "PutJobFailureResult",
+    "CreateCustomActionType",
+    "ListActionTypes",
+    "CreatePipeline",
+    "GetPipeline",
+    "ListPipelines",
+    "StartPipelineExecution",
+    "GetPipelineExecution",
+    "GetPipelineState",
+    "ListActionExecutions",
+];
+
+/// Whether `op` is implemented.
+pub fn is_supported(op: &str) -> bool {
+    OPERATIONS.contains(&op)
+}
+
+fn s<'a>(input: &'a Value, key: &str) -> &'a str {
+    input.get(key).and_then(Value::as_str).unwrap_or_default()
+}
+
+fn opt_s(input: &Value, key: &str) -> Option<String> {
+    input.get(key).and_then(Value::as_str).map(str::to_string)
+}
+
+/// Runs one operation. `Ok(None)` is an empty success body (the four Put*Result operations).
+pub async fn dispatch(
+    core: &Core,
+    guard: &mut RequestGuard,
+    op: &str,
+    caller: Option<&str>,
+    input: &Value,
+) -> Result<Option<Value>, ApiError> {
+    let tp = Owner::ThirdParty;
+    let cu = Owner::Custom;
+    match op {
+        "PollForThirdPartyJobs" | "PollForJobs" => poll(core, guard, op, caller, input).await.map(Some),
+        "GetThirdPartyJobDetails" => core
+            .details(caller, tp, s(input, "jobId"), Some(s(input, "clientToken")))
+            .map(|d| Some(json!({"jobDetails": d}))),
+        "GetJobDetails" => core.details(caller, cu, s(input, "jobId"), None).map(|d| Some(json!({"jobDetails": d}))),
+        "AcknowledgeThirdPartyJob" => core
+            .acknowledge(caller, tp, s(input, "jobId"), s(input, "nonce"), Some(s(input, "clientToken")))
+            .map(|st| Some(json!({"status": st.as_str()}))),
+        "AcknowledgeJob" => core
+            .acknowledge(caller, cu, s(input, "jobId"), s(input, "nonce"), None)
+            .map(|st| Some(json!({"status": st.as_str()}))),
+        "PutThirdPartyJobSuccessResult" => core
+            .put_success(caller, tp, s(input, "jobId"), Some(s(input, "clientToken")), success_of(input))
+            .map(|_| None),
+        "PutJobSuccessResult" => core.put_success(caller, cu, s(input, "jobId"), None, success_of(input)).map(|_| None),
+        "PutThirdPartyJobFailureResult" => core
+            .put_failure(caller, tp, s(input, "jobId"), Some(s(input, "clientToken")), failure_of(input))
+            .map(|_| None),
+        "PutJobFailureResult" => core.put_failure(caller, cu, s(input, "jobId"), None, failure_of(input)).map(|_| None),
+        "CreateCustomActionType" => core.create_custom_action_type(input).map(Some),
+        "ListActionTypes" => Ok(Some(core.list_action_types(input.get("actionOwnerFilter").and_then(Value::as_str)))),
+        "CreatePipeline" => core.create_pipeline(input).map(Some),
+        "GetPipeline" => core.get_pipeline(s(input, "name")).map(Some),
+        "ListPipelines" => Ok(Some(core.list_pipelines())),
+        "StartPipelineExecution" => core.start_pipeline_execution(s(input, "name")).map(Some),
+        "GetPipelineExecution" => core
+            .get_pipeline_execution(s(input, "pipelineName"), s(input, "pipelineExecutionId"))
+            .map(Some),
+        "GetPipelineState" => core.get_pipeline_state(s(input, "name")).map(Some),
+        "ListActionExecutions" => {
+            let pe = input.get("filter").and_then(|f| f.get("pipelineExecutionId")).and_then(Value::as_str);
+            core.list_action_executions(s(input, "pipelineName"), pe).map(Some)
+        }
+        other => Err(ApiError::new("UnknownOperationException", format!("Unknown operation {other}"))),
+    }
+}
+
+async fn poll(
+    core: &Core,
+    guard: &mut RequestGuard,
+    op: &str,
+    caller: Option<&str>,
+    input: &Value,
+) -> Result<Value, ApiError> {
+    let owner = if op == "PollForJobs" { Owner::Custom } else { Owner::ThirdParty };
+    let id = ActionTypeId::from_json(input.get("actionTypeId").unwrap_or(&Value::Null)).map_err(ApiError::validation)?;
+    // The model's minimum is 1 and it sets no maximum; the fake caps a batch at 100 jobs.
+    let max = input.get("maxBatchSize").and_then(Value::as_i64).unwrap_or(1).clamp(1, 100) as usize;
+    let query: Option<(String, String)> = input
+        .get("queryParam")
+        .and_then(Value::as_object)
+        .and_then(|m| m.iter().next())
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()));
+    let q = query.as_ref().map(|(k, v)| (k.as_str(), v.as_str()));
+    // Register interest before the first look, so a job queued in between is not missed.
+    let queued = core.job_queued();
+    let mut jobs = core.poll(caller, owner, &id, max, q)?;
+    if jobs.is_empty()
+        && let Some(limit) = core.settings.park_polls
+        && core.sim.clock.mode() == ClockMode::Manual
+    {
+        // Parked: the runner may move the clock; answered the moment a job is queued, or empty at the bound.
+        guard.park();
+        let _ = tokio::time::timeout(limit, queued).await;
+        guard.unpark();
+        jobs = core.poll(caller, owner, &id, max, q)?;
+    }
+    let list: Vec<Value> = if owner == Owner::ThirdParty {
+        jobs.iter()
+            .map(|d| json!({"clientId": d.client_id.clone().unwrap_or_default(), "jobId": d.job_id}))
+            .collect()
+    } else {
+        core.with_world(|w| {
+            jobs.iter()
+                .filter_map(|d| w.jobs.get(&d.job_id).map(|j| core.job_view(w, j, Owner::Custom, true)))
+                .collect()
+        })
+    };
+    Ok(json!({"jobs": list}))
+}
+
+fn success_of(input: &Value) -> SuccessResult {
+    let details = input.get("executionDetails");
+    let d = |k: &str| details.and_then(|x| x.get(k));
+    SuccessResult {
+        continuation_token: opt_s(input, "continuationToken"),
+        summary: d("summary").and_then(Value::as_str).map(str::to_string),
+        external_id: d("externalExecutionId").and_then(Value::as_str).map(str::to_string),
+        percent_complete: d("percentComplete").and_then(Value::as_i64),
+        output_variables: input.get("outputVariables").and_then(Value::as_object).map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect::<BTreeMap<_, _>>()
+        }),
+    }
+}
+
+fn failure_of(input: &Value) -> FailureResult {
+    let f = input.get("failureDetails").cloned().unwrap_or(Value::Null);
+    FailureResult {
+        failure_type: s(&f, "type").to_string(),
+        message: s(&f, "message").to_string(),
+        external_id: opt_s(&f, "externalExecutionId"),
+    }
+}

@@ -1,0 +1,717 @@
+//! Simplified pipelines: action types, declarations, runs that move stage by stage, and the views
+//! (GetPipelineState, ListActionExecutions) that show the Details link and progress to real clients.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::{Value, json};
+use sim_core::{NewEvent, SimTime};
+
+use crate::engine::Core;
+use crate::error::ApiError;
+use crate::settings::TimingOverrides;
+use crate::state::{ActionDecl, ActionExecution, ActionType, ConfigProperty, Pipeline, PipelineExecution, StageDecl, World};
+use crate::types::{ActionTypeId, ExecutionStatus, Owner};
+
+/// How an action type is registered (the admin API's body, or CreateCustomActionType's input).
+#[derive(Clone, Debug, Default)]
+pub struct ActionTypeSpec {
+    /// Its identity.
+    pub id: Option<ActionTypeId>,
+    /// `ActionTypeSettings` (URL templates).
+    pub settings: Value,
+    /// Configuration properties.
+    pub properties: Vec<ConfigProperty>,
+    /// Artifact details as sent.
+    pub input_artifacts: Value,
+    /// See `input_artifacts`.
+    pub output_artifacts: Value,
+    /// clientId -> clientToken (third-party).
+    pub clients: HashMap<String, String>,
+    /// Timing overrides.
+    pub timing: TimingOverrides,
+}
+
+/// How a bare action execution is started through the admin API.
+#[derive(Clone, Debug, Default)]
+pub struct ExecutionSpec {
+    /// Its action type (registered).
+    pub action_type: Option<ActionTypeId>,
+    /// Its configuration.
+    pub configuration: BTreeMap<String, String>,
+    /// The clientId its third-party jobs carry (defaults to the type's only client).
+    pub client_id: Option<String>,
+    /// A label of the caller's choosing (`e-1`); generated when absent.
+    pub label: Option<String>,
+}
+
+/// Parses `configurationProperties` (wire form) into properties, with the model's rules checked.
+pub fn parse_properties(v: Option<&Value>) -> Result<Vec<ConfigProperty>, ApiError> {
+    let Some(list) = v.and_then(Value::as_array) else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    for p in list {
+        let name = p.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+        let flag = |k: &str| p.get(k).and_then(Value::as_bool).unwrap_or(false);
+        out.push(ConfigProperty {
+            name,
+            required: flag("required"),
+            key: flag("key"),
+            secret: flag("secret"),
+            queryable: flag("queryable"),
+            description: p.get("description").and_then(Value::as_str).map(str::to_string),
+            kind: p.get("type").and_then(Value::as_str).map(str::to_string),
+        });
+    }
+    let queryable: Vec<&ConfigProperty> = out.iter().filter(|p| p.queryable).collect();
+    if queryable.len() > 1 {
+        return Err(ApiError::validation("An action type can have at most one queryable property"));
+    }
+    if let Some(q) = queryable.first()
+        && (!q.required || q.secret)
+    {
+        return Err(ApiError::validation(format!(
+            "Queryable property '{}' must be required and not secret",
+            q.name
+        )));
+    }
+    Ok(out)
+}
+
+fn configuration_of(v: Option<&Value>) -> BTreeMap<String, String> {
+    v.and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl Core {
+    /// Registers (or replaces) an action type. Custom types come from CreateCustomActionType or the admin
+    /// API; third-party types only from the admin API (partners are registered by AWS).
+    pub fn register_action_type(&self, spec: ActionTypeSpec) -> Result<Value, ApiError> {
+        let id = spec.id.clone().ok_or_else(|| ApiError::validation("actionTypeId is required"))?;
+        if id.owner == Owner::Aws {
+            return Err(ApiError::validation("AWS-owned action types are built in; register ThirdParty or Custom"));
+        }
+        let timing = spec.timing.apply(&self.settings.timing).map_err(ApiError::validation)?;
+        for token in spec.clients.values() {
+            self.sim.events.add_secret(token);
+        }
+        let at = ActionType {
+            id: id.clone(),
+            settings: if spec.settings.is_null() { json!({}) } else { spec.settings },
+            properties: spec.properties,
+            input_artifacts: if spec.input_artifacts.is_null() {
+                json!({"minimumCount": 0, "maximumCount": 5})
+            } else {
+                spec.input_artifacts
+            },
+            output_artifacts: if spec.output_artifacts.is_null() {
+                json!({"minimumCount": 0, "maximumCount": 5})
+            } else {
+                spec.output_artifacts
+            },
+            clients: spec.clients,
+            timing,
+        };
+        let view = at.to_json();
+        self.with_world(|w| {
+            w.emit(
+                NewEvent::new("cp", "action_type_registered")
+                    .detail(format!("action type {id} registered"))
+                    .data(json!({
+                        "actionType": id.to_string(),
+                        "jobTimeout_ms": at.timing.job_timeout.as_millis() as u64,
+                        "ackWindow_ms": at.timing.ack_window.as_millis() as u64,
+                        "continuationDelay_ms": at.timing.continuation_delay.as_millis() as u64,
+                        "finalOn": at.timing.final_on.to_string(),
+                    })),
+            );
+            w.action_types.insert(id, at);
+        });
+        Ok(view)
+    }
+
+    /// CreateCustomActionType: idempotent for the same category/provider/version.
+    pub fn create_custom_action_type(&self, input: &Value) -> Result<Value, ApiError> {
+        let s = |k: &str| input.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        let id = ActionTypeId {
+            category: s("category"),
+            owner: Owner::Custom,
+            provider: s("provider"),
+            version: s("version"),
+        };
+        if let Some(existing) = self.with_world(|w| w.action_types.get(&id).map(ActionType::to_json)) {
+            return Ok(json!({"actionType": existing}));
+        }
+        let spec = ActionTypeSpec {
+            id: Some(id),
+            settings: input.get("settings").cloned().unwrap_or(Value::Null),
+            properties: parse_properties(input.get("configurationProperties"))?,
+            input_artifacts: input.get("inputArtifactDetails").cloned().unwrap_or(Value::Null),
+            output_artifacts: input.get("outputArtifactDetails").cloned().unwrap_or(Value::Null),
+            clients: HashMap::new(),
+            timing: TimingOverrides::default(),
+        };
+        Ok(json!({"actionType": self.register_action_type(spec)?}))
+    }
+
+    /// ListActionTypes, optionally filtered by owner.
+    pub fn list_action_types(&self, owner: Option<&str>) -> Value {
+        self.with_world(|w| {
+            let list: Vec<Value> = w
+                .action_types
+                .values()
+                .filter(|t| owner.is_none_or(|o| t.id.owner.as_str() == o))
+                .map(ActionType::to_json)
+                .collect();
+            json!({"actionTypes": list})
+        })
+    }
+
+    /// CreatePipeline.
+    pub fn create_pipeline(&self, input: &Value) -> Result<Value, ApiError> {
+        let decl = input.get("pipeline").cloned().unwrap_or(Value::Null);
+        let name = decl.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+        let mut stages = Vec::new();
+        for st in decl.get("stages").and_then(Value::as_array).into_iter().flatten() {
+            let sname = st.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+            let mut actions = Vec::new();
+            for a in st.get("actions").and_then(Value::as_array).into_iter().flatten() {
+                let aname = a.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+                let at = a
+                    .get("actionTypeId")
+                    .map(ActionTypeId::from_json)
+                    .transpose()
+                    .map_err(ApiError::validation)?
+                    .ok_or_else(|| ApiError::validation(format!("action '{aname}' has no actionTypeId")))?;
+                actions.push(ActionDecl {
+                    name: aname,
+                    action_type: at,
+                    run_order: a.get("runOrder").and_then(Value::as_i64).unwrap_or(1),
+                    configuration: configuration_of(a.get("configuration")),
+                });
+            }
+            if actions.is_empty() {
+                return Err(ApiError::new(
+                    "InvalidStageDeclarationException",
+                    format!("Stage '{sname}' must have at least one action"),
+                ));
+            }
+            stages.push(StageDecl { name: sname, actions });
+        }
+        if stages.is_empty() {
+            return Err(ApiError::new("InvalidStructureException", "A pipeline must have at least one stage"));
+        }
+        let now = self.sim.clock.now();
+        self.with_world(|w| {
+            if w.pipelines.contains_key(&name) {
+                return Err(ApiError::new(
+                    "PipelineNameInUseException",
+                    format!("A pipeline named '{name}' already exists"),
+                ));
+            }
+            for st in &stages {
+                for a in &st.actions {
+                    self.check_action(w, a)?;
+                }
+            }
+            let mut stored = decl.clone();
+            stored["version"] = json!(1);
+            w.pipelines.insert(
+                name.clone(),
+                Pipeline {
+                    name: name.clone(),
+                    version: 1,
+                    declaration: stored.clone(),
+                    stages,
+                    created: now,
+                    synthetic: false,
+                },
+            );
+            w.emit(NewEvent::new("cp", "pipeline_created").detail(format!("pipeline {name} created")));
+            Ok(json!({"pipeline": stored}))
+        })
+    }
+
+    fn check_action(&self, w: &World, a: &ActionDecl) -> Result<(), ApiError> {
+        if !a.action_type.owner.is_job_worker() {
+            return Ok(());
+        }
+        let Some(t) = w.action_types.get(&a.action_type) else {
+            return Err(ApiError::new(
+                "InvalidActionDeclarationException",
+                format!("Action '{}': {} is not available", a.name, a.action_type.describe()),
+            ));
+        };
+        for p in t.properties.iter().filter(|p| p.required) {
+            if !a.configuration.contains_key(&p.name) {
+                return Err(ApiError::new(
+                    "InvalidActionDeclarationException",
+                    format!("Action '{}' is missing the required configuration property '{}'", a.name, p.name),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn pipeline_view(p: &Pipeline, region: &str, account: &str, now_secs: f64) -> Value {
+        json!({
+            "pipeline": p.declaration,
+            "metadata": {
+                "pipelineArn": format!("arn:aws:codepipeline:{region}:{account}:{}", p.name),
+                "created": p.created.epoch_seconds(),
+                "updated": now_secs.max(p.created.epoch_seconds()),
+            }
+        })
+    }
+
+    /// GetPipeline.
+    pub fn get_pipeline(&self, name: &str) -> Result<Value, ApiError> {
+        let (region, account) = (self.settings.region.clone(), self.settings.account_id.clone());
+        self.with_world(|w| {
+            let p = w.pipelines.get(name).ok_or_else(|| pipeline_not_found(name))?;
+            Ok(Self::pipeline_view(p, &region, &account, p.created.epoch_seconds()))
+        })
+    }
+
+    /// ListPipelines.
+    pub fn list_pipelines(&self) -> Value {
+        self.with_world(|w| {
+            let list: Vec<Value> = w
+                .pipelines
+                .values()
+                .map(|p| {
+                    json!({"name": p.name, "version": p.version, "created": p.created.epoch_seconds(),
+                           "updated": p.created.epoch_seconds(), "pipelineType": "V1", "executionMode": "SUPERSEDED"})
+                })
+                .collect();
+            json!({"pipelines": list})
+        })
+    }
+
+    /// StartPipelineExecution.
+    pub fn start_pipeline_execution(&self, name: &str) -> Result<Value, ApiError> {
+        self.with_world(|w| {
+            if !w.pipelines.contains_key(name) {
+                return Err(pipeline_not_found(name));
+            }
+            let id = self.begin_pipeline_execution(w, name);
+            Ok(json!({"pipelineExecutionId": id}))
+        })
+    }
+
+    fn begin_pipeline_execution(&self, w: &mut World, name: &str) -> String {
+        let now = self.sim.clock.now();
+        let id = w.new_uuid();
+        let version = w.pipelines.get(name).map(|p| p.version).unwrap_or(1);
+        w.pipeline_executions.insert(
+            id.clone(),
+            PipelineExecution {
+                id: id.clone(),
+                pipeline: name.to_string(),
+                version,
+                status: ExecutionStatus::InProgress,
+                started: now,
+                updated: now,
+                stage: 0,
+                run_order: None,
+                actions: BTreeMap::new(),
+            },
+        );
+        w.pipeline_execution_order.push(id.clone());
+        w.emit(
+            NewEvent::new("cp", "pipeline_execution_started")
+                .detail(format!("pipeline {name} execution {id} started"))
+                .data(json!({"pipeline": name, "pipelineExecutionId": id})),
+        );
+        self.advance_pipeline(w, &id);
+        id
+    }
+
+    /// Starts a bare action execution on a synthetic one-stage pipeline (the admin API's way).
+    pub fn start_execution(&self, spec: ExecutionSpec) -> Result<Value, ApiError> {
+        let at = spec.action_type.clone().ok_or_else(|| ApiError::validation("actionTypeId is required"))?;
+        self.with_world(|w| {
+            let t = w.action_types.get(&at).ok_or_else(|| {
+                ApiError::new("ActionTypeNotFoundException", format!("{} is not available", at.describe()))
+            })?;
+            let client_id = match (at.owner, &spec.client_id) {
+                (Owner::ThirdParty, Some(c)) if !t.clients.contains_key(c) => {
+                    return Err(ApiError::validation(format!("clientId '{c}' is not registered for {at}")));
+                }
+                (Owner::ThirdParty, Some(c)) => Some(c.clone()),
+                (Owner::ThirdParty, None) if t.clients.len() == 1 => t.clients.keys().next().cloned(),
+                (Owner::ThirdParty, None) => {
+                    return Err(ApiError::validation(format!(
+                        "{at} has {} clients; say which clientId this execution uses",
+                        t.clients.len()
+                    )));
+                }
+                _ => None,
+            };
+            let label = match spec.label.clone() {
+                Some(l) if w.executions.contains_key(&l) => {
+                    return Err(ApiError::validation(format!("an execution labelled '{l}' already exists")));
+                }
+                Some(l) => l,
+                None => w.next_execution_label(),
+            };
+            let decl = ActionDecl {
+                name: at.provider.clone(),
+                action_type: at.clone(),
+                run_order: 1,
+                configuration: spec.configuration.clone(),
+            };
+            self.check_action(w, &decl)?;
+            let pipeline = format!("sim-{label}");
+            let now = self.sim.clock.now();
+            let declaration = json!({
+                "name": pipeline, "roleArn": format!("arn:aws:iam::{}:role/sim", self.settings.account_id),
+                "artifactStore": {"type": "S3", "location": "sim-artifacts"},
+                "stages": [{"name": at.category, "actions": [{
+                    "name": decl.name, "actionTypeId": at.to_json(), "runOrder": 1,
+                    "configuration": spec.configuration,
+                }]}],
+                "version": 1,
+            });
+            w.pipelines.insert(
+                pipeline.clone(),
+                Pipeline {
+                    name: pipeline.clone(),
+                    version: 1,
+                    declaration,
+                    stages: vec![StageDecl {
+                        name: at.category.clone(),
+                        actions: vec![decl],
+                    }],
+                    created: now,
+                    synthetic: true,
+                },
+            );
+            w.pending_label = Some((label.clone(), client_id));
+            let pe = self.begin_pipeline_execution(w, &pipeline);
+            Ok(json!({"executionId": label, "pipelineName": pipeline, "pipelineExecutionId": pe}))
+        })
+    }
+
+    /// Moves a pipeline run on: starts the next runOrder group or stage, or ends the run.
+    pub(crate) fn advance_pipeline(&self, w: &mut World, pe_id: &str) {
+        loop {
+            let Some(pe) = w.pipeline_executions.get(pe_id) else { return };
+            if pe.status != ExecutionStatus::InProgress {
+                return;
+            }
+            let Some(pipeline) = w.pipelines.get(&pe.pipeline).cloned() else { return };
+            let Some(stage) = pipeline.stages.get(pe.stage) else {
+                self.end_pipeline(w, pe_id, ExecutionStatus::Succeeded);
+                return;
+            };
+            // The state of the current group, if one is running.
+            if let Some(order) = pe.run_order {
+                let statuses: Vec<ExecutionStatus> = stage
+                    .actions
+                    .iter()
+                    .filter(|a| a.run_order == order)
+                    .filter_map(|a| pe.actions.get(&(stage.name.clone(), a.name.clone())))
+                    .filter_map(|l| w.executions.get(l).map(|e| e.status))
+                    .collect();
+                if statuses.contains(&ExecutionStatus::Failed) {
+                    self.end_pipeline(w, pe_id, ExecutionStatus::Failed);
+                    return;
+                }
+                if statuses.contains(&ExecutionStatus::InProgress) {
+                    return;
+                }
+            }
+            let next_order = stage.actions.iter().map(|a| a.run_order).filter(|o| pe.run_order.is_none_or(|cur| *o > cur)).min();
+            let pe = w.pipeline_executions.get_mut(pe_id).expect("checked above");
+            match next_order {
+                None => {
+                    pe.stage += 1;
+                    pe.run_order = None;
+                    continue;
+                }
+                Some(order) => {
+                    pe.run_order = Some(order);
+                    let group: Vec<ActionDecl> = stage.actions.iter().filter(|a| a.run_order == order).cloned().collect();
+                    for a in group {
+                        self.start_declared_action(w, pe_id, &pipeline, &stage.name, a);
+                    }
+                    // Loop: a group of AWS-owned actions has already finished.
+                }
+            }
+        }
+    }
+
+    fn start_declared_action(&self, w: &mut World, pe_id: &str, pipeline: &Pipeline, stage: &str, a: ActionDecl) {
+        let now = self.sim.clock.now();
+        let (label, client_id) = match w.pending_label.take() {
+            Some(x) => x,
+            None => {
+                let client = w.action_types.get(&a.action_type).and_then(|t| t.clients.keys().min().cloned());
+                (w.next_execution_label(), client)
+            }
+        };
+        let aws_id = w.new_uuid();
+        let exec = ActionExecution {
+            label: label.clone(),
+            aws_id,
+            action_type: a.action_type.clone(),
+            configuration: a.configuration.clone(),
+            client_id,
+            pipeline: pipeline.name.clone(),
+            stage: stage.to_string(),
+            action: a.name.clone(),
+            pipeline_execution_id: pe_id.to_string(),
+            status: if a.action_type.owner.is_job_worker() { ExecutionStatus::InProgress } else { ExecutionStatus::Succeeded },
+            started: now,
+            updated: now,
+            summary: None,
+            percent_complete: None,
+            external_id: None,
+            external_id_at: None,
+            error: None,
+            output_variables: BTreeMap::new(),
+            jobs: Vec::new(),
+            action_timer: None,
+        };
+        if let Some(pe) = w.pipeline_executions.get_mut(pe_id) {
+            pe.actions.insert((stage.to_string(), a.name.clone()), label.clone());
+        }
+        if a.action_type.owner.is_job_worker() {
+            self.start_action(w, exec);
+        } else {
+            w.executions.insert(label, exec);
+        }
+    }
+
+    fn end_pipeline(&self, w: &mut World, pe_id: &str, status: ExecutionStatus) {
+        let now = self.sim.clock.now();
+        if let Some(pe) = w.pipeline_executions.get_mut(pe_id) {
+            pe.status = status;
+            pe.updated = now;
+            let name = pe.pipeline.clone();
+            w.emit(
+                NewEvent::new("cp", "pipeline_execution_finished")
+                    .detail(format!("pipeline {name} execution {pe_id} {status}"))
+                    .data(json!({"pipeline": name, "pipelineExecutionId": pe_id, "status": status.as_str()})),
+            );
+        }
+    }
+
+    /// GetPipelineExecution.
+    pub fn get_pipeline_execution(&self, name: &str, id: &str) -> Result<Value, ApiError> {
+        self.with_world(|w| {
+            if !w.pipelines.contains_key(name) {
+                return Err(pipeline_not_found(name));
+            }
+            let pe = w.pipeline_executions.get(id).filter(|pe| pe.pipeline == name).ok_or_else(|| {
+                ApiError::new(
+                    "PipelineExecutionNotFoundException",
+                    format!("Pipeline execution {id} of pipeline {name} was not found"),
+                )
+            })?;
+            Ok(json!({"pipelineExecution": {
+                "pipelineName": name, "pipelineVersion": pe.version, "pipelineExecutionId": pe.id,
+                "status": pe.status.as_str(), "artifactRevisions": [], "executionMode": "SUPERSEDED",
+                "executionType": "STANDARD",
+            }}))
+        })
+    }
+
+    /// GetPipelineState: per action, its latest execution with status, summary, percentComplete,
+    /// externalExecutionId, the filled Details link and errorDetails.
+    pub fn get_pipeline_state(&self, name: &str) -> Result<Value, ApiError> {
+        self.with_world(|w| {
+            let p = w.pipelines.get(name).ok_or_else(|| pipeline_not_found(name))?;
+            let latest = w
+                .pipeline_execution_order
+                .iter()
+                .rev()
+                .filter_map(|id| w.pipeline_executions.get(id))
+                .find(|pe| pe.pipeline == name);
+            let mut stages = Vec::new();
+            for st in &p.stages {
+                let mut actions = Vec::new();
+                for a in &st.actions {
+                    let mut state = json!({"actionName": a.name});
+                    // The latest run that reached this action.
+                    let exec = w
+                        .pipeline_execution_order
+                        .iter()
+                        .rev()
+                        .filter_map(|id| w.pipeline_executions.get(id))
+                        .filter(|pe| pe.pipeline == name)
+                        .find_map(|pe| pe.actions.get(&(st.name.clone(), a.name.clone())))
+                        .and_then(|l| w.executions.get(l));
+                    if let Some(t) = w.action_types.get(&a.action_type)
+                        && let Some(tpl) = t.entity_url_template()
+                    {
+                        state["entityUrl"] = json!(t.fill_template(tpl, &a.configuration, None));
+                    }
+                    if let Some(e) = exec {
+                        state["latestExecution"] = self.action_execution_view(w, e);
+                    }
+                    actions.push(state);
+                }
+                let mut stage = json!({"stageName": st.name, "actionStates": actions});
+                if let Some(pe) = latest {
+                    let reached = p.stages.iter().position(|s| s.name == st.name).is_some_and(|i| i <= pe.stage);
+                    if reached {
+                        let status = stage_status(w, pe, st);
+                        stage["latestExecution"] = json!({"pipelineExecutionId": pe.id, "status": status});
+                    }
+                }
+                stages.push(stage);
+            }
+            Ok(json!({
+                "pipelineName": name,
+                "pipelineVersion": p.version,
+                "stageStates": stages,
+                "created": p.created.epoch_seconds(),
+                "updated": p.created.epoch_seconds(),
+            }))
+        })
+    }
+
+    fn action_execution_view(&self, w: &World, e: &ActionExecution) -> Value {
+        let mut v = json!({
+            "actionExecutionId": e.aws_id,
+            "status": e.status.as_str(),
+            "lastStatusChange": e.updated.epoch_seconds(),
+        });
+        if let Some(s) = &e.summary {
+            v["summary"] = json!(s);
+        }
+        if let Some(p) = e.percent_complete {
+            v["percentComplete"] = json!(p);
+        }
+        if let Some(x) = &e.external_id {
+            v["externalExecutionId"] = json!(x);
+        }
+        if let Some(u) = self.external_url(w, e) {
+            v["externalExecutionUrl"] = json!(u);
+        }
+        if let Some((code, message)) = &e.error {
+            v["errorDetails"] = json!({"code": code, "message": message});
+        }
+        v
+    }
+
+    /// ListActionExecutions, newest first, optionally for one pipeline run.
+    pub fn list_action_executions(&self, name: &str, pipeline_execution_id: Option<&str>) -> Result<Value, ApiError> {
+        self.with_world(|w| {
+            if !w.pipelines.contains_key(name) {
+                return Err(pipeline_not_found(name));
+            }
+            let mut list: Vec<&ActionExecution> = w
+                .executions
+                .values()
+                .filter(|e| e.pipeline == name)
+                .filter(|e| pipeline_execution_id.is_none_or(|id| e.pipeline_execution_id == id))
+                .collect();
+            list.sort_by_key(|e| std::cmp::Reverse(e.started));
+            let details: Vec<Value> = list
+                .into_iter()
+                .map(|e| {
+                    let mut result = json!({});
+                    if let Some(x) = &e.external_id {
+                        result["externalExecutionId"] = json!(x);
+                    }
+                    if let Some(s) = &e.summary {
+                        result["externalExecutionSummary"] = json!(s);
+                    }
+                    if let Some(u) = self.external_url(w, e) {
+                        result["externalExecutionUrl"] = json!(u);
+                    }
+                    if let Some((code, message)) = &e.error {
+                        result["errorDetails"] = json!({"code": code, "message": message});
+                    }
+                    json!({
+                        "pipelineExecutionId": e.pipeline_execution_id,
+                        "actionExecutionId": e.aws_id,
+                        "pipelineVersion": 1,
+                        "stageName": e.stage,
+                        "actionName": e.action,
+                        "startTime": e.started.epoch_seconds(),
+                        "lastUpdateTime": e.updated.epoch_seconds(),
+                        "status": e.status.as_str(),
+                        "input": {"actionTypeId": e.action_type.to_json(), "configuration": e.configuration},
+                        "output": {"executionResult": result, "outputVariables": e.output_variables},
+                    })
+                })
+                .collect();
+            Ok(json!({"actionExecutionDetails": details}))
+        })
+    }
+
+    /// The admin view of one action execution, with its jobs and their history.
+    pub fn execution_view(&self, label: &str) -> Option<Value> {
+        let origin = self.sim.clock.origin();
+        let stamp = move |t: SimTime| sim_core::format_offset(t.since(origin));
+        self.with_world(|w| {
+            let e = w.executions.get(label)?;
+            let jobs: Vec<Value> = e
+                .jobs
+                .iter()
+                .filter_map(|id| w.jobs.get(id))
+                .map(|j| {
+                    json!({
+                        "id": j.id, "number": j.number, "status": j.status.as_str(),
+                        "continuationToken": j.continuation_token,
+                        "deadline": j.deadline.map(stamp),
+                        "history": j.history.iter().map(|(t, s)| json!({"at": stamp(*t), "status": s.as_str()})).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            Some(json!({
+                "executionId": e.label,
+                "actionExecutionId": e.aws_id,
+                "actionType": e.action_type.to_string(),
+                "pipelineName": e.pipeline,
+                "pipelineExecutionId": e.pipeline_execution_id,
+                "stageName": e.stage,
+                "actionName": e.action,
+                "configuration": e.configuration,
+                "status": e.status.as_str(),
+                "started": stamp(e.started),
+                "updated": stamp(e.updated),
+                "summary": e.summary,
+                "percentComplete": e.percent_complete,
+                "externalExecutionId": e.external_id,
+                "externalExecutionUrl": self.external_url(w, e),
+                "detailsLinkAt": e.external_id_at.map(stamp),
+                "errorDetails": e.error.as_ref().map(|(c, m)| json!({"code": c, "message": m})),
+                "outputVariables": e.output_variables,
+                "jobs": jobs,
+            }))
+        })
+    }
+
+    /// Labels of every action execution, in label order.
+    pub fn execution_labels(&self) -> Vec<String> {
+        self.with_world(|w| w.executions.keys().cloned().collect())
+    }
+}
+
+fn stage_status(w: &World, pe: &PipelineExecution, st: &StageDecl) -> &'static str {
+    let statuses: Vec<ExecutionStatus> = st
+        .actions
+        .iter()
+        .filter_map(|a| pe.actions.get(&(st.name.clone(), a.name.clone())))
+        .filter_map(|l| w.executions.get(l).map(|e| e.status))
+        .collect();
+    if statuses.contains(&ExecutionStatus::Failed) {
+        "Failed"
+    } else if statuses.contains(&ExecutionStatus::InProgress) || statuses.len() < st.actions.len() {
+        "InProgress"
+    } else {
+        "Succeeded"
+    }
+}
+
+fn pipeline_not_found(name: &str) -> ApiError {
+    ApiError::new("PipelineNotFoundException", format!("Account does not have a pipeline with name '{name}'"))
+}

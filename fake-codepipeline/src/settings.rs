@@ -1,0 +1,178 @@
+//! The fake's settings: protocol timings (globally and per action type) and server behaviour.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::types::FinalOn;
+
+/// Protocol timings, all in simulated time (PROTOCOL.md, "Job lifecycle and time").
+#[derive(Clone, Debug, PartialEq)]
+pub struct Timing {
+    /// How long a queued job has to get its result (CP-TIMEOUT). Default 1 h.
+    pub job_timeout: Duration,
+    /// How long a dispatched job waits for an acknowledgement before it is offered again (CP-LEASE).
+    /// Zero: offered to every poller until one acknowledges. Default 5 min.
+    pub ack_window: Duration,
+    /// Delay between a continuing success and the next job being queued (CP-CONTINUE). Default 30 s.
+    pub continuation_delay: Duration,
+    /// The longest an action execution may run, over all its jobs (CP-ACTION-TIMEOUT). Default 24 h.
+    pub action_timeout: Duration,
+    /// Which successes end an action execution (CP-FINAL-100).
+    pub final_on: FinalOn,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            job_timeout: Duration::from_secs(3600),
+            ack_window: Duration::from_secs(300),
+            continuation_delay: Duration::from_secs(30),
+            action_timeout: Duration::from_secs(24 * 3600),
+            final_on: FinalOn::Progress100,
+        }
+    }
+}
+
+/// Per-action-type changes to [`Timing`], as the admin API and scenario files write them
+/// (`"jobTimeout": "1h"`); absent members keep the global value.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TimingOverrides {
+    /// See [`Timing::job_timeout`].
+    pub job_timeout: Option<String>,
+    /// See [`Timing::ack_window`].
+    pub ack_window: Option<String>,
+    /// See [`Timing::continuation_delay`].
+    pub continuation_delay: Option<String>,
+    /// See [`Timing::action_timeout`].
+    pub action_timeout: Option<String>,
+    /// See [`Timing::final_on`].
+    pub final_on: Option<String>,
+}
+
+impl TimingOverrides {
+    /// `base` with these overrides applied and checked.
+    pub fn apply(&self, base: &Timing) -> Result<Timing, String> {
+        let dur = |v: &Option<String>, name: &str, default: Duration| -> Result<Duration, String> {
+            match v {
+                Some(text) => sim_core::parse_duration(text).map_err(|e| format!("{name}: {e}")),
+                None => Ok(default),
+            }
+        };
+        let timing = Timing {
+            job_timeout: dur(&self.job_timeout, "jobTimeout", base.job_timeout)?,
+            ack_window: dur(&self.ack_window, "ackWindow", base.ack_window)?,
+            continuation_delay: dur(&self.continuation_delay, "continuationDelay", base.continuation_delay)?,
+            action_timeout: dur(&self.action_timeout, "actionTimeout", base.action_timeout)?,
+            final_on: match &self.final_on {
+                Some(f) => f.parse().map_err(|e| format!("finalOn: {e}"))?,
+                None => base.final_on,
+            },
+        };
+        timing.check()?;
+        Ok(timing)
+    }
+}
+
+impl Timing {
+    /// Checks the limits PROTOCOL.md sets: job timeout 60..43200 s, continuation delay at least 1 s.
+    pub fn check(&self) -> Result<(), String> {
+        let jt = self.job_timeout.as_secs_f64();
+        if !(60.0..=43_200.0).contains(&jt) {
+            return Err(format!(
+                "jobTimeout {} is outside 1m..12h (60..43200 s, the model's JobTimeout range)",
+                sim_core::format_duration(self.job_timeout)
+            ));
+        }
+        if self.continuation_delay < Duration::from_secs(1) {
+            return Err(format!(
+                "continuationDelay {} is under 1s; CodePipeline never queues a continuation job at once",
+                sim_core::format_duration(self.continuation_delay)
+            ));
+        }
+        if self.action_timeout < self.job_timeout {
+            return Err(format!(
+                "actionTimeout {} is shorter than jobTimeout {}",
+                sim_core::format_duration(self.action_timeout),
+                sim_core::format_duration(self.job_timeout)
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Everything the fake is configured with.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Default protocol timings.
+    pub timing: Timing,
+    /// Access key id -> secret key the fake accepts.
+    pub access_keys: HashMap<String, String>,
+    /// Verify SigV4 signatures (on by default; off only for manual exploration).
+    pub verify_signatures: bool,
+    /// Allowed difference between a request's `X-Amz-Date` and real time.
+    pub signature_skew: Duration,
+    /// Hold an empty poll open up to this long (real time) until a job is queued. `None`: answer at once.
+    pub park_polls: Option<Duration>,
+    /// Seed for job ids, nonces and injected faults.
+    pub seed: u64,
+    /// The 12-digit account id jobs report.
+    pub account_id: String,
+    /// The region used in ARNs.
+    pub region: String,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            timing: Timing::default(),
+            access_keys: HashMap::new(),
+            verify_signatures: true,
+            signature_skew: Duration::from_secs(300),
+            park_polls: None,
+            seed: 0,
+            account_id: "111111111111".to_string(),
+            region: "us-east-1".to_string(),
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl Settings {
+    /// Adds an accepted access key.
+    pub fn with_key(mut self, access_key: &str, secret: &str) -> Self {
+        self.access_keys.insert(access_key.to_string(), secret.to_string());
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_apply_and_are_checked() {
+        let o = TimingOverrides {
+            job_timeout: Some("2h".into()),
+            final_on: Some("no-token".into()),
+            ..Default::default()
+        };
+        let t = o.apply(&Timing::default()).unwrap();
+        assert_eq!(t.job_timeout, Duration::from_secs(7200));
+        assert_eq!(t.final_on, FinalOn::NoToken);
+        let bad = TimingOverrides {
+            continuation_delay: Some("0s".into()),
+            ..Default::default()
+        };
+        assert!(bad.apply(&Timing::default()).unwrap_err().contains("continuationDelay"));
+        let bad = TimingOverrides {
+            job_timeout: Some("13h".into()),
+            ..Default::default()
+        };
+        assert!(bad.apply(&Timing::default()).unwrap_err().contains("jobTimeout"));
+    }
+}

@@ -1,0 +1,419 @@
+//! The simulated service's data: action types, pipelines, action executions and jobs.
+//!
+//! Everything lives in one [`World`] behind one lock (see `engine.rs`); events produced while it is held
+//! are queued in [`World::pending_events`] and recorded after the lock is released, so event listeners
+//! (the scenario runner) may call back into the fake.
+
+use std::collections::{BTreeMap, HashMap};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+use sim_core::{NewEvent, SimTime, TimerId};
+
+use crate::settings::Timing;
+use crate::types::{ActionTypeId, ExecutionStatus, JobStatus, Owner};
+
+/// One configuration property of an action type.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConfigProperty {
+    /// The property name.
+    pub name: String,
+    /// Whether every action must set it.
+    pub required: bool,
+    /// Whether it identifies the action's external resource.
+    pub key: bool,
+    /// Whether it is hidden from views (never placed in URLs).
+    pub secret: bool,
+    /// Whether a custom poll can filter on it.
+    pub queryable: bool,
+    /// Free text.
+    pub description: Option<String>,
+    /// String, Number or Boolean.
+    pub kind: Option<String>,
+}
+
+/// A registered action type with its protocol settings.
+#[derive(Clone, Debug)]
+pub struct ActionType {
+    /// Its identity.
+    pub id: ActionTypeId,
+    /// `ActionTypeSettings` as sent (URL templates).
+    pub settings: Value,
+    /// Configuration properties.
+    pub properties: Vec<ConfigProperty>,
+    /// `inputArtifactDetails` / `outputArtifactDetails` as sent.
+    pub input_artifacts: Value,
+    /// See `input_artifacts`.
+    pub output_artifacts: Value,
+    /// clientId -> clientToken pairs (third-party).
+    pub clients: HashMap<String, String>,
+    /// Protocol timings for this type.
+    pub timing: Timing,
+}
+
+impl ActionType {
+    /// The `executionUrlTemplate`, if set.
+    pub fn execution_url_template(&self) -> Option<&str> {
+        self.settings.get("executionUrlTemplate").and_then(Value::as_str)
+    }
+
+    /// The `entityUrlTemplate`, if set.
+    pub fn entity_url_template(&self) -> Option<&str> {
+        self.settings.get("entityUrlTemplate").and_then(Value::as_str)
+    }
+
+    /// The queryable property, if the type has one.
+    pub fn queryable_property(&self) -> Option<&ConfigProperty> {
+        self.properties.iter().find(|p| p.queryable)
+    }
+
+    /// Fills `{Config:Name}` (required, non-secret properties only) and `{ExternalExecutionId}` (CP-DETAILS).
+    pub fn fill_template(
+        &self,
+        template: &str,
+        configuration: &BTreeMap<String, String>,
+        external_id: Option<&str>,
+    ) -> String {
+        let mut out = template.to_string();
+        for p in self.properties.iter().filter(|p| p.required && !p.secret) {
+            if let Some(v) = configuration.get(&p.name) {
+                out = out.replace(&format!("{{Config:{}}}", p.name), v);
+            }
+        }
+        if let Some(id) = external_id {
+            out = out.replace("{ExternalExecutionId}", id);
+        }
+        out
+    }
+
+    /// The wire form of `ActionType` (ListActionTypes, CreateCustomActionType).
+    pub fn to_json(&self) -> Value {
+        let props: Vec<Value> = self
+            .properties
+            .iter()
+            .map(|p| {
+                let mut v = json!({"name": p.name, "required": p.required, "key": p.key, "secret": p.secret});
+                if p.queryable {
+                    v["queryable"] = json!(true);
+                }
+                if let Some(d) = &p.description {
+                    v["description"] = json!(d);
+                }
+                if let Some(t) = &p.kind {
+                    v["type"] = json!(t);
+                }
+                v
+            })
+            .collect();
+        json!({
+            "id": self.id.to_json(),
+            "settings": self.settings,
+            "actionConfigurationProperties": props,
+            "inputArtifactDetails": self.input_artifacts,
+            "outputArtifactDetails": self.output_artifacts,
+        })
+    }
+}
+
+/// One action of a pipeline's stage, as declared.
+#[derive(Clone, Debug)]
+pub struct ActionDecl {
+    /// The action name.
+    pub name: String,
+    /// Its type.
+    pub action_type: ActionTypeId,
+    /// Actions of a stage run in groups of equal runOrder, in order.
+    pub run_order: i64,
+    /// Its configuration.
+    pub configuration: BTreeMap<String, String>,
+}
+
+/// A stage of a pipeline.
+#[derive(Clone, Debug)]
+pub struct StageDecl {
+    /// The stage name.
+    pub name: String,
+    /// Its actions.
+    pub actions: Vec<ActionDecl>,
+}
+
+/// A pipeline: its declaration as sent, and the parsed stages.
+#[derive(Clone, Debug)]
+pub struct Pipeline {
+    /// The name.
+    pub name: String,
+    /// Bumped on update.
+    pub version: i64,
+    /// The declaration as sent (returned by GetPipeline).
+    pub declaration: Value,
+    /// Parsed stages.
+    pub stages: Vec<StageDecl>,
+    /// When it was created.
+    pub created: SimTime,
+    /// Made by the admin API for a bare action execution.
+    pub synthetic: bool,
+}
+
+/// One run of a pipeline.
+#[derive(Clone, Debug)]
+pub struct PipelineExecution {
+    /// `pipelineExecutionId` (a UUID).
+    pub id: String,
+    /// The pipeline's name.
+    pub pipeline: String,
+    /// The pipeline version it runs.
+    pub version: i64,
+    /// Overall status.
+    pub status: ExecutionStatus,
+    /// When it started.
+    pub started: SimTime,
+    /// Last status change.
+    pub updated: SimTime,
+    /// The stage now running (index into the pipeline's stages).
+    pub stage: usize,
+    /// The runOrder group now running within the stage.
+    pub run_order: Option<i64>,
+    /// (stage, action) -> action execution label.
+    pub actions: BTreeMap<(String, String), String>,
+}
+
+/// One action execution: all the jobs of one action in one pipeline run.
+#[derive(Clone, Debug)]
+pub struct ActionExecution {
+    /// The label events and the admin API use (`e-1`).
+    pub label: String,
+    /// `actionExecutionId` (a UUID).
+    pub aws_id: String,
+    /// Its action type.
+    pub action_type: ActionTypeId,
+    /// The action's configuration.
+    pub configuration: BTreeMap<String, String>,
+    /// The clientId its third-party jobs carry.
+    pub client_id: Option<String>,
+    /// Pipeline, stage and action names.
+    pub pipeline: String,
+    /// See `pipeline`.
+    pub stage: String,
+    /// See `pipeline`.
+    pub action: String,
+    /// The pipeline run it belongs to.
+    pub pipeline_execution_id: String,
+    /// Its status.
+    pub status: ExecutionStatus,
+    /// When it started.
+    pub started: SimTime,
+    /// Last change of anything shown in GetPipelineState.
+    pub updated: SimTime,
+    /// Last non-empty summary.
+    pub summary: Option<String>,
+    /// Last reported progress.
+    pub percent_complete: Option<i64>,
+    /// Last non-empty externalExecutionId.
+    pub external_id: Option<String>,
+    /// When the first externalExecutionId arrived (for AG-LINK-EARLY).
+    pub external_id_at: Option<SimTime>,
+    /// `errorDetails` {code, message} once failed.
+    pub error: Option<(String, String)>,
+    /// Output variables of the final success.
+    pub output_variables: BTreeMap<String, String>,
+    /// Its jobs, in order.
+    pub jobs: Vec<String>,
+    /// The action-timeout timer.
+    pub action_timer: Option<TimerId>,
+}
+
+/// One job.
+#[derive(Clone, Debug)]
+pub struct Job {
+    /// Job id (a lowercase UUID).
+    pub id: String,
+    /// 1 for the first job of its execution, then 2, 3, ...
+    pub number: usize,
+    /// Label of its action execution.
+    pub execution: String,
+    /// Its action type.
+    pub action_type: ActionTypeId,
+    /// Its status.
+    pub status: JobStatus,
+    /// The token it carries (`data.continuationToken`), for a continuation job.
+    pub continuation_token: Option<String>,
+    /// The current nonce, once dispatched.
+    pub nonce: Option<String>,
+    /// When it was created.
+    pub created: SimTime,
+    /// When it was queued (its deadline counts from here).
+    pub queued: Option<SimTime>,
+    /// `queued + job timeout`.
+    pub deadline: Option<SimTime>,
+    /// Access key of the last poller it was dispatched to.
+    pub dispatched_to: Option<String>,
+    /// When and by whom it was acknowledged.
+    pub acknowledged: Option<(SimTime, Option<String>)>,
+    /// Its status changes.
+    pub history: Vec<(SimTime, JobStatus)>,
+    /// Position in the pollable queue while offered.
+    pub queue_seq: Option<u64>,
+    /// The deadline timer.
+    pub deadline_timer: Option<TimerId>,
+    /// The ack-window timer of the current dispatch.
+    pub lease_timer: Option<TimerId>,
+}
+
+impl Job {
+    /// Moves to `status` at `now`, keeping the history.
+    pub fn set_status(&mut self, status: JobStatus, now: SimTime) {
+        self.status = status;
+        self.history.push((now, status));
+    }
+}
+
+/// An injected fault: a rate of errors for one operation (or all), refused before any state change.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FaultRule {
+    /// The operation it applies to (`PollForJobs`), or `*` for every operation.
+    #[serde(default = "any_operation")]
+    pub operation: String,
+    /// `throttle` (400 ThrottlingException) or `server-error` (HTTP `status`, default 500).
+    pub kind: FaultKind,
+    /// Share of matching requests refused, 0..1.
+    pub rate: f64,
+    /// HTTP status for `server-error` (500, 502, 503 or 504).
+    #[serde(default)]
+    pub status: Option<u16>,
+}
+
+fn any_operation() -> String {
+    "*".to_string()
+}
+
+/// What an injected fault answers.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    /// 400 `ThrottlingException` (the SDKs retry it with backoff).
+    Throttle,
+    /// 5xx `InternalFailure` / `ServiceUnavailable`.
+    ServerError,
+}
+
+/// Everything the fake knows.
+pub struct World {
+    /// Seeded randomness: job ids, nonces, faults.
+    pub rng: StdRng,
+    /// Registered action types.
+    pub action_types: BTreeMap<ActionTypeId, ActionType>,
+    /// Pipelines by name.
+    pub pipelines: BTreeMap<String, Pipeline>,
+    /// Pipeline runs by id.
+    pub pipeline_executions: HashMap<String, PipelineExecution>,
+    /// Pipeline run ids in start order.
+    pub pipeline_execution_order: Vec<String>,
+    /// Action executions by label.
+    pub executions: BTreeMap<String, ActionExecution>,
+    /// Jobs by id.
+    pub jobs: HashMap<String, Job>,
+    /// Jobs offered to polls, per action type, in queue order.
+    pub pollable: BTreeMap<ActionTypeId, BTreeMap<u64, String>>,
+    /// Injected faults.
+    pub faults: Vec<FaultRule>,
+    /// Events to record once the lock is released.
+    pub pending_events: Vec<NewEvent>,
+    /// Label and clientId for the next action execution a pipeline run starts (set by the admin API's
+    /// bare executions, whose synthetic pipeline has exactly one action).
+    pub pending_label: Option<(String, Option<String>)>,
+    next_seq: u64,
+    next_execution: u64,
+}
+
+impl World {
+    /// An empty world with randomness from `seed`.
+    pub fn new(seed: u64) -> Self {
+        World {
+            rng: StdRng::seed_from_u64(seed),
+            action_types: BTreeMap::new(),
+            pipelines: BTreeMap::new(),
+            pipeline_executions: HashMap::new(),
+            pipeline_execution_order: Vec::new(),
+            executions: BTreeMap::new(),
+            jobs: HashMap::new(),
+            pollable: BTreeMap::new(),
+            faults: Vec::new(),
+            pending_events: Vec::new(),
+            pending_label: None,
+            next_seq: 0,
+            next_execution: 0,
+        }
+    }
+
+    /// Queues an event for recording after the lock is released.
+    pub fn emit(&mut self, event: NewEvent) {
+        self.pending_events.push(event);
+    }
+
+    /// A lowercase UUID from the seeded generator.
+    pub fn new_uuid(&mut self) -> String {
+        let bytes: [u8; 16] = self.rng.random();
+        uuid::Builder::from_random_bytes(bytes).into_uuid().to_string()
+    }
+
+    /// A fresh nonce: a seeded random number as text, as AWS's examples show (`"3"`).
+    pub fn new_nonce(&mut self) -> String {
+        self.rng.random_range(1..1_000_000_000u64).to_string()
+    }
+
+    /// The next queue position.
+    pub fn next_seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq
+    }
+
+    /// The next free execution label (`e-1`, `e-2`, ...).
+    pub fn next_execution_label(&mut self) -> String {
+        loop {
+            self.next_execution += 1;
+            let label = format!("e-{}", self.next_execution);
+            if !self.executions.contains_key(&label) {
+                return label;
+            }
+        }
+    }
+
+    /// Removes a job from the pollable queue, if it is there.
+    pub fn unqueue(&mut self, job_id: &str) {
+        let Some(job) = self.jobs.get_mut(job_id) else { return };
+        if let Some(seq) = job.queue_seq.take()
+            && let Some(q) = self.pollable.get_mut(&job.action_type)
+        {
+            q.remove(&seq);
+        }
+    }
+
+    /// Puts a job at the back of its type's pollable queue.
+    pub fn enqueue(&mut self, job_id: &str) {
+        let seq = self.next_seq();
+        let Some(job) = self.jobs.get_mut(job_id) else { return };
+        if let Some(old) = job.queue_seq.replace(seq)
+            && let Some(q) = self.pollable.get_mut(&job.action_type)
+        {
+            q.remove(&old);
+        }
+        self.pollable.entry(job.action_type.clone()).or_default().insert(seq, job_id.to_string());
+    }
+
+    /// Whether a request for `operation` should be refused by an injected fault.
+    pub fn fault_for(&mut self, operation: &str) -> Option<FaultRule> {
+        let rule = self
+            .faults
+            .iter()
+            .find(|f| f.operation == "*" || f.operation == operation)?
+            .clone();
+        (self.rng.random::<f64>() < rule.rate).then_some(rule)
+    }
+
+    /// The owner of a job's action type.
+    pub fn job_owner(&self, job_id: &str) -> Option<Owner> {
+        self.jobs.get(job_id).map(|j| j.action_type.owner)
+    }
+}

@@ -1,0 +1,287 @@
+//! Protocol types: parsed and checked at the edge, so the engine never sees an invalid one.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Who owns an action type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Owner {
+    /// Built into CodePipeline: succeeds at once in the simulation.
+    #[serde(rename = "AWS")]
+    Aws,
+    /// A partner's action, polled with the third-party calls and a client token.
+    ThirdParty,
+    /// A self-service action any account can create.
+    Custom,
+}
+
+impl Owner {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Owner::Aws => "AWS",
+            Owner::ThirdParty => "ThirdParty",
+            Owner::Custom => "Custom",
+        }
+    }
+
+    /// Whether jobs of this owner are handed to job workers.
+    pub fn is_job_worker(self) -> bool {
+        self != Owner::Aws
+    }
+}
+
+impl FromStr for Owner {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "AWS" => Ok(Owner::Aws),
+            "ThirdParty" => Ok(Owner::ThirdParty),
+            "Custom" => Ok(Owner::Custom),
+            other => Err(format!("owner `{other}` is not one of AWS, ThirdParty, Custom")),
+        }
+    }
+}
+
+/// `{category, owner, provider, version}`, the identity of an action type.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ActionTypeId {
+    /// Source, Build, Deploy, Test, Invoke, Approval or Compute.
+    pub category: String,
+    /// Who owns it.
+    pub owner: Owner,
+    /// The provider name.
+    pub provider: String,
+    /// The version.
+    pub version: String,
+}
+
+impl ActionTypeId {
+    /// The JSON form used on the wire.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "category": self.category,
+            "owner": self.owner.as_str(),
+            "provider": self.provider,
+            "version": self.version,
+        })
+    }
+
+    /// Reads the wire form (already validated against the model, so members are present).
+    pub fn from_json(v: &serde_json::Value) -> Result<Self, String> {
+        let field = |name: &str| {
+            v.get(name)
+                .and_then(|x| x.as_str())
+                .map(str::to_string)
+                .ok_or_else(|| format!("actionTypeId.{name} is missing"))
+        };
+        Ok(ActionTypeId {
+            category: field("category")?,
+            owner: field("owner")?.parse()?,
+            provider: field("provider")?,
+            version: field("version")?,
+        })
+    }
+
+    /// AWS's way of naming a missing action type.
+    pub fn describe(&self) -> String {
+        format!(
+            "ActionType (Category: '{}', Owner: '{}', Provider: '{}', Version: '{}')",
+            self.category,
+            self.owner.as_str(),
+            self.provider,
+            self.version
+        )
+    }
+}
+
+impl fmt::Display for ActionTypeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}/{}", self.category, self.owner.as_str(), self.provider, self.version)
+    }
+}
+
+impl FromStr for ActionTypeId {
+    type Err = String;
+
+    /// `Category/Owner/Provider/Version`, the form of `JOB_ACTION_TYPE`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = s.split('/').collect();
+        let [category, owner, provider, version] = parts.as_slice() else {
+            return Err(format!(
+                "action type `{s}` must be Category/Owner/Provider/Version, e.g. Test/ThirdParty/ApicaLoadtest/1"
+            ));
+        };
+        if [category, provider, version].iter().any(|p| p.is_empty()) {
+            return Err(format!("action type `{s}` has an empty part"));
+        }
+        Ok(ActionTypeId {
+            category: category.to_string(),
+            owner: owner.parse()?,
+            provider: provider.to_string(),
+            version: version.to_string(),
+        })
+    }
+}
+
+/// The status of one job (the model's `JobStatus`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum JobStatus {
+    /// Made, waiting for its continuation delay.
+    Created,
+    /// Waiting for a poll.
+    Queued,
+    /// Handed to a worker by a poll, not yet acknowledged.
+    Dispatched,
+    /// Acknowledged; a result is due before the deadline.
+    InProgress,
+    /// No result before the deadline.
+    TimedOut,
+    /// A success result was applied.
+    Succeeded,
+    /// A failure result was applied.
+    Failed,
+}
+
+impl JobStatus {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Created => "Created",
+            JobStatus::Queued => "Queued",
+            JobStatus::Dispatched => "Dispatched",
+            JobStatus::InProgress => "InProgress",
+            JobStatus::TimedOut => "TimedOut",
+            JobStatus::Succeeded => "Succeeded",
+            JobStatus::Failed => "Failed",
+        }
+    }
+
+    /// Whether the job can never change again.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, JobStatus::TimedOut | JobStatus::Succeeded | JobStatus::Failed)
+    }
+}
+
+impl fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The status of an action execution (and of a pipeline execution).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ExecutionStatus {
+    /// Running.
+    InProgress,
+    /// Finished well.
+    Succeeded,
+    /// Finished badly.
+    Failed,
+}
+
+impl ExecutionStatus {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutionStatus::InProgress => "InProgress",
+            ExecutionStatus::Succeeded => "Succeeded",
+            ExecutionStatus::Failed => "Failed",
+        }
+    }
+}
+
+impl fmt::Display for ExecutionStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// When a success result ends the action execution (PROTOCOL.md, CP-FINAL-100).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FinalOn {
+    /// A success with percentComplete 100, or with no token, is final (the seed's rule).
+    #[default]
+    Progress100,
+    /// Only a success without a continuation token is final (AWS's documented reading).
+    NoToken,
+}
+
+impl FromStr for FinalOn {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "progress-100" => Ok(FinalOn::Progress100),
+            "no-token" => Ok(FinalOn::NoToken),
+            other => Err(format!("final_on `{other}` is not `progress-100` or `no-token`")),
+        }
+    }
+}
+
+impl fmt::Display for FinalOn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FinalOn::Progress100 => "progress-100",
+            FinalOn::NoToken => "no-token",
+        })
+    }
+}
+
+/// The rule ids of PROTOCOL.md that the fake itself records.
+pub mod rules {
+    /// Poll leases and re-offers.
+    pub const LEASE: &str = "CP-LEASE";
+    /// Acknowledge with a stale nonce.
+    pub const NONCE: &str = "CP-NONCE";
+    /// Wrong client token for a third-party job.
+    pub const CLIENT: &str = "CP-CLIENT";
+    /// A result for a job never acknowledged.
+    pub const ACK: &str = "CP-ACK";
+    /// A result for a job already finished.
+    pub const TERMINAL: &str = "CP-TERMINAL";
+    /// A job missed its deadline.
+    pub const TIMEOUT: &str = "CP-TIMEOUT";
+    /// An action execution ran past the action timeout.
+    pub const ACTION_TIMEOUT: &str = "CP-ACTION-TIMEOUT";
+    /// A success with a continuation token.
+    pub const CONTINUE: &str = "CP-CONTINUE";
+    /// A final success.
+    pub const FINAL_100: &str = "CP-FINAL-100";
+    /// A final success that still carries a token (or lacks 100).
+    pub const FINAL_TOKEN: &str = "AG-FINAL-TOKEN";
+    /// A failure result.
+    pub const FAIL_FINAL: &str = "CP-FAIL-FINAL";
+    /// The Details link.
+    pub const DETAILS: &str = "CP-DETAILS";
+    /// Output variables misuse.
+    pub const OUTPUT_VARS: &str = "CP-OUTPUT-VARS";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn action_type_ids_parse_from_the_contract_form() {
+        let id: ActionTypeId = "Test/ThirdParty/ApicaLoadtest/1".parse().unwrap();
+        assert_eq!(id.owner, Owner::ThirdParty);
+        assert_eq!(id.to_string(), "Test/ThirdParty/ApicaLoadtest/1");
+        assert!("Test/Banana/X/1".parse::<ActionTypeId>().unwrap_err().contains("Banana"));
+        assert!("Test/Custom/X".parse::<ActionTypeId>().is_err());
+    }
+
+    #[test]
+    fn terminal_statuses_are_exactly_the_three_ends() {
+        use JobStatus::*;
+        let terminal: Vec<_> = [Created, Queued, Dispatched, InProgress, TimedOut, Succeeded, Failed]
+            .into_iter()
+            .filter(|s| s.is_terminal())
+            .collect();
+        assert_eq!(terminal, vec![TimedOut, Succeeded, Failed]);
+    }
+}
