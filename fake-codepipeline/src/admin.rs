@@ -43,8 +43,9 @@ fn api_error(e: ApiError) -> Response {
     admin_error(status, e.type_name, e.message)
 }
 
-fn parse_body<T: for<'de> Deserialize<'de>>(body: &Bytes, what: &str) -> Result<T, Response> {
-    serde_json::from_slice(body).map_err(|e| admin_error(StatusCode::BAD_REQUEST, "BadRequest", format!("{what}: {e}")))
+fn parse_body<T: for<'de> Deserialize<'de>>(body: &Bytes, what: &str) -> Result<T, Box<Response>> {
+    serde_json::from_slice(body)
+        .map_err(|e| Box::new(admin_error(StatusCode::BAD_REQUEST, "BadRequest", format!("{what}: {e}"))))
 }
 
 /// Either `"actionType": "Category/Owner/Provider/Version"` or `"actionTypeId": {...}`.
@@ -87,7 +88,7 @@ struct ActionTypeBody {
 async fn register_action_type(State(core): State<Arc<Core>>, body: Bytes) -> Response {
     let b: ActionTypeBody = match parse_body(&body, "action type") {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let id = match b.action_type_id.parse() {
         Ok(id) => id,
@@ -141,7 +142,7 @@ struct ExecutionBody {
 async fn start_execution(State(core): State<Arc<Core>>, body: Bytes) -> Response {
     let b: ExecutionBody = match parse_body(&body, "execution") {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let id = match b.action_type_id.parse() {
         Ok(id) => id,
@@ -178,7 +179,7 @@ async fn list_faults(State(core): State<Arc<Core>>) -> Json<Value> {
 async fn add_fault(State(core): State<Arc<Core>>, body: Bytes) -> Response {
     let rule: FaultRule = match parse_body(&body, "fault") {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if !(0.0..=1.0).contains(&rule.rate) {
         return admin_error(

@@ -455,9 +455,11 @@ impl Core {
             }
         };
         let aws_id = w.new_uuid();
+        let order = w.next_seq();
         let exec = ActionExecution {
             label: label.clone(),
             aws_id,
+            order,
             action_type: a.action_type.clone(),
             configuration: a.configuration.clone(),
             client_id,
@@ -612,7 +614,7 @@ impl Core {
                 .filter(|e| e.pipeline == name)
                 .filter(|e| pipeline_execution_id.is_none_or(|id| e.pipeline_execution_id == id))
                 .collect();
-            list.sort_by_key(|e| std::cmp::Reverse(e.started));
+            list.sort_by_key(|e| std::cmp::Reverse(e.order));
             let details: Vec<Value> = list
                 .into_iter()
                 .map(|e| {

@@ -185,6 +185,8 @@ pub struct ActionExecution {
     pub label: String,
     /// `actionExecutionId` (a UUID).
     pub aws_id: String,
+    /// Creation order across all executions.
+    pub order: u64,
     /// Its action type.
     pub action_type: ActionTypeId,
     /// The action's configuration.

@@ -1,1 +1,197 @@
-//! Shared helpers for the workspace integration tests.
+//! Shared helpers for the workspace integration tests: a fake CodePipeline on a loopback port with a
+//! manual clock, and real `aws-sdk-codepipeline` clients signed with per-replica keys.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_credential_types::Credentials;
+use aws_sdk_codepipeline::Client;
+use aws_sdk_codepipeline::config::Region;
+use aws_sdk_codepipeline::types::{ActionTypeId as SdkActionTypeId, ActionCategory, ActionOwner};
+use fake_codepipeline::{FakeCodePipeline, Settings};
+use serde_json::{Value, json};
+use sim_core::Sim;
+use tokio::sync::oneshot;
+
+/// The first replica's access key and secret.
+pub const KEY1: (&str, &str) = ("AKIDREPLICA1", "secret-one-0000");
+/// The second replica's access key and secret.
+pub const KEY2: (&str, &str) = ("AKIDREPLICA2", "secret-two-0000");
+/// A third-party clientId and its token.
+pub const CLIENT: (&str, &str) = ("6f1c2a9e-0000-4000-8000-000000000001", "client-token-one");
+/// The third-party action type tests use.
+pub const THIRD_PARTY: &str = "Test/ThirdParty/ApicaLoadtest/1";
+/// The custom action type tests use.
+pub const CUSTOM: &str = "Test/Custom/ApicaLoadtest/1";
+
+/// A fake CodePipeline served on 127.0.0.1 with a manual clock.
+pub struct TestCp {
+    /// The fake.
+    pub fake: FakeCodePipeline,
+    /// The world it runs on (advance `sim.clock` to move time).
+    pub sim: Sim,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    _stop: oneshot::Sender<()>,
+}
+
+impl TestCp {
+    /// Starts a fake with both test keys and default settings.
+    pub async fn start() -> Self {
+        Self::start_with(Settings::default()).await
+    }
+
+    /// Starts a fake with `settings` plus both test keys.
+    pub async fn start_with(settings: Settings) -> Self {
+        let sim = Sim::manual();
+        let settings = settings.with_key(KEY1.0, KEY1.1).with_key(KEY2.0, KEY2.1);
+        let fake = FakeCodePipeline::new(sim.clone(), settings);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = fake.clone();
+        tokio::spawn(async move {
+            let _ = server
+                .serve(listener, async move {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        TestCp {
+            fake,
+            sim,
+            addr,
+            _stop: tx,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A real SDK client signing with `key`, retries off (errors surface at once).
+    pub fn client(&self, key: (&str, &str)) -> Client {
+        self.client_with(key, RetryConfig::disabled())
+    }
+
+    /// A real SDK client signing with `key` and the given retry policy.
+    pub fn client_with(&self, key: (&str, &str), retry: RetryConfig) -> Client {
+        let conf = aws_sdk_codepipeline::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(self.url())
+            .credentials_provider(Credentials::new(key.0, key.1, None, None, "tests"))
+            .retry_config(retry)
+            .build();
+        Client::from_conf(conf)
+    }
+
+    /// Registers an action type through the library (what `POST /_sim/action-types` does).
+    pub fn register(&self, action_type: &str, extra: Value) {
+        let mut body = json!({
+            "actionType": action_type,
+            "settings": {"executionUrlTemplate": "http://apica.test/jobs/{ExternalExecutionId}?preset={Config:PresetName}"},
+            "configurationProperties": [
+                {"name": "PresetName", "required": true, "key": true, "secret": false, "queryable": action_type.contains("/Custom/")},
+                {"name": "RunnableFile", "required": true, "key": false, "secret": false},
+                {"name": "ApiToken", "required": false, "key": false, "secret": true},
+            ],
+            "clients": {CLIENT.0: CLIENT.1},
+        });
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                b.insert(k.clone(), v.clone());
+            }
+        }
+        let spec = admin_action_type(&body);
+        self.fake.core().register_action_type(spec).expect("register action type");
+    }
+
+    /// Starts a bare action execution with `configuration`; returns its label.
+    pub fn start_execution(&self, action_type: &str, preset: &str) -> String {
+        let spec = fake_codepipeline::ExecutionSpec {
+            action_type: Some(action_type.parse().expect("action type")),
+            configuration: [
+                ("PresetName".to_string(), preset.to_string()),
+                ("RunnableFile".to_string(), format!("{preset}.jmx")),
+            ]
+            .into_iter()
+            .collect(),
+            client_id: None,
+            label: None,
+        };
+        let v = self.fake.core().start_execution(spec).expect("start execution");
+        v["executionId"].as_str().expect("label").to_string()
+    }
+
+    /// The admin view of an execution.
+    pub fn execution(&self, label: &str) -> Value {
+        self.fake.core().execution_view(label).expect("execution exists")
+    }
+
+    /// Moves the manual clock forward.
+    pub fn advance(&self, by: Duration) {
+        self.sim.clock.advance_by(by).expect("manual clock");
+    }
+
+    /// Events whose rule is `rule`.
+    pub fn events_with_rule(&self, rule: &str) -> Vec<sim_core::Event> {
+        self.sim.events.all().into_iter().filter(|e| e.rule.as_deref() == Some(rule)).collect()
+    }
+}
+
+/// Builds the library spec from an admin-API-shaped body (keeps the tests close to the HTTP form).
+fn admin_action_type(body: &Value) -> fake_codepipeline::ActionTypeSpec {
+    let id = body["actionType"].as_str().expect("actionType").parse().expect("parse action type");
+    let dur = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
+    fake_codepipeline::ActionTypeSpec {
+        id: Some(id),
+        settings: body["settings"].clone(),
+        properties: fake_codepipeline::pipelines::parse_properties(body.get("configurationProperties")).expect("properties"),
+        input_artifacts: Value::Null,
+        output_artifacts: Value::Null,
+        clients: serde_json::from_value(body["clients"].clone()).unwrap_or_default(),
+        timing: fake_codepipeline::TimingOverrides {
+            job_timeout: dur("jobTimeout"),
+            ack_window: dur("ackWindow"),
+            continuation_delay: dur("continuationDelay"),
+            action_timeout: dur("actionTimeout"),
+            final_on: dur("finalOn"),
+        },
+    }
+}
+
+/// The SDK form of a `Category/Owner/Provider/Version` action type.
+pub fn sdk_type(action_type: &str) -> SdkActionTypeId {
+    let parts: Vec<&str> = action_type.split('/').collect();
+    SdkActionTypeId::builder()
+        .category(ActionCategory::from(parts[0]))
+        .owner(ActionOwner::from(parts[1]))
+        .provider(parts[2])
+        .version(parts[3])
+        .build()
+        .expect("complete action type id")
+}
+
+/// The error code of an SDK error (`InvalidNonceException`, ...), or a description of a non-service error.
+pub fn error_code<E, R>(err: &aws_sdk_codepipeline::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_codepipeline::error::ProvideErrorMetadata + std::fmt::Debug,
+    R: std::fmt::Debug,
+{
+    match err.as_service_error() {
+        Some(e) => e.code().unwrap_or("<no code>").to_string(),
+        None => format!("<not a service error: {err:?}>"),
+    }
+}
+
+/// The error message of an SDK service error.
+pub fn error_message<E, R>(err: &aws_sdk_codepipeline::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_codepipeline::error::ProvideErrorMetadata,
+{
+    err.as_service_error().and_then(|e| e.message()).unwrap_or_default().to_string()
+}
