@@ -1,0 +1,156 @@
+//! Deadlines on the simulated clock (CP-TIMEOUT, CP-ACTION-TIMEOUT).
+
+use std::time::Duration;
+
+use serde_json::json;
+use tests::{CUSTOM, KEY1, TestCp, error_code, error_message, sdk_type};
+
+async fn take_job(cp: &TestCp) -> String {
+    let a = cp.client(KEY1);
+    let out = a
+        .poll_for_jobs()
+        .action_type_id(sdk_type(CUSTOM))
+        .send()
+        .await
+        .unwrap();
+    let job = &out.jobs()[0];
+    let id = job.id().unwrap().to_string();
+    a.acknowledge_job()
+        .job_id(&id)
+        .nonce(job.nonce().unwrap())
+        .send()
+        .await
+        .unwrap();
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_timeout_fires_exactly_at_the_deadline() {
+    let cp = TestCp::start().await;
+    cp.register(CUSTOM, json!({}));
+    let label = cp.start_execution(CUSTOM, "short");
+    let job = take_job(&cp).await;
+
+    cp.advance(Duration::from_secs(59 * 60 + 59));
+    let view = cp.execution(&label);
+    assert_eq!(view["jobs"][0]["status"], "InProgress", "running at 59:59");
+    assert_eq!(view["status"], "InProgress");
+    cp.advance(Duration::from_secs(1));
+    let view = cp.execution(&label);
+    assert_eq!(view["jobs"][0]["status"], "TimedOut", "TimedOut at 1:00:00");
+    assert_eq!(view["status"], "Failed");
+    assert_eq!(view["errorDetails"]["code"], "JobTimedOut");
+
+    let timeouts = cp.events_with_rule("CP-TIMEOUT");
+    assert_eq!(timeouts.len(), 1);
+    assert_eq!(timeouts[0].stamp(), "+01:00:00");
+    assert!(
+        timeouts[0].detail.contains("acknowledged at +00:00:00")
+            && timeouts[0].detail.contains("no result"),
+        "the timeline says why: {}",
+        timeouts[0].detail
+    );
+
+    // A result after the deadline is refused, and names the rule.
+    let a = cp.client(KEY1);
+    let err = a
+        .put_job_success_result()
+        .job_id(&job)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&err), "InvalidJobStateException");
+    assert!(
+        error_message(&err).contains("CP-TIMEOUT"),
+        "{}",
+        error_message(&err)
+    );
+    assert_eq!(
+        cp.execution(&label)["status"],
+        "Failed",
+        "the refused result changes nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_continuation_job_gets_its_own_deadline_from_when_it_is_queued() {
+    let cp = TestCp::start().await;
+    cp.register(CUSTOM, json!({"continuationDelay": "30s"}));
+    let label = cp.start_execution(CUSTOM, "short");
+    let a = cp.client(KEY1);
+    let job = take_job(&cp).await;
+    cp.advance(Duration::from_secs(50 * 60));
+    a.put_job_success_result()
+        .job_id(&job)
+        .continuation_token("t")
+        .send()
+        .await
+        .unwrap();
+    cp.advance(Duration::from_secs(30));
+    let view = cp.execution(&label);
+    assert_eq!(view["jobs"][1]["status"], "Queued");
+    assert_eq!(
+        view["jobs"][1]["deadline"], "+01:50:30",
+        "queued at +00:50:30, one hour to answer"
+    );
+    cp.advance(Duration::from_secs(3599));
+    assert_eq!(cp.execution(&label)["jobs"][1]["status"], "Queued");
+    cp.advance(Duration::from_secs(1));
+    let view = cp.execution(&label);
+    assert_eq!(view["jobs"][1]["status"], "TimedOut");
+    assert!(
+        cp.events_with_rule("CP-TIMEOUT")[0]
+            .detail
+            .contains("never picked up")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_execution_fails_at_the_action_timeout_however_many_jobs_it_took() {
+    let cp = TestCp::start().await;
+    cp.register(
+        CUSTOM,
+        json!({"actionTimeout": "3h", "continuationDelay": "1s"}),
+    );
+    let label = cp.start_execution(CUSTOM, "short");
+    let a = cp.client(KEY1);
+    // A well-behaved agent answers every 30 minutes; the action still ends at 3 h.
+    for _ in 0..7 {
+        let Some(job) = a
+            .poll_for_jobs()
+            .action_type_id(sdk_type(CUSTOM))
+            .send()
+            .await
+            .unwrap()
+            .jobs()
+            .first()
+            .cloned()
+        else {
+            break;
+        };
+        let id = job.id().unwrap();
+        a.acknowledge_job()
+            .job_id(id)
+            .nonce(job.nonce().unwrap())
+            .send()
+            .await
+            .unwrap();
+        cp.advance(Duration::from_secs(30 * 60 - 1));
+        a.put_job_success_result()
+            .job_id(id)
+            .continuation_token("t")
+            .send()
+            .await
+            .unwrap();
+        cp.advance(Duration::from_secs(1));
+    }
+    let view = cp.execution(&label);
+    assert_eq!(view["status"], "Failed");
+    let ev = cp.events_with_rule("CP-ACTION-TIMEOUT");
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].stamp(), "+03:00:00");
+    assert!(
+        cp.events_with_rule("CP-TIMEOUT").is_empty(),
+        "no single job timed out"
+    );
+}
