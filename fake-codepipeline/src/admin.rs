@@ -27,10 +27,19 @@ pub fn routes(core: Arc<Core>) -> Router {
     Router::new()
         .route("/_sim/state", get(state))
         .route("/_sim/activity", get(activity))
-        .route("/_sim/action-types", get(list_action_types).post(register_action_type))
-        .route("/_sim/executions", get(list_executions).post(start_execution))
+        .route(
+            "/_sim/action-types",
+            get(list_action_types).post(register_action_type),
+        )
+        .route(
+            "/_sim/executions",
+            get(list_executions).post(start_execution),
+        )
         .route("/_sim/executions/{id}", get(get_execution))
-        .route("/_sim/faults", get(list_faults).post(add_fault).delete(clear_faults))
+        .route(
+            "/_sim/faults",
+            get(list_faults).post(add_fault).delete(clear_faults),
+        )
         .with_state(core)
 }
 
@@ -44,8 +53,13 @@ fn api_error(e: ApiError) -> Response {
 }
 
 fn parse_body<T: for<'de> Deserialize<'de>>(body: &Bytes, what: &str) -> Result<T, Box<Response>> {
-    serde_json::from_slice(body)
-        .map_err(|e| Box::new(admin_error(StatusCode::BAD_REQUEST, "BadRequest", format!("{what}: {e}"))))
+    serde_json::from_slice(body).map_err(|e| {
+        Box::new(admin_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            format!("{what}: {e}"),
+        ))
+    })
 }
 
 /// Either `"actionType": "Category/Owner/Provider/Version"` or `"actionTypeId": {...}`.
@@ -99,11 +113,16 @@ async fn register_action_type(State(core): State<Arc<Core>>, body: Bytes) -> Res
         Err(e) => return api_error(e),
     };
     for client in b.clients.keys() {
-        if uuid::Uuid::parse_str(client).map(|u| u.to_string() != *client).unwrap_or(true) {
+        if uuid::Uuid::parse_str(client)
+            .map(|u| u.to_string() != *client)
+            .unwrap_or(true)
+        {
             return admin_error(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "BadClientId",
-                format!("clientId '{client}' must be a lowercase UUID (the model's ThirdPartyJob.clientId pattern)"),
+                format!(
+                    "clientId '{client}' must be a lowercase UUID (the model's ThirdPartyJob.clientId pattern)"
+                ),
             );
         }
     }
@@ -161,14 +180,22 @@ async fn start_execution(State(core): State<Arc<Core>>, body: Bytes) -> Response
 }
 
 async fn list_executions(State(core): State<Arc<Core>>) -> Json<Value> {
-    let list: Vec<Value> = core.execution_labels().iter().filter_map(|l| core.execution_view(l)).collect();
+    let list: Vec<Value> = core
+        .execution_labels()
+        .iter()
+        .filter_map(|l| core.execution_view(l))
+        .collect();
     Json(json!({"executions": list}))
 }
 
 async fn get_execution(State(core): State<Arc<Core>>, Path(id): Path<String>) -> Response {
     match core.execution_view(&id) {
         Some(v) => Json(v).into_response(),
-        None => admin_error(StatusCode::NOT_FOUND, "NotFound", format!("no action execution '{id}'")),
+        None => admin_error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("no action execution '{id}'"),
+        ),
     }
 }
 
@@ -192,13 +219,20 @@ async fn add_fault(State(core): State<Arc<Core>>, body: Bytes) -> Response {
         return admin_error(
             StatusCode::UNPROCESSABLE_ENTITY,
             "BadFault",
-            format!("operation '{}' is not one this fake serves (or `*`)", rule.operation),
+            format!(
+                "operation '{}' is not one this fake serves (or `*`)",
+                rule.operation
+            ),
         );
     }
     if let Some(s) = rule.status
         && !(500..=599).contains(&s)
     {
-        return admin_error(StatusCode::UNPROCESSABLE_ENTITY, "BadFault", format!("status {s} must be 5xx"));
+        return admin_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "BadFault",
+            format!("status {s} must be 5xx"),
+        );
     }
     core.add_fault(rule);
     list_faults(State(core)).await.into_response()
@@ -214,7 +248,11 @@ async fn activity(State(core): State<Arc<Core>>) -> Json<Value> {
 }
 
 async fn state(State(core): State<Arc<Core>>) -> Json<Value> {
-    let executions: Vec<Value> = core.execution_labels().iter().filter_map(|l| core.execution_view(l)).collect();
+    let executions: Vec<Value> = core
+        .execution_labels()
+        .iter()
+        .filter_map(|l| core.execution_view(l))
+        .collect();
     Json(json!({
         "clock": sim_core::http::clock_document(&core.sim),
         "activity": core.sim.activity.snapshot(),

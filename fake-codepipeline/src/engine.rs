@@ -91,7 +91,8 @@ impl Core {
             let before = world.pollable.values().map(|q| q.len()).sum::<usize>();
             let result = f(&mut world);
             let after = world.pollable.values().map(|q| q.len()).sum::<usize>();
-            let mut events = std::mem::take(&mut *self.deferred.lock().unwrap_or_else(|e| e.into_inner()));
+            let mut events =
+                std::mem::take(&mut *self.deferred.lock().unwrap_or_else(|e| e.into_inner()));
             events.append(&mut world.pending_events);
             (result, events, after > before)
         };
@@ -121,7 +122,12 @@ impl Core {
         format_offset(t.since(self.sim.clock.origin()))
     }
 
-    fn schedule(&self, at: SimTime, label: String, f: impl FnOnce(&Core, SimTime) + Send + 'static) -> sim_core::TimerId {
+    fn schedule(
+        &self,
+        at: SimTime,
+        label: String,
+        f: impl FnOnce(&Core, SimTime) + Send + 'static,
+    ) -> sim_core::TimerId {
         let me = self.me.clone();
         self.sim.clock.schedule(at, label, move |now| {
             if let Some(core) = me.upgrade() {
@@ -135,15 +141,23 @@ impl Core {
     /// Starts an action execution: records it and queues its first job at once.
     pub(crate) fn start_action(&self, world: &mut World, mut exec: ActionExecution) -> String {
         let now = self.now();
-        let timing = world.action_types.get(&exec.action_type).map(|t| t.timing.clone()).unwrap_or_default();
+        let timing = world
+            .action_types
+            .get(&exec.action_type)
+            .map(|t| t.timing.clone())
+            .unwrap_or_default();
         let label = exec.label.clone();
         exec.started = now;
         exec.updated = now;
         let timer_label = format!("action timeout of {label}");
         let l2 = label.clone();
-        exec.action_timer = Some(self.schedule(now.plus(timing.action_timeout), timer_label, move |core, at| {
-            core.with_world(|w| core.action_timed_out(w, &l2, at));
-        }));
+        exec.action_timer = Some(self.schedule(
+            now.plus(timing.action_timeout),
+            timer_label,
+            move |core, at| {
+                core.with_world(|w| core.action_timed_out(w, &l2, at));
+            },
+        ));
         world.emit(
             NewEvent::new("cp", "execution_started")
                 .execution(&label)
@@ -167,7 +181,9 @@ impl Core {
     fn create_job(&self, world: &mut World, label: &str, token: Option<String>, delay: Duration) {
         let now = self.now();
         let id = world.new_uuid();
-        let Some(exec) = world.executions.get_mut(label) else { return };
+        let Some(exec) = world.executions.get_mut(label) else {
+            return;
+        };
         exec.jobs.push(id.clone());
         let number = exec.jobs.len();
         let job = Job {
@@ -200,27 +216,46 @@ impl Core {
             self.queue_job(world, &id);
         } else {
             let id2 = id.clone();
-            self.schedule(now.plus(delay), format!("continuation job {number} of {label} queued"), move |core, _| {
-                core.with_world(|w| core.queue_job(w, &id2));
-            });
+            self.schedule(
+                now.plus(delay),
+                format!("continuation job {number} of {label} queued"),
+                move |core, _| {
+                    core.with_world(|w| core.queue_job(w, &id2));
+                },
+            );
         }
     }
 
     /// Created -> Queued; the deadline counts from here.
     fn queue_job(&self, world: &mut World, job_id: &str) {
         let now = self.now();
-        let Some(job) = world.jobs.get(job_id) else { return };
+        let Some(job) = world.jobs.get(job_id) else {
+            return;
+        };
         if job.status != JobStatus::Created {
             return;
         }
-        let Some(timing) = world.action_types.get(&job.action_type).map(|t| t.timing.clone()) else { return };
+        let Some(timing) = world
+            .action_types
+            .get(&job.action_type)
+            .map(|t| t.timing.clone())
+        else {
+            return;
+        };
         let deadline = now.plus(timing.job_timeout);
         let (label, number) = (job.execution.clone(), job.number);
         let id = job_id.to_string();
-        let timer = self.schedule(deadline, format!("deadline of job {number} of {label}"), move |core, at| {
-            core.with_world(|w| core.job_timed_out(w, &id, at));
-        });
-        let job = world.jobs.get_mut(job_id).expect("job exists: checked above");
+        let timer = self.schedule(
+            deadline,
+            format!("deadline of job {number} of {label}"),
+            move |core, at| {
+                core.with_world(|w| core.job_timed_out(w, &id, at));
+            },
+        );
+        let job = world
+            .jobs
+            .get_mut(job_id)
+            .expect("job exists: checked above");
         job.set_status(JobStatus::Queued, now);
         job.queued = Some(now);
         job.deadline = Some(deadline);
@@ -237,7 +272,9 @@ impl Core {
 
     /// The deadline timer: a job without a result is TimedOut and its action execution fails (CP-TIMEOUT).
     fn job_timed_out(&self, world: &mut World, job_id: &str, at: SimTime) {
-        let Some(job) = world.jobs.get_mut(job_id) else { return };
+        let Some(job) = world.jobs.get_mut(job_id) else {
+            return;
+        };
         if job.status.is_terminal() {
             return;
         }
@@ -274,12 +311,19 @@ impl Core {
                 .detail(detail.clone())
                 .data(json!({"number": number, "status_before": before.as_str()})),
         );
-        self.finish_execution(world, &label, ExecutionStatus::Failed, Some(("JobTimedOut".to_string(), detail)));
+        self.finish_execution(
+            world,
+            &label,
+            ExecutionStatus::Failed,
+            Some(("JobTimedOut".to_string(), detail)),
+        );
     }
 
     /// The action timeout: the whole execution ran too long (CP-ACTION-TIMEOUT).
     fn action_timed_out(&self, world: &mut World, label: &str, at: SimTime) {
-        let Some(exec) = world.executions.get_mut(label) else { return };
+        let Some(exec) = world.executions.get_mut(label) else {
+            return;
+        };
         if exec.status != ExecutionStatus::InProgress {
             return;
         }
@@ -312,13 +356,26 @@ impl Core {
                 .rule(rules::ACTION_TIMEOUT, Severity::Error)
                 .detail(detail.clone()),
         );
-        self.finish_execution(world, label, ExecutionStatus::Failed, Some(("JobTimedOut".to_string(), detail)));
+        self.finish_execution(
+            world,
+            label,
+            ExecutionStatus::Failed,
+            Some(("JobTimedOut".to_string(), detail)),
+        );
     }
 
     /// Ends an action execution once, and moves its pipeline run on.
-    fn finish_execution(&self, world: &mut World, label: &str, status: ExecutionStatus, error: Option<(String, String)>) {
+    fn finish_execution(
+        &self,
+        world: &mut World,
+        label: &str,
+        status: ExecutionStatus,
+        error: Option<(String, String)>,
+    ) {
         let now = self.now();
-        let Some(exec) = world.executions.get_mut(label) else { return };
+        let Some(exec) = world.executions.get_mut(label) else {
+            return;
+        };
         if exec.status != ExecutionStatus::InProgress {
             return;
         }
@@ -334,7 +391,9 @@ impl Core {
         let mut event = NewEvent::new("cp", "execution_finished")
             .execution(label)
             .detail(match &error {
-                Some((code, message)) => format!("action execution {label} {status}: {code}: {message}"),
+                Some((code, message)) => {
+                    format!("action execution {label} {status}: {code}: {message}")
+                }
                 None => format!("action execution {label} {status}"),
             })
             .data(json!({
@@ -352,7 +411,12 @@ impl Core {
     // ----- the worker calls -----
 
     /// Finds the registered job-worker action type for a poll, checking the owner the call requires.
-    fn pollable_type(&self, world: &World, id: &ActionTypeId, owner: Owner) -> Result<(), ApiError> {
+    fn pollable_type(
+        &self,
+        world: &World,
+        id: &ActionTypeId,
+        owner: Owner,
+    ) -> Result<(), ApiError> {
         if id.owner != owner {
             return Err(ApiError::validation(format!(
                 "ActionType with owner '{}' is not supported by this call; use owner '{}'",
@@ -468,7 +532,9 @@ impl Core {
     /// The ack window passed without an acknowledgement: the job is offered again (CP-LEASE).
     fn lease_expired(&self, world: &mut World, job_id: &str, nonce: &str) {
         let now = self.now();
-        let Some(job) = world.jobs.get_mut(job_id) else { return };
+        let Some(job) = world.jobs.get_mut(job_id) else {
+            return;
+        };
         if job.status != JobStatus::Dispatched || job.nonce.as_deref() != Some(nonce) {
             return;
         }
@@ -507,9 +573,12 @@ impl Core {
             .ok_or_else(|| ApiError::job_not_found(job_id))?;
         if owner == Owner::ThirdParty {
             let exec = world.executions.get(&job.execution);
-            let expected = exec
-                .and_then(|e| e.client_id.as_ref())
-                .and_then(|cid| world.action_types.get(&job.action_type).and_then(|t| t.clients.get(cid)));
+            let expected = exec.and_then(|e| e.client_id.as_ref()).and_then(|cid| {
+                world
+                    .action_types
+                    .get(&job.action_type)
+                    .and_then(|t| t.clients.get(cid))
+            });
             if expected.map(String::as_str) != client_token {
                 let err = ApiError::new(
                     "InvalidClientTokenException",
@@ -526,15 +595,30 @@ impl Core {
         Ok(job)
     }
 
-    fn record_refusal(&self, job: &Job, caller: Option<&str>, operation: &str, err: &ApiError, severity: Severity) {
-        self.deferred.lock().unwrap_or_else(|e| e.into_inner()).push(
+    fn record_refusal(
+        &self,
+        job: &Job,
+        caller: Option<&str>,
+        operation: &str,
+        err: &ApiError,
+        severity: Severity,
+    ) {
+        self.deferred
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(
             NewEvent::new("cp", "call_refused")
                 .execution(&job.execution)
                 .job(&job.id)
                 .replica_opt(caller)
                 .rule(err.rule.unwrap_or("CP-VALIDATION"), severity)
-                .detail(format!("{operation} on job {} of {}: {}: {}", job.number, job.execution, err.type_name, err.message))
-                .data(json!({"operation": operation, "error": err.type_name, "number": job.number})),
+                .detail(format!(
+                    "{operation} on job {} of {}: {}: {}",
+                    job.number, job.execution, err.type_name, err.message
+                ))
+                .data(
+                    json!({"operation": operation, "error": err.type_name, "number": job.number}),
+                ),
         );
     }
 
@@ -546,7 +630,11 @@ impl Core {
         job_id: &str,
         client_token: Option<&str>,
     ) -> Result<Value, ApiError> {
-        let op = if owner == Owner::ThirdParty { "GetThirdPartyJobDetails" } else { "GetJobDetails" };
+        let op = if owner == Owner::ThirdParty {
+            "GetThirdPartyJobDetails"
+        } else {
+            "GetJobDetails"
+        };
         self.with_world(|world| {
             let job = self.job_for_call(world, caller, owner, job_id, client_token, op)?;
             Ok(self.job_view(world, job, owner, false))
@@ -555,7 +643,13 @@ impl Core {
 
     /// The wire form of a job: `Job` (custom poll, with nonce), `JobDetails` (custom, no nonce) or
     /// `ThirdPartyJobDetails` (with nonce).
-    pub(crate) fn job_view(&self, world: &World, job: &Job, owner: Owner, with_nonce: bool) -> Value {
+    pub(crate) fn job_view(
+        &self,
+        world: &World,
+        job: &Job,
+        owner: Owner,
+        with_nonce: bool,
+    ) -> Value {
         let exec = world.executions.get(&job.execution);
         let mut context = json!({
             "pipelineName": exec.map(|e| e.pipeline.clone()),
@@ -607,7 +701,11 @@ impl Core {
         nonce: &str,
         client_token: Option<&str>,
     ) -> Result<JobStatus, ApiError> {
-        let op = if owner == Owner::ThirdParty { "AcknowledgeThirdPartyJob" } else { "AcknowledgeJob" };
+        let op = if owner == Owner::ThirdParty {
+            "AcknowledgeThirdPartyJob"
+        } else {
+            "AcknowledgeJob"
+        };
         self.with_world(|world| {
             let job = self.job_for_call(world, caller, owner, job_id, client_token, op)?;
             if job.nonce.as_deref() != Some(nonce) {
@@ -681,7 +779,11 @@ impl Core {
         client_token: Option<&str>,
         result: SuccessResult,
     ) -> Result<(), ApiError> {
-        let op = if owner == Owner::ThirdParty { "PutThirdPartyJobSuccessResult" } else { "PutJobSuccessResult" };
+        let op = if owner == Owner::ThirdParty {
+            "PutThirdPartyJobSuccessResult"
+        } else {
+            "PutJobSuccessResult"
+        };
         self.with_world(|world| {
             let job = self.job_for_call(world, caller, owner, job_id, client_token, op)?;
             if let Err(e) = self.check_resultable(job) {
@@ -795,7 +897,11 @@ impl Core {
         client_token: Option<&str>,
         failure: FailureResult,
     ) -> Result<(), ApiError> {
-        let op = if owner == Owner::ThirdParty { "PutThirdPartyJobFailureResult" } else { "PutJobFailureResult" };
+        let op = if owner == Owner::ThirdParty {
+            "PutThirdPartyJobFailureResult"
+        } else {
+            "PutJobFailureResult"
+        };
         self.with_world(|world| {
             let job = self.job_for_call(world, caller, owner, job_id, client_token, op)?;
             if let Err(e) = self.check_resultable(job) {
@@ -812,7 +918,10 @@ impl Core {
                     .job(job_id)
                     .replica_opt(caller)
                     .rule(rules::FAIL_FINAL, Severity::Info)
-                    .detail(format!("job {number} of {label}: failure {}: {}", failure.failure_type, failure.message))
+                    .detail(format!(
+                        "job {number} of {label}: failure {}: {}",
+                        failure.failure_type, failure.message
+                    ))
                     .data(json!({
                         "number": number,
                         "result": "failure",
@@ -822,7 +931,12 @@ impl Core {
                         "final": true,
                     })),
             );
-            self.finish_execution(world, &label, ExecutionStatus::Failed, Some((failure.failure_type, failure.message)));
+            self.finish_execution(
+                world,
+                &label,
+                ExecutionStatus::Failed,
+                Some((failure.failure_type, failure.message)),
+            );
             Ok(())
         })
     }
@@ -830,7 +944,10 @@ impl Core {
     fn close_job(&self, world: &mut World, job_id: &str, status: JobStatus, now: SimTime) {
         if let Some(job) = world.jobs.get_mut(job_id) {
             job.set_status(status, now);
-            for t in [job.deadline_timer.take(), job.lease_timer.take()].into_iter().flatten() {
+            for t in [job.deadline_timer.take(), job.lease_timer.take()]
+                .into_iter()
+                .flatten()
+            {
                 self.sim.clock.cancel(t);
             }
         }
@@ -839,9 +956,18 @@ impl Core {
     }
 
     /// Keeps the last non-empty summary, externalExecutionId and progress (CP-DETAILS).
-    fn apply_details(&self, world: &mut World, label: &str, summary: Option<&str>, external: Option<&str>, pct: Option<i64>) {
+    fn apply_details(
+        &self,
+        world: &mut World,
+        label: &str,
+        summary: Option<&str>,
+        external: Option<&str>,
+        pct: Option<i64>,
+    ) {
         let now = self.now();
-        let Some(exec) = world.executions.get_mut(label) else { return };
+        let Some(exec) = world.executions.get_mut(label) else {
+            return;
+        };
         exec.updated = now;
         if let Some(s) = summary.filter(|s| !s.is_empty()) {
             exec.summary = Some(s.to_string());
@@ -855,7 +981,8 @@ impl Core {
             if first {
                 exec.external_id_at = Some(now);
                 let url = world.action_types.get(&exec.action_type).and_then(|t| {
-                    t.execution_url_template().map(|tpl| t.fill_template(tpl, &exec.configuration, Some(x)))
+                    t.execution_url_template()
+                        .map(|tpl| t.fill_template(tpl, &exec.configuration, Some(x)))
                 });
                 let elapsed = now.since(exec.started);
                 world.emit(
@@ -885,18 +1012,28 @@ impl Core {
         self.with_world(|world| {
             let rule = world.fault_for(operation)?;
             let err = match rule.kind {
-                crate::state::FaultKind::Throttle => ApiError::new("ThrottlingException", "Rate exceeded"),
+                crate::state::FaultKind::Throttle => {
+                    ApiError::new("ThrottlingException", "Rate exceeded")
+                }
                 crate::state::FaultKind::ServerError => {
                     let status = rule.status.unwrap_or(500);
-                    let code = axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
-                    let name = if status == 503 { "ServiceUnavailableException" } else { "InternalFailure" };
+                    let code = axum::http::StatusCode::from_u16(status)
+                        .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+                    let name = if status == 503 {
+                        "ServiceUnavailableException"
+                    } else {
+                        "InternalFailure"
+                    };
                     ApiError::new(name, "Injected server error").status(code)
                 }
             };
             world.emit(
                 NewEvent::new("cp", "fault_injected")
                     .replica_opt(caller)
-                    .detail(format!("{operation} refused by an injected fault: {}", err.type_name))
+                    .detail(format!(
+                        "{operation} refused by an injected fault: {}",
+                        err.type_name
+                    ))
                     .data(json!({"operation": operation, "error": err.type_name})),
             );
             Some(err)

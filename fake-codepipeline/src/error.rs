@@ -50,7 +50,10 @@ impl ApiError {
 
     /// `JobNotFoundException` for `job_id`.
     pub fn job_not_found(job_id: &str) -> Self {
-        Self::new("JobNotFoundException", format!("Job {job_id} was not found"))
+        Self::new(
+            "JobNotFoundException",
+            format!("Job {job_id} was not found"),
+        )
     }
 
     /// `InvalidJobStateException`.

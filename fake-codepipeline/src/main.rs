@@ -25,7 +25,12 @@ struct Args {
     clock: ClockMode,
 
     /// An accepted access key as ID:SECRET; repeat for several callers (each replica its own).
-    #[arg(long = "access-key", value_name = "ID:SECRET", env = "FAKE_CP_ACCESS_KEYS", value_delimiter = ',')]
+    #[arg(
+        long = "access-key",
+        value_name = "ID:SECRET",
+        env = "FAKE_CP_ACCESS_KEYS",
+        value_delimiter = ','
+    )]
     access_keys: Vec<String>,
 
     /// Accept unsigned and wrongly signed requests (manual exploration only; never the default).
@@ -76,7 +81,9 @@ fn duration(s: &str) -> Result<Duration, String> {
 
 fn parse_key(spec: &str) -> Result<(String, String)> {
     match spec.split_once(':') {
-        Some((id, secret)) if !id.is_empty() && !secret.is_empty() => Ok((id.to_string(), secret.to_string())),
+        Some((id, secret)) if !id.is_empty() && !secret.is_empty() => {
+            Ok((id.to_string(), secret.to_string()))
+        }
         _ => bail!("--access-key `{spec}` must be ID:SECRET, e.g. AKIDREPLICA1:secret1"),
     }
 }
@@ -84,9 +91,13 @@ fn parse_key(spec: &str) -> Result<(String, String)> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     if args.log_format == "json" {
-        tracing_subscriber::fmt().json().with_env_filter(filter).init();
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init();
     } else {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }
@@ -98,7 +109,10 @@ async fn main() -> Result<()> {
         action_timeout: args.action_timeout,
         final_on: args.final_on,
     };
-    timing.check().map_err(anyhow::Error::msg).context("bad timing flags")?;
+    timing
+        .check()
+        .map_err(anyhow::Error::msg)
+        .context("bad timing flags")?;
     let mut settings = Settings {
         timing,
         verify_signatures: !args.no_verify_signatures,
@@ -112,7 +126,9 @@ async fn main() -> Result<()> {
         settings.access_keys.insert(id, secret);
     }
     if settings.verify_signatures && settings.access_keys.is_empty() {
-        bail!("no --access-key given: every signed request would be refused (give ID:SECRET, or --no-verify-signatures)");
+        bail!(
+            "no --access-key given: every signed request would be refused (give ID:SECRET, or --no-verify-signatures)"
+        );
     }
 
     let sim = Sim::new(args.clock);

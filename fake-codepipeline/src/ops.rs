@@ -56,27 +56,55 @@ pub async fn dispatch(
     let tp = Owner::ThirdParty;
     let cu = Owner::Custom;
     match op {
-        "PollForThirdPartyJobs" | "PollForJobs" => poll(core, guard, op, caller, input).await.map(Some),
+        "PollForThirdPartyJobs" | "PollForJobs" => {
+            poll(core, guard, op, caller, input).await.map(Some)
+        }
         "GetThirdPartyJobDetails" => core
             .details(caller, tp, s(input, "jobId"), Some(s(input, "clientToken")))
             .map(|d| Some(json!({"jobDetails": d}))),
-        "GetJobDetails" => core.details(caller, cu, s(input, "jobId"), None).map(|d| Some(json!({"jobDetails": d}))),
+        "GetJobDetails" => core
+            .details(caller, cu, s(input, "jobId"), None)
+            .map(|d| Some(json!({"jobDetails": d}))),
         "AcknowledgeThirdPartyJob" => core
-            .acknowledge(caller, tp, s(input, "jobId"), s(input, "nonce"), Some(s(input, "clientToken")))
+            .acknowledge(
+                caller,
+                tp,
+                s(input, "jobId"),
+                s(input, "nonce"),
+                Some(s(input, "clientToken")),
+            )
             .map(|st| Some(json!({"status": st.as_str()}))),
         "AcknowledgeJob" => core
             .acknowledge(caller, cu, s(input, "jobId"), s(input, "nonce"), None)
             .map(|st| Some(json!({"status": st.as_str()}))),
         "PutThirdPartyJobSuccessResult" => core
-            .put_success(caller, tp, s(input, "jobId"), Some(s(input, "clientToken")), success_of(input))
+            .put_success(
+                caller,
+                tp,
+                s(input, "jobId"),
+                Some(s(input, "clientToken")),
+                success_of(input),
+            )
             .map(|_| None),
-        "PutJobSuccessResult" => core.put_success(caller, cu, s(input, "jobId"), None, success_of(input)).map(|_| None),
+        "PutJobSuccessResult" => core
+            .put_success(caller, cu, s(input, "jobId"), None, success_of(input))
+            .map(|_| None),
         "PutThirdPartyJobFailureResult" => core
-            .put_failure(caller, tp, s(input, "jobId"), Some(s(input, "clientToken")), failure_of(input))
+            .put_failure(
+                caller,
+                tp,
+                s(input, "jobId"),
+                Some(s(input, "clientToken")),
+                failure_of(input),
+            )
             .map(|_| None),
-        "PutJobFailureResult" => core.put_failure(caller, cu, s(input, "jobId"), None, failure_of(input)).map(|_| None),
+        "PutJobFailureResult" => core
+            .put_failure(caller, cu, s(input, "jobId"), None, failure_of(input))
+            .map(|_| None),
         "CreateCustomActionType" => core.create_custom_action_type(input).map(Some),
-        "ListActionTypes" => Ok(Some(core.list_action_types(input.get("actionOwnerFilter").and_then(Value::as_str)))),
+        "ListActionTypes" => Ok(Some(
+            core.list_action_types(input.get("actionOwnerFilter").and_then(Value::as_str)),
+        )),
         "CreatePipeline" => core.create_pipeline(input).map(Some),
         "GetPipeline" => core.get_pipeline(s(input, "name")).map(Some),
         "ListPipelines" => Ok(Some(core.list_pipelines())),
@@ -86,10 +114,17 @@ pub async fn dispatch(
             .map(Some),
         "GetPipelineState" => core.get_pipeline_state(s(input, "name")).map(Some),
         "ListActionExecutions" => {
-            let pe = input.get("filter").and_then(|f| f.get("pipelineExecutionId")).and_then(Value::as_str);
-            core.list_action_executions(s(input, "pipelineName"), pe).map(Some)
+            let pe = input
+                .get("filter")
+                .and_then(|f| f.get("pipelineExecutionId"))
+                .and_then(Value::as_str);
+            core.list_action_executions(s(input, "pipelineName"), pe)
+                .map(Some)
         }
-        other => Err(ApiError::new("UnknownOperationException", format!("Unknown operation {other}"))),
+        other => Err(ApiError::new(
+            "UnknownOperationException",
+            format!("Unknown operation {other}"),
+        )),
     }
 }
 
@@ -100,10 +135,19 @@ async fn poll(
     caller: Option<&str>,
     input: &Value,
 ) -> Result<Value, ApiError> {
-    let owner = if op == "PollForJobs" { Owner::Custom } else { Owner::ThirdParty };
-    let id = ActionTypeId::from_json(input.get("actionTypeId").unwrap_or(&Value::Null)).map_err(ApiError::validation)?;
+    let owner = if op == "PollForJobs" {
+        Owner::Custom
+    } else {
+        Owner::ThirdParty
+    };
+    let id = ActionTypeId::from_json(input.get("actionTypeId").unwrap_or(&Value::Null))
+        .map_err(ApiError::validation)?;
     // The model's minimum is 1 and it sets no maximum; the fake caps a batch at 100 jobs.
-    let max = input.get("maxBatchSize").and_then(Value::as_i64).unwrap_or(1).clamp(1, 100) as usize;
+    let max = input
+        .get("maxBatchSize")
+        .and_then(Value::as_i64)
+        .unwrap_or(1)
+        .clamp(1, 100) as usize;
     let query: Option<(String, String)> = input
         .get("queryParam")
         .and_then(Value::as_object)
@@ -125,12 +169,18 @@ async fn poll(
     }
     let list: Vec<Value> = if owner == Owner::ThirdParty {
         jobs.iter()
-            .map(|d| json!({"clientId": d.client_id.clone().unwrap_or_default(), "jobId": d.job_id}))
+            .map(
+                |d| json!({"clientId": d.client_id.clone().unwrap_or_default(), "jobId": d.job_id}),
+            )
             .collect()
     } else {
         core.with_world(|w| {
             jobs.iter()
-                .filter_map(|d| w.jobs.get(&d.job_id).map(|j| core.job_view(w, j, Owner::Custom, true)))
+                .filter_map(|d| {
+                    w.jobs
+                        .get(&d.job_id)
+                        .map(|j| core.job_view(w, j, Owner::Custom, true))
+                })
                 .collect()
         })
     };
@@ -143,13 +193,18 @@ fn success_of(input: &Value) -> SuccessResult {
     SuccessResult {
         continuation_token: opt_s(input, "continuationToken"),
         summary: d("summary").and_then(Value::as_str).map(str::to_string),
-        external_id: d("externalExecutionId").and_then(Value::as_str).map(str::to_string),
+        external_id: d("externalExecutionId")
+            .and_then(Value::as_str)
+            .map(str::to_string),
         percent_complete: d("percentComplete").and_then(Value::as_i64),
-        output_variables: input.get("outputVariables").and_then(Value::as_object).map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                .collect::<BTreeMap<_, _>>()
-        }),
+        output_variables: input
+            .get("outputVariables")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                    .collect::<BTreeMap<_, _>>()
+            }),
     }
 }
 

@@ -9,7 +9,10 @@ use sim_core::{NewEvent, SimTime};
 use crate::engine::Core;
 use crate::error::ApiError;
 use crate::settings::TimingOverrides;
-use crate::state::{ActionDecl, ActionExecution, ActionType, ConfigProperty, Pipeline, PipelineExecution, StageDecl, World};
+use crate::state::{
+    ActionDecl, ActionExecution, ActionType, ConfigProperty, Pipeline, PipelineExecution,
+    StageDecl, World,
+};
 use crate::types::{ActionTypeId, ExecutionStatus, Owner};
 
 /// How an action type is registered (the admin API's body, or CreateCustomActionType's input).
@@ -46,10 +49,16 @@ pub struct ExecutionSpec {
 
 /// Parses `configurationProperties` (wire form) into properties, with the model's rules checked.
 pub fn parse_properties(v: Option<&Value>) -> Result<Vec<ConfigProperty>, ApiError> {
-    let Some(list) = v.and_then(Value::as_array) else { return Ok(Vec::new()) };
+    let Some(list) = v.and_then(Value::as_array) else {
+        return Ok(Vec::new());
+    };
     let mut out = Vec::new();
     for p in list {
-        let name = p.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+        let name = p
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         let flag = |k: &str| p.get(k).and_then(Value::as_bool).unwrap_or(false);
         out.push(ConfigProperty {
             name,
@@ -57,13 +66,18 @@ pub fn parse_properties(v: Option<&Value>) -> Result<Vec<ConfigProperty>, ApiErr
             key: flag("key"),
             secret: flag("secret"),
             queryable: flag("queryable"),
-            description: p.get("description").and_then(Value::as_str).map(str::to_string),
+            description: p
+                .get("description")
+                .and_then(Value::as_str)
+                .map(str::to_string),
             kind: p.get("type").and_then(Value::as_str).map(str::to_string),
         });
     }
     let queryable: Vec<&ConfigProperty> = out.iter().filter(|p| p.queryable).collect();
     if queryable.len() > 1 {
-        return Err(ApiError::validation("An action type can have at most one queryable property"));
+        return Err(ApiError::validation(
+            "An action type can have at most one queryable property",
+        ));
     }
     if let Some(q) = queryable.first()
         && (!q.required || q.secret)
@@ -80,7 +94,14 @@ fn configuration_of(v: Option<&Value>) -> BTreeMap<String, String> {
     v.and_then(Value::as_object)
         .map(|m| {
             m.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string()),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -90,17 +111,29 @@ impl Core {
     /// Registers (or replaces) an action type. Custom types come from CreateCustomActionType or the admin
     /// API; third-party types only from the admin API (partners are registered by AWS).
     pub fn register_action_type(&self, spec: ActionTypeSpec) -> Result<Value, ApiError> {
-        let id = spec.id.clone().ok_or_else(|| ApiError::validation("actionTypeId is required"))?;
+        let id = spec
+            .id
+            .clone()
+            .ok_or_else(|| ApiError::validation("actionTypeId is required"))?;
         if id.owner == Owner::Aws {
-            return Err(ApiError::validation("AWS-owned action types are built in; register ThirdParty or Custom"));
+            return Err(ApiError::validation(
+                "AWS-owned action types are built in; register ThirdParty or Custom",
+            ));
         }
-        let timing = spec.timing.apply(&self.settings.timing).map_err(ApiError::validation)?;
+        let timing = spec
+            .timing
+            .apply(&self.settings.timing)
+            .map_err(ApiError::validation)?;
         for token in spec.clients.values() {
             self.sim.events.add_secret(token);
         }
         let at = ActionType {
             id: id.clone(),
-            settings: if spec.settings.is_null() { json!({}) } else { spec.settings },
+            settings: if spec.settings.is_null() {
+                json!({})
+            } else {
+                spec.settings
+            },
             properties: spec.properties,
             input_artifacts: if spec.input_artifacts.is_null() {
                 json!({"minimumCount": 0, "maximumCount": 5})
@@ -135,22 +168,36 @@ impl Core {
 
     /// CreateCustomActionType: idempotent for the same category/provider/version.
     pub fn create_custom_action_type(&self, input: &Value) -> Result<Value, ApiError> {
-        let s = |k: &str| input.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        let s = |k: &str| {
+            input
+                .get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
         let id = ActionTypeId {
             category: s("category"),
             owner: Owner::Custom,
             provider: s("provider"),
             version: s("version"),
         };
-        if let Some(existing) = self.with_world(|w| w.action_types.get(&id).map(ActionType::to_json)) {
+        if let Some(existing) =
+            self.with_world(|w| w.action_types.get(&id).map(ActionType::to_json))
+        {
             return Ok(json!({"actionType": existing}));
         }
         let spec = ActionTypeSpec {
             id: Some(id),
             settings: input.get("settings").cloned().unwrap_or(Value::Null),
             properties: parse_properties(input.get("configurationProperties"))?,
-            input_artifacts: input.get("inputArtifactDetails").cloned().unwrap_or(Value::Null),
-            output_artifacts: input.get("outputArtifactDetails").cloned().unwrap_or(Value::Null),
+            input_artifacts: input
+                .get("inputArtifactDetails")
+                .cloned()
+                .unwrap_or(Value::Null),
+            output_artifacts: input
+                .get("outputArtifactDetails")
+                .cloned()
+                .unwrap_or(Value::Null),
             clients: HashMap::new(),
             timing: TimingOverrides::default(),
         };
@@ -173,19 +220,43 @@ impl Core {
     /// CreatePipeline.
     pub fn create_pipeline(&self, input: &Value) -> Result<Value, ApiError> {
         let decl = input.get("pipeline").cloned().unwrap_or(Value::Null);
-        let name = decl.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+        let name = decl
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         let mut stages = Vec::new();
-        for st in decl.get("stages").and_then(Value::as_array).into_iter().flatten() {
-            let sname = st.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+        for st in decl
+            .get("stages")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let sname = st
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
             let mut actions = Vec::new();
-            for a in st.get("actions").and_then(Value::as_array).into_iter().flatten() {
-                let aname = a.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+            for a in st
+                .get("actions")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let aname = a
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
                 let at = a
                     .get("actionTypeId")
                     .map(ActionTypeId::from_json)
                     .transpose()
                     .map_err(ApiError::validation)?
-                    .ok_or_else(|| ApiError::validation(format!("action '{aname}' has no actionTypeId")))?;
+                    .ok_or_else(|| {
+                        ApiError::validation(format!("action '{aname}' has no actionTypeId"))
+                    })?;
                 actions.push(ActionDecl {
                     name: aname,
                     action_type: at,
@@ -199,10 +270,16 @@ impl Core {
                     format!("Stage '{sname}' must have at least one action"),
                 ));
             }
-            stages.push(StageDecl { name: sname, actions });
+            stages.push(StageDecl {
+                name: sname,
+                actions,
+            });
         }
         if stages.is_empty() {
-            return Err(ApiError::new("InvalidStructureException", "A pipeline must have at least one stage"));
+            return Err(ApiError::new(
+                "InvalidStructureException",
+                "A pipeline must have at least one stage",
+            ));
         }
         let now = self.sim.clock.now();
         self.with_world(|w| {
@@ -230,7 +307,9 @@ impl Core {
                     synthetic: false,
                 },
             );
-            w.emit(NewEvent::new("cp", "pipeline_created").detail(format!("pipeline {name} created")));
+            w.emit(
+                NewEvent::new("cp", "pipeline_created").detail(format!("pipeline {name} created")),
+            );
             Ok(json!({"pipeline": stored}))
         })
     }
@@ -242,14 +321,21 @@ impl Core {
         let Some(t) = w.action_types.get(&a.action_type) else {
             return Err(ApiError::new(
                 "InvalidActionDeclarationException",
-                format!("Action '{}': {} is not available", a.name, a.action_type.describe()),
+                format!(
+                    "Action '{}': {} is not available",
+                    a.name,
+                    a.action_type.describe()
+                ),
             ));
         };
         for p in t.properties.iter().filter(|p| p.required) {
             if !a.configuration.contains_key(&p.name) {
                 return Err(ApiError::new(
                     "InvalidActionDeclarationException",
-                    format!("Action '{}' is missing the required configuration property '{}'", a.name, p.name),
+                    format!(
+                        "Action '{}' is missing the required configuration property '{}'",
+                        a.name, p.name
+                    ),
                 ));
             }
         }
@@ -269,10 +355,21 @@ impl Core {
 
     /// GetPipeline.
     pub fn get_pipeline(&self, name: &str) -> Result<Value, ApiError> {
-        let (region, account) = (self.settings.region.clone(), self.settings.account_id.clone());
+        let (region, account) = (
+            self.settings.region.clone(),
+            self.settings.account_id.clone(),
+        );
         self.with_world(|w| {
-            let p = w.pipelines.get(name).ok_or_else(|| pipeline_not_found(name))?;
-            Ok(Self::pipeline_view(p, &region, &account, p.created.epoch_seconds()))
+            let p = w
+                .pipelines
+                .get(name)
+                .ok_or_else(|| pipeline_not_found(name))?;
+            Ok(Self::pipeline_view(
+                p,
+                &region,
+                &account,
+                p.created.epoch_seconds(),
+            ))
         })
     }
 
@@ -332,7 +429,10 @@ impl Core {
 
     /// Starts a bare action execution on a synthetic one-stage pipeline (the admin API's way).
     pub fn start_execution(&self, spec: ExecutionSpec) -> Result<Value, ApiError> {
-        let at = spec.action_type.clone().ok_or_else(|| ApiError::validation("actionTypeId is required"))?;
+        let at = spec
+            .action_type
+            .clone()
+            .ok_or_else(|| ApiError::validation("actionTypeId is required"))?;
         self.with_world(|w| {
             let t = w.action_types.get(&at).ok_or_else(|| {
                 ApiError::new("ActionTypeNotFoundException", format!("{} is not available", at.describe()))
@@ -399,11 +499,15 @@ impl Core {
     /// Moves a pipeline run on: starts the next runOrder group or stage, or ends the run.
     pub(crate) fn advance_pipeline(&self, w: &mut World, pe_id: &str) {
         loop {
-            let Some(pe) = w.pipeline_executions.get(pe_id) else { return };
+            let Some(pe) = w.pipeline_executions.get(pe_id) else {
+                return;
+            };
             if pe.status != ExecutionStatus::InProgress {
                 return;
             }
-            let Some(pipeline) = w.pipelines.get(&pe.pipeline).cloned() else { return };
+            let Some(pipeline) = w.pipelines.get(&pe.pipeline).cloned() else {
+                return;
+            };
             let Some(stage) = pipeline.stages.get(pe.stage) else {
                 self.end_pipeline(w, pe_id, ExecutionStatus::Succeeded);
                 return;
@@ -425,7 +529,12 @@ impl Core {
                     return;
                 }
             }
-            let next_order = stage.actions.iter().map(|a| a.run_order).filter(|o| pe.run_order.is_none_or(|cur| *o > cur)).min();
+            let next_order = stage
+                .actions
+                .iter()
+                .map(|a| a.run_order)
+                .filter(|o| pe.run_order.is_none_or(|cur| *o > cur))
+                .min();
             let pe = w.pipeline_executions.get_mut(pe_id).expect("checked above");
             match next_order {
                 None => {
@@ -435,7 +544,12 @@ impl Core {
                 }
                 Some(order) => {
                     pe.run_order = Some(order);
-                    let group: Vec<ActionDecl> = stage.actions.iter().filter(|a| a.run_order == order).cloned().collect();
+                    let group: Vec<ActionDecl> = stage
+                        .actions
+                        .iter()
+                        .filter(|a| a.run_order == order)
+                        .cloned()
+                        .collect();
                     for a in group {
                         self.start_declared_action(w, pe_id, &pipeline, &stage.name, a);
                     }
@@ -445,12 +559,22 @@ impl Core {
         }
     }
 
-    fn start_declared_action(&self, w: &mut World, pe_id: &str, pipeline: &Pipeline, stage: &str, a: ActionDecl) {
+    fn start_declared_action(
+        &self,
+        w: &mut World,
+        pe_id: &str,
+        pipeline: &Pipeline,
+        stage: &str,
+        a: ActionDecl,
+    ) {
         let now = self.sim.clock.now();
         let (label, client_id) = match w.pending_label.take() {
             Some(x) => x,
             None => {
-                let client = w.action_types.get(&a.action_type).and_then(|t| t.clients.keys().min().cloned());
+                let client = w
+                    .action_types
+                    .get(&a.action_type)
+                    .and_then(|t| t.clients.keys().min().cloned());
                 (w.next_execution_label(), client)
             }
         };
@@ -467,7 +591,11 @@ impl Core {
             stage: stage.to_string(),
             action: a.name.clone(),
             pipeline_execution_id: pe_id.to_string(),
-            status: if a.action_type.owner.is_job_worker() { ExecutionStatus::InProgress } else { ExecutionStatus::Succeeded },
+            status: if a.action_type.owner.is_job_worker() {
+                ExecutionStatus::InProgress
+            } else {
+                ExecutionStatus::Succeeded
+            },
             started: now,
             updated: now,
             summary: None,
@@ -480,7 +608,8 @@ impl Core {
             action_timer: None,
         };
         if let Some(pe) = w.pipeline_executions.get_mut(pe_id) {
-            pe.actions.insert((stage.to_string(), a.name.clone()), label.clone());
+            pe.actions
+                .insert((stage.to_string(), a.name.clone()), label.clone());
         }
         if a.action_type.owner.is_job_worker() {
             self.start_action(w, exec);
@@ -527,7 +656,10 @@ impl Core {
     /// externalExecutionId, the filled Details link and errorDetails.
     pub fn get_pipeline_state(&self, name: &str) -> Result<Value, ApiError> {
         self.with_world(|w| {
-            let p = w.pipelines.get(name).ok_or_else(|| pipeline_not_found(name))?;
+            let p = w
+                .pipelines
+                .get(name)
+                .ok_or_else(|| pipeline_not_found(name))?;
             let latest = w
                 .pipeline_execution_order
                 .iter()
@@ -560,10 +692,15 @@ impl Core {
                 }
                 let mut stage = json!({"stageName": st.name, "actionStates": actions});
                 if let Some(pe) = latest {
-                    let reached = p.stages.iter().position(|s| s.name == st.name).is_some_and(|i| i <= pe.stage);
+                    let reached = p
+                        .stages
+                        .iter()
+                        .position(|s| s.name == st.name)
+                        .is_some_and(|i| i <= pe.stage);
                     if reached {
                         let status = stage_status(w, pe, st);
-                        stage["latestExecution"] = json!({"pipelineExecutionId": pe.id, "status": status});
+                        stage["latestExecution"] =
+                            json!({"pipelineExecutionId": pe.id, "status": status});
                     }
                 }
                 stages.push(stage);
@@ -603,7 +740,11 @@ impl Core {
     }
 
     /// ListActionExecutions, newest first, optionally for one pipeline run.
-    pub fn list_action_executions(&self, name: &str, pipeline_execution_id: Option<&str>) -> Result<Value, ApiError> {
+    pub fn list_action_executions(
+        &self,
+        name: &str,
+        pipeline_execution_id: Option<&str>,
+    ) -> Result<Value, ApiError> {
         self.with_world(|w| {
             if !w.pipelines.contains_key(name) {
                 return Err(pipeline_not_found(name));
@@ -715,5 +856,8 @@ fn stage_status(w: &World, pe: &PipelineExecution, st: &StageDecl) -> &'static s
 }
 
 fn pipeline_not_found(name: &str) -> ApiError {
-    ApiError::new("PipelineNotFoundException", format!("Account does not have a pipeline with name '{name}'"))
+    ApiError::new(
+        "PipelineNotFoundException",
+        format!("Account does not have a pipeline with name '{name}'"),
+    )
 }

@@ -64,7 +64,11 @@ impl TimingOverrides {
         let timing = Timing {
             job_timeout: dur(&self.job_timeout, "jobTimeout", base.job_timeout)?,
             ack_window: dur(&self.ack_window, "ackWindow", base.ack_window)?,
-            continuation_delay: dur(&self.continuation_delay, "continuationDelay", base.continuation_delay)?,
+            continuation_delay: dur(
+                &self.continuation_delay,
+                "continuationDelay",
+                base.continuation_delay,
+            )?,
             action_timeout: dur(&self.action_timeout, "actionTimeout", base.action_timeout)?,
             final_on: match &self.final_on {
                 Some(f) => f.parse().map_err(|e| format!("finalOn: {e}"))?,
@@ -145,7 +149,8 @@ impl Default for Settings {
 impl Settings {
     /// Adds an accepted access key.
     pub fn with_key(mut self, access_key: &str, secret: &str) -> Self {
-        self.access_keys.insert(access_key.to_string(), secret.to_string());
+        self.access_keys
+            .insert(access_key.to_string(), secret.to_string());
         self
     }
 }
@@ -168,11 +173,19 @@ mod tests {
             continuation_delay: Some("0s".into()),
             ..Default::default()
         };
-        assert!(bad.apply(&Timing::default()).unwrap_err().contains("continuationDelay"));
+        assert!(
+            bad.apply(&Timing::default())
+                .unwrap_err()
+                .contains("continuationDelay")
+        );
         let bad = TimingOverrides {
             job_timeout: Some("13h".into()),
             ..Default::default()
         };
-        assert!(bad.apply(&Timing::default()).unwrap_err().contains("jobTimeout"));
+        assert!(
+            bad.apply(&Timing::default())
+                .unwrap_err()
+                .contains("jobTimeout")
+        );
     }
 }

@@ -55,12 +55,16 @@ pub struct ActionType {
 impl ActionType {
     /// The `executionUrlTemplate`, if set.
     pub fn execution_url_template(&self) -> Option<&str> {
-        self.settings.get("executionUrlTemplate").and_then(Value::as_str)
+        self.settings
+            .get("executionUrlTemplate")
+            .and_then(Value::as_str)
     }
 
     /// The `entityUrlTemplate`, if set.
     pub fn entity_url_template(&self) -> Option<&str> {
-        self.settings.get("entityUrlTemplate").and_then(Value::as_str)
+        self.settings
+            .get("entityUrlTemplate")
+            .and_then(Value::as_str)
     }
 
     /// The queryable property, if the type has one.
@@ -357,7 +361,9 @@ impl World {
     /// A lowercase UUID from the seeded generator.
     pub fn new_uuid(&mut self) -> String {
         let bytes: [u8; 16] = self.rng.random();
-        uuid::Builder::from_random_bytes(bytes).into_uuid().to_string()
+        uuid::Builder::from_random_bytes(bytes)
+            .into_uuid()
+            .to_string()
     }
 
     /// A fresh nonce: a seeded random number as text, as AWS's examples show (`"3"`).
@@ -384,7 +390,9 @@ impl World {
 
     /// Removes a job from the pollable queue, if it is there.
     pub fn unqueue(&mut self, job_id: &str) {
-        let Some(job) = self.jobs.get_mut(job_id) else { return };
+        let Some(job) = self.jobs.get_mut(job_id) else {
+            return;
+        };
         if let Some(seq) = job.queue_seq.take()
             && let Some(q) = self.pollable.get_mut(&job.action_type)
         {
@@ -395,13 +403,18 @@ impl World {
     /// Puts a job at the back of its type's pollable queue.
     pub fn enqueue(&mut self, job_id: &str) {
         let seq = self.next_seq();
-        let Some(job) = self.jobs.get_mut(job_id) else { return };
+        let Some(job) = self.jobs.get_mut(job_id) else {
+            return;
+        };
         if let Some(old) = job.queue_seq.replace(seq)
             && let Some(q) = self.pollable.get_mut(&job.action_type)
         {
             q.remove(&old);
         }
-        self.pollable.entry(job.action_type.clone()).or_default().insert(seq, job_id.to_string());
+        self.pollable
+            .entry(job.action_type.clone())
+            .or_default()
+            .insert(seq, job_id.to_string());
     }
 
     /// Whether a request for `operation` should be refused by an injected fault.

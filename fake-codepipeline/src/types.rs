@@ -41,7 +41,9 @@ impl FromStr for Owner {
             "AWS" => Ok(Owner::Aws),
             "ThirdParty" => Ok(Owner::ThirdParty),
             "Custom" => Ok(Owner::Custom),
-            other => Err(format!("owner `{other}` is not one of AWS, ThirdParty, Custom")),
+            other => Err(format!(
+                "owner `{other}` is not one of AWS, ThirdParty, Custom"
+            )),
         }
     }
 }
@@ -100,7 +102,14 @@ impl ActionTypeId {
 
 impl fmt::Display for ActionTypeId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}/{}/{}", self.category, self.owner.as_str(), self.provider, self.version)
+        write!(
+            f,
+            "{}/{}/{}/{}",
+            self.category,
+            self.owner.as_str(),
+            self.provider,
+            self.version
+        )
     }
 }
 
@@ -162,7 +171,10 @@ impl JobStatus {
 
     /// Whether the job can never change again.
     pub fn is_terminal(self) -> bool {
-        matches!(self, JobStatus::TimedOut | JobStatus::Succeeded | JobStatus::Failed)
+        matches!(
+            self,
+            JobStatus::TimedOut | JobStatus::Succeeded | JobStatus::Failed
+        )
     }
 }
 
@@ -218,7 +230,9 @@ impl FromStr for FinalOn {
         match s {
             "progress-100" => Ok(FinalOn::Progress100),
             "no-token" => Ok(FinalOn::NoToken),
-            other => Err(format!("final_on `{other}` is not `progress-100` or `no-token`")),
+            other => Err(format!(
+                "final_on `{other}` is not `progress-100` or `no-token`"
+            )),
         }
     }
 }
@@ -271,17 +285,24 @@ mod tests {
         let id: ActionTypeId = "Test/ThirdParty/ApicaLoadtest/1".parse().unwrap();
         assert_eq!(id.owner, Owner::ThirdParty);
         assert_eq!(id.to_string(), "Test/ThirdParty/ApicaLoadtest/1");
-        assert!("Test/Banana/X/1".parse::<ActionTypeId>().unwrap_err().contains("Banana"));
+        assert!(
+            "Test/Banana/X/1"
+                .parse::<ActionTypeId>()
+                .unwrap_err()
+                .contains("Banana")
+        );
         assert!("Test/Custom/X".parse::<ActionTypeId>().is_err());
     }
 
     #[test]
     fn terminal_statuses_are_exactly_the_three_ends() {
         use JobStatus::*;
-        let terminal: Vec<_> = [Created, Queued, Dispatched, InProgress, TimedOut, Succeeded, Failed]
-            .into_iter()
-            .filter(|s| s.is_terminal())
-            .collect();
+        let terminal: Vec<_> = [
+            Created, Queued, Dispatched, InProgress, TimedOut, Succeeded, Failed,
+        ]
+        .into_iter()
+        .filter(|s| s.is_terminal())
+        .collect();
         assert_eq!(terminal, vec![TimedOut, Succeeded, Failed]);
     }
 }

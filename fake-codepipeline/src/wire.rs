@@ -77,8 +77,11 @@ pub async fn handle(State(wire): State<Arc<Wire>>, req: Request) -> Response {
     let core = &wire.core;
     if parts.method != Method::POST {
         return error_response(
-            &ApiError::new("UnknownOperationException", format!("{} / is not an operation; send POST /", parts.method))
-                .status(StatusCode::METHOD_NOT_ALLOWED),
+            &ApiError::new(
+                "UnknownOperationException",
+                format!("{} / is not an operation; send POST /", parts.method),
+            )
+            .status(StatusCode::METHOD_NOT_ALLOWED),
         );
     }
     let limit = core.settings.max_body_bytes;
@@ -94,20 +97,27 @@ pub async fn handle(State(wire): State<Arc<Wire>>, req: Request) -> Response {
             );
         }
     };
-    let target = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let target = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let operation = match target.strip_prefix(TARGET_PREFIX) {
         Some(op) if ops::is_supported(op) => op.to_string(),
         Some(op) if Model::get().has_operation(op) => {
             return error_response(&ApiError::new(
                 "UnknownOperationException",
-                format!("Operation {op} is in the CodePipeline model but this fake does not implement it"),
+                format!(
+                    "Operation {op} is in the CodePipeline model but this fake does not implement it"
+                ),
             ));
         }
         _ => {
             return error_response(&ApiError::new(
                 "UnknownOperationException",
                 if target.is_empty() {
-                    "Missing X-Amz-Target header: expected CodePipeline_20150709.<Operation>".to_string()
+                    "Missing X-Amz-Target header: expected CodePipeline_20150709.<Operation>"
+                        .to_string()
                 } else {
                     format!("Unknown operation {target}")
                 },
@@ -131,7 +141,10 @@ pub async fn handle(State(wire): State<Arc<Wire>>, req: Request) -> Response {
                     NewEvent::new("cp", "auth_refused")
                         .replica_opt(claimed_access_key(&parts.headers).as_deref())
                         .severity(Severity::Warning)
-                        .detail(format!("{operation} refused: {}: {}", err.type_name, err.message)),
+                        .detail(format!(
+                            "{operation} refused: {}: {}",
+                            err.type_name, err.message
+                        )),
                 );
                 return error_response(&err);
             }
@@ -168,7 +181,10 @@ pub async fn handle(State(wire): State<Arc<Wire>>, req: Request) -> Response {
             NewEvent::new("cp", "validation_refused")
                 .replica_opt(caller.as_deref())
                 .severity(Severity::Warning)
-                .detail(format!("{operation} refused: {}: {}", err.type_name, err.message)),
+                .detail(format!(
+                    "{operation} refused: {}: {}",
+                    err.type_name, err.message
+                )),
         );
         return error_response(&err);
     }

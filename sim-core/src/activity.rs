@@ -321,7 +321,11 @@ mod tests {
         a.release_job("job-1");
         a.release_job("job-2");
         let s = a.snapshot();
-        assert!(s.callers.iter().all(|c| c.held_jobs == 0 && c.oldest_hold.is_none()));
+        assert!(
+            s.callers
+                .iter()
+                .all(|c| c.held_jobs == 0 && c.oldest_hold.is_none())
+        );
     }
 
     #[test]

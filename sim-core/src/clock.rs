@@ -40,7 +40,9 @@ impl FromStr for ClockMode {
                 })?;
                 match factor.parse::<f64>() {
                     Ok(n) if n.is_finite() && n > 0.0 => Ok(ClockMode::Scaled(n)),
-                    _ => Err(format!("`{factor}` in `{other}` is not a positive speed-up factor (e.g. `scaled:60`)")),
+                    _ => Err(format!(
+                        "`{factor}` in `{other}` is not a positive speed-up factor (e.g. `scaled:60`)"
+                    )),
                 }
             }
         }
@@ -109,7 +111,10 @@ pub struct SimClock {
 
 impl fmt::Debug for SimClock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SimClock").field("mode", &self.mode).field("now", &self.now()).finish()
+        f.debug_struct("SimClock")
+            .field("mode", &self.mode)
+            .field("now", &self.now())
+            .finish()
     }
 }
 
@@ -375,7 +380,11 @@ mod tests {
             let seen = seen.clone();
             let clock2 = clock.clone();
             clock.schedule(origin.plus(Duration::from_secs(secs)), label, move |at| {
-                seen.lock().unwrap().push((label, at.since(origin).as_secs(), clock2.now().since(origin).as_secs()));
+                seen.lock().unwrap().push((
+                    label,
+                    at.since(origin).as_secs(),
+                    clock2.now().since(origin).as_secs(),
+                ));
             });
         }
         clock.advance_by(Duration::from_secs(25)).unwrap();
@@ -392,21 +401,34 @@ mod tests {
         clock.schedule_in(Duration::from_secs(1), "first", move |at| {
             f.lock().unwrap().push(at);
             let f2 = f.clone();
-            c.schedule(at.plus(Duration::from_secs(1)), "second", move |at| f2.lock().unwrap().push(at));
+            c.schedule(at.plus(Duration::from_secs(1)), "second", move |at| {
+                f2.lock().unwrap().push(at)
+            });
         });
         clock.advance_by(Duration::from_secs(10)).unwrap();
         let o = clock.origin();
-        assert_eq!(*fired.lock().unwrap(), vec![o.plus(Duration::from_secs(1)), o.plus(Duration::from_secs(2))]);
+        assert_eq!(
+            *fired.lock().unwrap(),
+            vec![
+                o.plus(Duration::from_secs(1)),
+                o.plus(Duration::from_secs(2))
+            ]
+        );
     }
 
     #[test]
     fn cancelled_timers_never_fire_and_next_moves_to_the_next_timer() {
         let clock = SimClock::manual();
-        let id = clock.schedule_in(Duration::from_secs(5), "x", |_| panic!("cancelled timer fired"));
+        let id = clock.schedule_in(Duration::from_secs(5), "x", |_| {
+            panic!("cancelled timer fired")
+        });
         clock.schedule_in(Duration::from_secs(7), "y", |_| {});
         assert!(clock.cancel(id));
         assert!(!clock.cancel(id));
-        assert_eq!(clock.advance_to_next().unwrap(), Some(clock.origin().plus(Duration::from_secs(7))));
+        assert_eq!(
+            clock.advance_to_next().unwrap(),
+            Some(clock.origin().plus(Duration::from_secs(7)))
+        );
         assert_eq!(clock.advance_to_next().unwrap(), None);
     }
 
@@ -414,15 +436,24 @@ mod tests {
     fn time_never_moves_back_and_only_manual_clocks_advance() {
         let clock = SimClock::manual();
         clock.advance_by(Duration::from_secs(5)).unwrap();
-        assert!(matches!(clock.advance_to(clock.origin()), Err(ClockError::Backwards { .. })));
+        assert!(matches!(
+            clock.advance_to(clock.origin()),
+            Err(ClockError::Backwards { .. })
+        ));
         let scaled = SimClock::new(ClockMode::Scaled(100.0));
-        assert_eq!(scaled.advance_by(Duration::from_secs(1)), Err(ClockError::NotManual(ClockMode::Scaled(100.0))));
+        assert_eq!(
+            scaled.advance_by(Duration::from_secs(1)),
+            Err(ClockError::NotManual(ClockMode::Scaled(100.0)))
+        );
     }
 
     #[test]
     fn modes_parse_with_clear_errors() {
         assert_eq!("manual".parse::<ClockMode>().unwrap(), ClockMode::Manual);
-        assert_eq!("scaled:60".parse::<ClockMode>().unwrap(), ClockMode::Scaled(60.0));
+        assert_eq!(
+            "scaled:60".parse::<ClockMode>().unwrap(),
+            ClockMode::Scaled(60.0)
+        );
         assert!("scaled:-1".parse::<ClockMode>().unwrap_err().contains("-1"));
         assert!("fast".parse::<ClockMode>().unwrap_err().contains("fast"));
     }
@@ -436,6 +467,9 @@ mod tests {
             let _ = tx.send(());
         });
         // 10 s simulated at 10,000x is 1 ms real; the bound only guards against a hang.
-        tokio::time::timeout(Duration::from_secs(5), rx).await.unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(5), rx)
+            .await
+            .unwrap()
+            .unwrap();
     }
 }

@@ -212,14 +212,20 @@ impl EventLog {
     /// the log, replaced by `***`.
     pub fn add_secret(&self, secret: &str) {
         if secret.len() >= MIN_SECRET_LEN {
-            self.secrets.write().unwrap_or_else(|e| e.into_inner()).insert(secret.to_string());
+            self.secrets
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(secret.to_string());
         }
     }
 
     /// Registers a listener called synchronously, in order, for every appended event, before the
     /// recording request continues: the runner uses it to act exactly between two actions of an agent.
     pub fn add_listener(&self, listener: impl Fn(&Event) + Send + Sync + 'static) {
-        self.listeners.write().unwrap_or_else(|e| e.into_inner()).push(Arc::new(listener));
+        self.listeners
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::new(listener));
     }
 
     fn redact(&self, text: &mut String) {
@@ -270,7 +276,11 @@ impl EventLog {
         }
         let level = event.severity;
         tracing::debug!(target: "sim_core::events", seq = event.seq, name = %event.name(), ?level, detail = %event.detail);
-        let listeners: Vec<Listener> = self.listeners.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let listeners: Vec<Listener> = self
+            .listeners
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         for l in listeners {
             l(&event);
         }
@@ -281,7 +291,12 @@ impl EventLog {
     /// Events with `seq > since`, oldest first, at most `limit`.
     pub fn since(&self, since: u64, limit: usize) -> Vec<Event> {
         let ring = self.ring();
-        ring.events.iter().filter(|e| e.seq > since).take(limit).cloned().collect()
+        ring.events
+            .iter()
+            .filter(|e| e.seq > since)
+            .take(limit)
+            .cloned()
+            .collect()
     }
 
     /// Every event still in the ring.
@@ -339,11 +354,29 @@ mod tests {
     fn events_are_stamped_with_simulated_time_and_numbered() {
         let log = log(10);
         log.clock().advance_by(Duration::from_secs(3630)).unwrap();
-        let e = log.record(NewEvent::new("cp", "job_queued").job("j-1").execution("e-1").detail("queued"));
-        assert_eq!((e.seq, e.sim_ms, e.stamp().as_str()), (1, 3_630_000, "+01:00:30"));
+        let e = log.record(
+            NewEvent::new("cp", "job_queued")
+                .job("j-1")
+                .execution("e-1")
+                .detail("queued"),
+        );
+        assert_eq!(
+            (e.seq, e.sim_ms, e.stamp().as_str()),
+            (1, 3_630_000, "+01:00:30")
+        );
         assert_eq!(e.name(), "cp.job_queued");
         let json = serde_json::to_value(&e).unwrap();
-        for key in ["seq", "sim_ms", "real_ms", "source", "kind", "execution", "job", "severity", "detail"] {
+        for key in [
+            "seq",
+            "sim_ms",
+            "real_ms",
+            "source",
+            "kind",
+            "execution",
+            "job",
+            "severity",
+            "detail",
+        ] {
             assert!(json.get(key).is_some(), "{key} missing from {json}");
         }
         assert_eq!(json["severity"], "info");
@@ -371,7 +404,11 @@ mod tests {
                 .data(serde_json::json!({"clientToken": "client-token-one"})),
         );
         assert!(!e.detail.contains("client-token-one"), "{}", e.detail);
-        assert!(!e.detail.contains("abc123") && !e.detail.contains("deadbeef"), "{}", e.detail);
+        assert!(
+            !e.detail.contains("abc123") && !e.detail.contains("deadbeef"),
+            "{}",
+            e.detail
+        );
         assert_eq!(e.data["clientToken"], "***");
     }
 
@@ -382,18 +419,29 @@ mod tests {
         let s = seen.clone();
         log.add_listener(move |e| s.lock().unwrap().push(e.name()));
         log.record(NewEvent::new("apica", "test_created"));
-        assert_eq!(*seen.lock().unwrap(), vec!["apica.test_created".to_string()]);
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec!["apica.test_created".to_string()]
+        );
     }
 
     #[tokio::test]
     async fn waiting_readers_wake_on_the_next_event() {
         let log = log(10);
         let l2 = log.clone();
-        let reader = tokio::spawn(async move { l2.wait_since(0, 10, Duration::from_secs(10)).await });
+        let reader =
+            tokio::spawn(async move { l2.wait_since(0, 10, Duration::from_secs(10)).await });
         tokio::task::yield_now().await;
         log.record(NewEvent::new("cp", "x"));
-        let got = tokio::time::timeout(Duration::from_secs(5), reader).await.unwrap().unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(5), reader)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(got.len(), 1);
-        assert!(log.wait_since(1, 10, Duration::from_millis(10)).await.is_empty());
+        assert!(
+            log.wait_since(1, 10, Duration::from_millis(10))
+                .await
+                .is_empty()
+        );
     }
 }

@@ -28,7 +28,11 @@ pub fn routes(sim: Sim) -> Router {
 
 /// A JSON error body `{code, message}` with a status, the admin API's error shape.
 pub fn admin_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    (status, Json(json!({"code": code, "message": message.into()}))).into_response()
+    (
+        status,
+        Json(json!({"code": code, "message": message.into()})),
+    )
+        .into_response()
 }
 
 /// The clock as the admin API shows it.
@@ -77,7 +81,9 @@ async fn post_clock(State(sim): State<Sim>, body: axum::body::Bytes) -> Response
             return admin_error(
                 StatusCode::BAD_REQUEST,
                 "BadRequest",
-                format!("clock request must be {{\"by\": \"10m\"}}, {{\"to\": \"+01:00:00\"}} or {{\"next\": true}}: {e}"),
+                format!(
+                    "clock request must be {{\"by\": \"10m\"}}, {{\"to\": \"+01:00:00\"}} or {{\"next\": true}}: {e}"
+                ),
             );
         }
     };
@@ -85,18 +91,33 @@ async fn post_clock(State(sim): State<Sim>, body: axum::body::Bytes) -> Response
         return admin_error(
             StatusCode::CONFLICT,
             "NotManual",
-            format!("the clock runs in `{}` mode; start with `--clock manual` to move it by hand", sim.clock.mode()),
+            format!(
+                "the clock runs in `{}` mode; start with `--clock manual` to move it by hand",
+                sim.clock.mode()
+            ),
         );
     }
     let clock = sim.clock.clone();
     let result = match (req.by, req.to, req.next) {
         (Some(by), None, false) => match parse_duration(&by) {
             Ok(d) => clock.advance_by(d).map(|_| ()),
-            Err(e) => return admin_error(StatusCode::UNPROCESSABLE_ENTITY, "BadDuration", format!("by: {e}")),
+            Err(e) => {
+                return admin_error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "BadDuration",
+                    format!("by: {e}"),
+                );
+            }
         },
         (None, Some(to), false) => match parse_target(&to, clock.origin()) {
             Ok(t) => clock.advance_to(t).map(|_| ()),
-            Err(e) => return admin_error(StatusCode::UNPROCESSABLE_ENTITY, "BadTime", format!("to: {e}")),
+            Err(e) => {
+                return admin_error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "BadTime",
+                    format!("to: {e}"),
+                );
+            }
         },
         (None, None, true) => clock.advance_to_next().map(|_| ()),
         _ => {
@@ -130,9 +151,9 @@ pub fn parse_target(text: &str, origin: SimTime) -> Result<SimTime, String> {
             }
         }
     }
-    parse_duration(offset)
-        .map(|d| origin.plus(d))
-        .map_err(|_| format!("`{text}` is neither an RFC 3339 time nor an offset like `+01:00:00` or `90m`"))
+    parse_duration(offset).map(|d| origin.plus(d)).map_err(|_| {
+        format!("`{text}` is neither an RFC 3339 time nor an offset like `+01:00:00` or `90m`")
+    })
 }
 
 #[derive(Deserialize)]
@@ -170,9 +191,18 @@ mod tests {
     #[test]
     fn targets_parse_as_offsets_or_times() {
         let h = Duration::from_secs(3600);
-        assert_eq!(parse_target("+01:00:00", DEFAULT_ORIGIN).unwrap(), DEFAULT_ORIGIN.plus(h));
-        assert_eq!(parse_target("60m", DEFAULT_ORIGIN).unwrap(), DEFAULT_ORIGIN.plus(h));
-        assert_eq!(parse_target("2025-01-01T01:00:00Z", DEFAULT_ORIGIN).unwrap(), DEFAULT_ORIGIN.plus(h));
+        assert_eq!(
+            parse_target("+01:00:00", DEFAULT_ORIGIN).unwrap(),
+            DEFAULT_ORIGIN.plus(h)
+        );
+        assert_eq!(
+            parse_target("60m", DEFAULT_ORIGIN).unwrap(),
+            DEFAULT_ORIGIN.plus(h)
+        );
+        assert_eq!(
+            parse_target("2025-01-01T01:00:00Z", DEFAULT_ORIGIN).unwrap(),
+            DEFAULT_ORIGIN.plus(h)
+        );
         assert!(parse_target("soon", DEFAULT_ORIGIN).is_err());
     }
 }

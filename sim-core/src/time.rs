@@ -36,7 +36,11 @@ impl SimTime {
 
     /// The instant of a [`SystemTime`] (saturating at the epoch).
     pub fn from_system_time(t: SystemTime) -> Self {
-        SimTime(t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0))
+        SimTime(
+            t.duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+        )
     }
 
     /// This point moved `d` later (saturating).
@@ -65,7 +69,12 @@ impl fmt::Display for SimTime {
 /// with milliseconds only when there are any (`+00:00:02.250`).
 pub fn format_offset(offset: Duration) -> String {
     let ms = offset.as_millis();
-    let (h, m, s, rest) = (ms / 3_600_000, (ms / 60_000) % 60, (ms / 1000) % 60, ms % 1000);
+    let (h, m, s, rest) = (
+        ms / 3_600_000,
+        (ms / 60_000) % 60,
+        (ms / 1000) % 60,
+        ms % 1000,
+    );
     if rest == 0 {
         format!("+{h:02}:{m:02}:{s:02}")
     } else {
@@ -75,8 +84,9 @@ pub fn format_offset(offset: Duration) -> String {
 
 /// Parses a duration as people write it (`90m`, `2h`, `1h 30m`, `500ms`, `0s`).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim())
-        .map_err(|e| format!("`{text}` is not a duration ({e}); write it like `90m`, `2h` or `30s`"))
+    humantime::parse_duration(text.trim()).map_err(|e| {
+        format!("`{text}` is not a duration ({e}); write it like `90m`, `2h` or `30s`")
+    })
 }
 
 /// Formats a duration compactly (`1h 30m`).

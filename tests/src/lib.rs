@@ -9,7 +9,7 @@ use aws_config::retry::RetryConfig;
 use aws_credential_types::Credentials;
 use aws_sdk_codepipeline::Client;
 use aws_sdk_codepipeline::config::Region;
-use aws_sdk_codepipeline::types::{ActionTypeId as SdkActionTypeId, ActionCategory, ActionOwner};
+use aws_sdk_codepipeline::types::{ActionCategory, ActionOwner, ActionTypeId as SdkActionTypeId};
 use fake_codepipeline::{FakeCodePipeline, Settings};
 use serde_json::{Value, json};
 use sim_core::Sim;
@@ -48,7 +48,9 @@ impl TestCp {
         let sim = Sim::manual();
         let settings = settings.with_key(KEY1.0, KEY1.1).with_key(KEY2.0, KEY2.1);
         let fake = FakeCodePipeline::new(sim.clone(), settings);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
         let (tx, rx) = oneshot::channel::<()>();
         let server = fake.clone();
@@ -107,7 +109,10 @@ impl TestCp {
             }
         }
         let spec = admin_action_type(&body);
-        self.fake.core().register_action_type(spec).expect("register action type");
+        self.fake
+            .core()
+            .register_action_type(spec)
+            .expect("register action type");
     }
 
     /// Starts a bare action execution with `configuration`; returns its label.
@@ -123,13 +128,20 @@ impl TestCp {
             client_id: None,
             label: None,
         };
-        let v = self.fake.core().start_execution(spec).expect("start execution");
+        let v = self
+            .fake
+            .core()
+            .start_execution(spec)
+            .expect("start execution");
         v["executionId"].as_str().expect("label").to_string()
     }
 
     /// The admin view of an execution.
     pub fn execution(&self, label: &str) -> Value {
-        self.fake.core().execution_view(label).expect("execution exists")
+        self.fake
+            .core()
+            .execution_view(label)
+            .expect("execution exists")
     }
 
     /// Moves the manual clock forward.
@@ -139,18 +151,30 @@ impl TestCp {
 
     /// Events whose rule is `rule`.
     pub fn events_with_rule(&self, rule: &str) -> Vec<sim_core::Event> {
-        self.sim.events.all().into_iter().filter(|e| e.rule.as_deref() == Some(rule)).collect()
+        self.sim
+            .events
+            .all()
+            .into_iter()
+            .filter(|e| e.rule.as_deref() == Some(rule))
+            .collect()
     }
 }
 
 /// Builds the library spec from an admin-API-shaped body (keeps the tests close to the HTTP form).
 fn admin_action_type(body: &Value) -> fake_codepipeline::ActionTypeSpec {
-    let id = body["actionType"].as_str().expect("actionType").parse().expect("parse action type");
+    let id = body["actionType"]
+        .as_str()
+        .expect("actionType")
+        .parse()
+        .expect("parse action type");
     let dur = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
     fake_codepipeline::ActionTypeSpec {
         id: Some(id),
         settings: body["settings"].clone(),
-        properties: fake_codepipeline::pipelines::parse_properties(body.get("configurationProperties")).expect("properties"),
+        properties: fake_codepipeline::pipelines::parse_properties(
+            body.get("configurationProperties"),
+        )
+        .expect("properties"),
         input_artifacts: Value::Null,
         output_artifacts: Value::Null,
         clients: serde_json::from_value(body["clients"].clone()).unwrap_or_default(),
@@ -193,5 +217,8 @@ pub fn error_message<E, R>(err: &aws_sdk_codepipeline::error::SdkError<E, R>) ->
 where
     E: aws_sdk_codepipeline::error::ProvideErrorMetadata,
 {
-    err.as_service_error().and_then(|e| e.message()).unwrap_or_default().to_string()
+    err.as_service_error()
+        .and_then(|e| e.message())
+        .unwrap_or_default()
+        .to_string()
 }
