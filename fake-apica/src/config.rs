@@ -1,0 +1,56 @@
+//! The backend's settings.
+
+use crate::preset::Preset;
+
+/// The job id of the first test, as in DESIGN.md's example.
+pub const DEFAULT_FIRST_JOB_ID: u64 = 153_245;
+
+/// Request bodies above this are refused with 413.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// How a [`crate::FakeApica`] starts.
+#[derive(Clone, Debug)]
+pub struct ApicaConfig {
+    /// Bearer tokens the API accepts (more can be added later).
+    pub tokens: Vec<String>,
+    /// The presets tests can be created from (more can be added later).
+    pub presets: Vec<Preset>,
+    /// Seed of the random choices (the `error_rate` fault), so runs repeat.
+    pub seed: u64,
+    /// The first job id; later tests count up from it.
+    pub first_job_id: u64,
+    /// Base of `detailsUrl` (e.g. `http://127.0.0.1:8081`); `None` derives it from the request's `Host`.
+    pub public_url: Option<String>,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ApicaConfig {
+    fn default() -> Self {
+        ApicaConfig {
+            tokens: Vec::new(),
+            presets: Vec::new(),
+            seed: 0,
+            first_job_id: DEFAULT_FIRST_JOB_ID,
+            public_url: None,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+}
+
+impl ApicaConfig {
+    /// A config accepting `token`, with `presets`.
+    pub fn new(token: impl Into<String>, presets: impl IntoIterator<Item = Preset>) -> Self {
+        ApicaConfig {
+            tokens: vec![token.into()],
+            presets: presets.into_iter().collect(),
+            ..Default::default()
+        }
+    }
+
+    /// The same config with `seed`.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+}
