@@ -1,0 +1,202 @@
+//! One job, start to answer: details, acknowledge, dispatch on the continuation token, answer.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::action::{Action, ActionError, JobContext, Step};
+use crate::metrics::{Metrics, Outcome};
+use crate::runtime::api::{Ack, Answer, JobApi, JobDetails, PolledJob};
+use crate::token::{ContinuationToken, Work};
+
+/// What every job task shares.
+pub(crate) struct Shared {
+    pub api: JobApi,
+    pub action: Arc<dyn Action>,
+    pub metrics: Arc<Metrics>,
+    pub max_failed_rounds: u32,
+    pub draining: tokio::sync::watch::Receiver<bool>,
+}
+
+/// Handles one polled job to its answer (or leaves it, when it is not ours to answer).
+pub(crate) async fn handle(shared: Arc<Shared>, polled: PolledJob, polled_at: Instant) {
+    let job_id = polled.job_id.clone();
+    let details = match shared.api.details(polled).await {
+        Ok(details) => details,
+        Err(e) => {
+            tracing::warn!(%job_id, error = %e, "cannot read the job's details; leaving it to be offered again");
+            shared.metrics.job(Outcome::Skipped);
+            return;
+        }
+    };
+    // Checked as late as possible: once draining, nothing new is acknowledged.
+    if *shared.draining.borrow() {
+        tracing::info!(%job_id, "draining: leaving the job unacknowledged for another worker");
+        shared.metrics.job(Outcome::Skipped);
+        return;
+    }
+    match shared.api.acknowledge(&details).await {
+        Ok(Ack::InProgress) => {}
+        Ok(Ack::LostRace) => {
+            tracing::debug!(%job_id, "another worker acknowledged the job first");
+            shared.metrics.job(Outcome::LostRace);
+            return;
+        }
+        Ok(Ack::Other(status)) => {
+            tracing::warn!(%job_id, %status, "acknowledged, but the job is not InProgress; leaving it");
+            shared.metrics.job(Outcome::Skipped);
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(%job_id, error = %e, "cannot acknowledge the job; leaving it to be offered again");
+            shared.metrics.job(Outcome::Skipped);
+            return;
+        }
+    }
+    let _in_flight = shared.metrics.in_flight();
+    let answer = decide(shared.action.as_ref(), &details, shared.max_failed_rounds).await;
+    match shared.api.answer(&details, &answer).await {
+        Ok(()) => {
+            shared.metrics.result_latency(polled_at.elapsed());
+            match &answer {
+                Answer::Success {
+                    continuation_token: Some(token),
+                    percent_complete,
+                    ..
+                } => {
+                    tracing::info!(%job_id, %token, percent = ?percent_complete, "answered: still running");
+                    shared.metrics.job(Outcome::Continued);
+                }
+                Answer::Success { .. } => {
+                    tracing::info!(%job_id, "answered: succeeded");
+                    shared.metrics.job(Outcome::Succeeded);
+                }
+                Answer::Failure { kind, message, .. } => {
+                    tracing::info!(%job_id, failure = kind.as_str(), %message, "answered: failed");
+                    shared.metrics.job(Outcome::Failed);
+                    shared.metrics.failure(*kind);
+                }
+            }
+        }
+        Err(e) => {
+            tracing::error!(%job_id, error = %e, "could not deliver the answer");
+            shared.metrics.job(Outcome::AnswerError);
+        }
+    }
+}
+
+/// Works out the answer to an acknowledged job.
+pub(crate) async fn decide(
+    action: &dyn Action,
+    details: &JobDetails,
+    max_failed_rounds: u32,
+) -> Answer {
+    let job = JobContext {
+        job_id: details.job_id.clone(),
+        configuration: details.configuration.clone(),
+    };
+    let token = match details
+        .continuation_token
+        .as_deref()
+        .map(ContinuationToken::parse)
+    {
+        None => None,
+        Some(Ok(token)) => Some(token),
+        Some(Err(e)) => {
+            return Answer::Failure {
+                kind: crate::action::FailureKind::JobFailed,
+                message: format!(
+                    "The job's continuation token is not one this agent wrote ({e}). Re-run the action to start again."
+                ),
+                external_execution_id: None,
+            };
+        }
+    };
+    // The token this round would carry on if the backend cannot be reached.
+    let current = token
+        .clone()
+        .unwrap_or_else(|| ContinuationToken::pending(&details.job_id, 0));
+    let result = match &current.work {
+        Work::Pending { idempotency_key } => action.start(&job, idempotency_key).await,
+        Work::Started(work) => action.check(&job, work).await,
+    };
+    let known_id = match &current.work {
+        Work::Started(work) => Some(action.external_execution_id(work)),
+        Work::Pending { .. } => None,
+    };
+    match result {
+        Ok(step) => answer_for(step),
+        Err(ActionError::Unavailable(reason)) => {
+            let next = current.with_failed_round();
+            if next.failed_rounds >= max_failed_rounds {
+                return Answer::Failure {
+                    kind: crate::action::FailureKind::SystemUnavailable,
+                    message: format!(
+                        "{reason}. Gave up after {} round(s) in a row without reaching it. Check the backend's \
+                         status, then retry the pipeline stage.",
+                        next.failed_rounds
+                    ),
+                    external_execution_id: known_id,
+                };
+            }
+            tracing::warn!(job_id = %details.job_id, failed_rounds = next.failed_rounds, %reason, "backend unavailable: answering still running");
+            match next.encode() {
+                Ok(text) => Answer::Success {
+                    continuation_token: Some(text),
+                    external_execution_id: known_id,
+                    percent_complete: None,
+                    summary: format!(
+                        "Backend unavailable (round {} of {max_failed_rounds}); will check again: {reason}",
+                        next.failed_rounds
+                    ),
+                },
+                Err(e) => Answer::Failure {
+                    kind: crate::action::FailureKind::JobFailed,
+                    message: format!("The continuation token cannot be written: {e}"),
+                    external_execution_id: known_id,
+                },
+            }
+        }
+        Err(other) => answer_for(other.into_failure(known_id)),
+    }
+}
+
+fn answer_for(step: Step) -> Answer {
+    match step {
+        Step::Running {
+            work,
+            external_execution_id,
+            percent_complete,
+            summary,
+        } => match ContinuationToken::started(work).encode() {
+            Ok(token) => Answer::Success {
+                continuation_token: Some(token),
+                external_execution_id: Some(external_execution_id),
+                percent_complete: Some(percent_complete.min(99)),
+                summary,
+            },
+            Err(e) => Answer::Failure {
+                kind: crate::action::FailureKind::JobFailed,
+                message: format!("The continuation token cannot be written: {e}"),
+                external_execution_id: Some(external_execution_id),
+            },
+        },
+        Step::Succeeded {
+            external_execution_id,
+            summary,
+        } => Answer::Success {
+            continuation_token: None,
+            external_execution_id: Some(external_execution_id),
+            percent_complete: Some(100),
+            summary,
+        },
+        Step::Failed {
+            kind,
+            message,
+            external_execution_id,
+        } => Answer::Failure {
+            kind,
+            message,
+            external_execution_id,
+        },
+    }
+}
