@@ -70,15 +70,18 @@ impl FakeApica {
             self.record(vec![
                 NewEvent::new(SOURCE, "request_rejected")
                     .severity(Severity::Warning)
-                    .detail(format!(
-                        "{operation} refused with {}: {error}",
-                        error.status().as_u16()
-                    ))
+                    // The code, not the message, for auth errors: the log's redaction would mangle
+                    // the `Bearer` hint in their message.
+                    .detail(match error.status() {
+                        StatusCode::UNAUTHORIZED => {
+                            format!("{operation} refused with 401 {}", error.code())
+                        }
+                        status => format!("{operation} refused with {}: {error}", status.as_u16()),
+                    })
                     .data(json!({
                         "operation": operation,
                         "status": error.status().as_u16(),
                         "code": error.code(),
-                        "message": error.to_string(),
                     })),
             ]);
         }

@@ -142,7 +142,13 @@ impl FakeApica {
 
     pub(crate) fn record(&self, events: Vec<NewEvent>) {
         for e in events {
-            self.shared.sim.events.record(e);
+            let e = self.shared.sim.events.record(e);
+            match e.kind.as_str() {
+                "request_rejected" | "fault_injected" => {
+                    tracing::debug!(kind = %e.kind, "{}", e.detail)
+                }
+                _ => tracing::info!(kind = %e.kind, at = %e.stamp(), "{}", e.detail),
+            }
         }
     }
 
