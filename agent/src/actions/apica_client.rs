@@ -89,6 +89,8 @@ struct ErrorBody {
     code: Option<serde_json::Value>,
     #[serde(default)]
     message: Option<String>,
+    #[serde(default)]
+    field: Option<String>,
 }
 
 /// The backend's refusal, as it said it.
@@ -100,6 +102,8 @@ pub struct Refusal {
     pub code: Option<String>,
     /// The backend's message (or the start of its body).
     pub message: String,
+    /// The request field the backend blames, if it names one.
+    pub field: Option<String>,
 }
 
 impl std::fmt::Display for Refusal {
@@ -321,6 +325,7 @@ fn refusal(status: StatusCode, body: &[u8]) -> Refusal {
         status: status.as_u16(),
         code,
         message,
+        field: parsed.field,
     }
 }
 
