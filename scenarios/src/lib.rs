@@ -1,1 +1,39 @@
-//! The scenario runner (see issue 5).
+//! The scenario runner: loads scenario files, hosts both fakes on one manual clock, runs the agent under
+//! test as real processes, steps the clock by DESIGN.md's rule, and judges the run by PROTOCOL.md's ids.
+
+pub mod replica;
+pub mod report;
+pub mod run;
+pub mod scenario;
+pub mod timeline;
+pub mod verdict;
+pub mod world;
+
+use std::path::{Path, PathBuf};
+
+pub use report::ScenarioReport;
+pub use run::{RunOptions, run};
+pub use scenario::Scenario;
+
+/// The built-in scenarios' directory (`scenarios/scenarios/`).
+pub fn builtin_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")
+}
+
+/// Runs one scenario and judges it; writes its files. Never fails: a scenario that cannot run is a failed
+/// report that says why.
+pub async fn run_and_judge(scenario: &Scenario, opts: &RunOptions, replay: String) -> ScenarioReport {
+    let started = std::time::Instant::now();
+    match run::run(scenario, opts).await {
+        Ok(outcome) => {
+            let verdict = verdict::judge(scenario, &outcome);
+            let report = ScenarioReport::new(scenario, &outcome, verdict, replay);
+            let timeline = timeline::render(&outcome.events);
+            if let Err(e) = report::write_scenario_files(&outcome.out_dir, &report, &timeline) {
+                tracing::warn!("cannot write the files of {}: {e}", scenario.name);
+            }
+            report
+        }
+        Err(e) => ScenarioReport::broken(scenario, format!("{e:#}"), replay, started.elapsed()),
+    }
+}

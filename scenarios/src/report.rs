@@ -1,0 +1,145 @@
+//! Reports: `report.json` and `timeline.txt` per scenario; the summary table, JSON and JUnit XML per run.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::run::RunOutcome;
+use crate::scenario::{Scenario, Tier};
+use crate::verdict::Verdict;
+
+/// One scenario's result, as written to `report.json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScenarioReport {
+    /// The scenario's name.
+    pub name: String,
+    /// What it proves.
+    pub summary: String,
+    /// Its tier.
+    pub tier: Tier,
+    /// The seed it ran with.
+    pub seed: u64,
+    /// Whether every expectation held.
+    pub passed: bool,
+    /// Real milliseconds it took.
+    pub real_ms: u64,
+    /// Simulated time covered.
+    pub simulated: String,
+    /// Simulated seconds per real second.
+    pub speedup: f64,
+    /// The verdicts.
+    pub verdict: Verdict,
+    /// The command that replays it.
+    pub replay: String,
+    /// Where its files are.
+    pub dir: String,
+}
+
+impl ScenarioReport {
+    /// Builds the report of a judged run.
+    pub fn new(scenario: &Scenario, run: &RunOutcome, verdict: Verdict, replay: String) -> Self {
+        let simulated = run.world.sim.clock.elapsed();
+        ScenarioReport {
+            name: scenario.name.clone(),
+            summary: scenario.summary.clone(),
+            tier: scenario.tier,
+            seed: run.seed,
+            passed: verdict.passed,
+            real_ms: run.real.as_millis() as u64,
+            simulated: sim_core::format_offset(simulated),
+            speedup: simulated.as_secs_f64() / run.real.as_secs_f64().max(1e-3),
+            verdict,
+            replay,
+            dir: run.out_dir.display().to_string(),
+        }
+    }
+
+    /// A failed report for a scenario that could not run at all.
+    pub fn broken(scenario: &Scenario, error: String, replay: String, real: Duration) -> Self {
+        ScenarioReport {
+            name: scenario.name.clone(),
+            summary: scenario.summary.clone(),
+            tier: scenario.tier,
+            seed: scenario.seed,
+            passed: false,
+            real_ms: real.as_millis() as u64,
+            simulated: "+00:00:00".into(),
+            speedup: 0.0,
+            verdict: Verdict {
+                violations: Vec::new(),
+                warnings: Vec::new(),
+                executions: Vec::new(),
+                checks: vec![crate::verdict::Check {
+                    expected: "the scenario runs".into(),
+                    passed: false,
+                    actual: error,
+                }],
+                passed: false,
+            },
+            replay,
+            dir: String::new(),
+        }
+    }
+
+    /// The unmet expectations, one per line.
+    pub fn failures(&self) -> Vec<String> {
+        self.verdict
+            .checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| format!("expected {}; got {}", c.expected, c.actual))
+            .collect()
+    }
+}
+
+/// Writes `report.json` and `timeline.txt` into the scenario's directory.
+pub fn write_scenario_files(dir: &Path, report: &ScenarioReport, timeline: &str) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("report.json"), serde_json::to_string_pretty(report)?).context("write report.json")?;
+    std::fs::write(dir.join("timeline.txt"), timeline).context("write timeline.txt")?;
+    Ok(())
+}
+
+/// The summary table printed at the end of a run.
+pub fn summary_table(reports: &[ScenarioReport]) -> String {
+    let mut out = format!("{:<28} {:<9} {:<7} {:>9} {:>11} {:>10}\n", "scenario", "tier", "result", "real", "simulated", "speed-up");
+    for r in reports {
+        out.push_str(&format!(
+            "{:<28} {:<9} {:<7} {:>8.2}s {:>11} {:>9.0}x\n",
+            r.name,
+            format!("{:?}", r.tier).to_lowercase(),
+            if r.passed { "pass" } else { "FAIL" },
+            r.real_ms as f64 / 1000.0,
+            r.simulated,
+            r.speedup
+        ));
+    }
+    let failed = reports.iter().filter(|r| !r.passed).count();
+    out.push_str(&format!("{} passed, {} failed\n", reports.len() - failed, failed));
+    out
+}
+
+/// JUnit XML for CI: one test case per scenario.
+pub fn junit(reports: &[ScenarioReport]) -> Result<String> {
+    use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+    let mut report = Report::new("conformance");
+    let mut suite = TestSuite::new("conformance");
+    for r in reports {
+        let status = if r.passed {
+            TestCaseStatus::success()
+        } else {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            s.set_message(r.failures().join("\n"));
+            s.set_description(format!("replay: {}\nfiles: {}", r.replay, r.dir));
+            s
+        };
+        let mut case = TestCase::new(r.name.clone(), status);
+        case.set_time(Duration::from_millis(r.real_ms));
+        case.set_classname(format!("conformance.{:?}", r.tier).to_lowercase());
+        suite.add_test_case(case);
+    }
+    report.add_test_suite(suite);
+    Ok(report.to_string()?)
+}

@@ -1,0 +1,374 @@
+//! Verdicts: the fakes' rule violations (CP-*) and the agent expectations (AG-*) of PROTOCOL.md, read
+//! from the event log and the fakes' state, then checked against the scenario's `[expect]`.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+use sim_core::{Event, Severity};
+
+use crate::run::RunOutcome;
+use crate::scenario::{ExecutionExpect, Scenario, duration};
+
+/// One broken rule.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Violation {
+    /// The rule id (`CP-TIMEOUT`, `AG-ONE-TEST`, ...).
+    pub rule: String,
+    /// `error` or `warning`.
+    pub severity: Severity,
+    /// The execution, when it concerns one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution: Option<String>,
+    /// Simulated time, as a timeline stamp.
+    pub at: String,
+    /// What happened, in words.
+    pub detail: String,
+}
+
+/// One checked expectation.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Check {
+    /// What was expected.
+    pub expected: String,
+    /// Whether it held.
+    pub passed: bool,
+    /// What happened.
+    pub actual: String,
+}
+
+/// The facts of one execution at the end.
+#[derive(Clone, Debug, Serialize)]
+pub struct ExecutionFacts {
+    /// Its label.
+    pub label: String,
+    /// Succeeded, Failed or InProgress.
+    pub status: String,
+    /// errorDetails.code.
+    pub failure_type: Option<String>,
+    /// errorDetails.message.
+    pub message: Option<String>,
+    /// Jobs it took.
+    pub jobs: usize,
+    /// Load tests started for it (by RunnableFile).
+    pub load_tests_started: Option<usize>,
+    /// When the Details link appeared, after the start.
+    pub details_link_after: Option<String>,
+    /// The backend test's final status.
+    pub backend_status: Option<String>,
+}
+
+/// Everything decided about one run.
+#[derive(Clone, Debug, Serialize)]
+pub struct Verdict {
+    /// Errors (they fail the scenario unless `[expect] violations` lists their rule).
+    pub violations: Vec<Violation>,
+    /// Warnings, reported apart.
+    pub warnings: Vec<Violation>,
+    /// Per-execution facts.
+    pub executions: Vec<ExecutionFacts>,
+    /// The expectations and whether they held.
+    pub checks: Vec<Check>,
+    /// Whether the scenario passed.
+    pub passed: bool,
+}
+
+fn violation(e: &Event) -> Violation {
+    Violation {
+        rule: e.rule.clone().unwrap_or_default(),
+        severity: e.severity,
+        execution: e.execution.clone(),
+        at: e.stamp(),
+        detail: e.detail.clone(),
+    }
+}
+
+fn agent_violation(rule: &str, execution: &str, at: String, detail: String) -> Violation {
+    Violation {
+        rule: rule.into(),
+        severity: Severity::Error,
+        execution: Some(execution.into()),
+        at,
+        detail,
+    }
+}
+
+/// Judges a finished run.
+pub fn judge(scenario: &Scenario, run: &RunOutcome) -> Verdict {
+    let mut violations = Vec::new();
+    let mut warnings = Vec::new();
+    for e in &run.events {
+        if e.rule.is_none() || e.severity == Severity::Info {
+            continue;
+        }
+        // Losing a nonce race is normal for replicas on one queue (AG-RACE): not even a warning.
+        if e.rule.as_deref() == Some("CP-NONCE") && e.severity == Severity::Warning {
+            continue;
+        }
+        // An unacknowledged job offered again is the fake working as designed (CP-LEASE).
+        if e.rule.as_deref() == Some("CP-LEASE") {
+            continue;
+        }
+        if e.severity == Severity::Error {
+            violations.push(violation(e));
+        } else {
+            warnings.push(violation(e));
+        }
+    }
+
+    let core = run.world.cp.core();
+    let tests = run.world.apica.tests();
+    let mut facts = Vec::new();
+    for started in &run.world.executions {
+        let label = &started.label;
+        let Some(view) = core.execution_view(label) else { continue };
+        let exec_events: Vec<&Event> = run.events.iter().filter(|e| e.execution.as_deref() == Some(label)).collect();
+        let status = view["status"].as_str().unwrap_or_default().to_string();
+        let failure_type = view["errorDetails"]["code"].as_str().map(str::to_string);
+        let message = view["errorDetails"]["message"].as_str().map(str::to_string);
+        let test_count = started.runnable_file.as_ref().map(|f| run.world.apica.tests_for_runnable_file(f));
+        let test = started
+            .runnable_file
+            .as_ref()
+            .and_then(|f| tests.iter().filter(|t| &t.runnable_file == f).min_by_key(|t| t.job_id));
+        let started_ms = exec_events.iter().find(|e| e.kind == "execution_started").map(|e| e.sim_ms).unwrap_or(0);
+        let link = exec_events.iter().find(|e| e.kind == "details_link").map(|e| e.sim_ms);
+
+        // AG-ONE-TEST: exactly one backend test per execution (counted by its own RunnableFile).
+        if run.apica_checks
+            && let Some(n) = test_count
+            && n > 1
+        {
+            violations.push(agent_violation(
+                "AG-ONE-TEST",
+                label,
+                "end".into(),
+                format!("execution {label} started {n} load tests for {}; one is the most it may start", started.runnable_file.clone().unwrap_or_default()),
+            ));
+        }
+
+        // AG-LINK-EARLY: the first success carries an externalExecutionId.
+        let first_result = exec_events.iter().find(|e| e.kind == "result_applied");
+        if let Some(first) = first_result
+            && first.data["result"] == "success"
+            && first.data["externalExecutionId"].is_null()
+        {
+            violations.push(agent_violation(
+                "AG-LINK-EARLY",
+                label,
+                first.stamp(),
+                format!(
+                    "the first answer for {label} (job {}) has no externalExecutionId, so the user sees no Details link while the test runs",
+                    first.data["number"]
+                ),
+            ));
+        }
+
+        // AG-RACE: a job is answered by the replica that acknowledged it.
+        for e in exec_events.iter().filter(|e| e.kind == "result_applied") {
+            let acker = exec_events
+                .iter()
+                .find(|a| a.kind == "job_acknowledged" && a.job == e.job)
+                .and_then(|a| a.replica.clone());
+            if let (Some(a), Some(r)) = (acker, e.replica.clone())
+                && a != r
+            {
+                violations.push(agent_violation(
+                    "AG-RACE",
+                    label,
+                    e.stamp(),
+                    format!("job {} of {label} was acknowledged by {a} but answered by {r}", e.data["number"]),
+                ));
+            }
+        }
+
+        // AG-OUTCOME (apica tier): the final answer matches the backend.
+        if run.apica_checks {
+            let final_event = exec_events.iter().rev().find(|e| e.kind == "result_applied" && e.data["final"] == true);
+            if let (Some(t), Some(fin)) = (test, final_event) {
+                let finished_ms = t.finished_at.map(|f| f.since(run.world.sim.clock.origin()).as_millis() as u64);
+                let status = t.status.to_string();
+                let problem = match (status.as_str(), fin.data["result"].as_str()) {
+                    (_, Some("success")) if finished_ms.is_none_or(|f| f > fin.sim_ms) => Some(format!(
+                        "{label} was answered as a final success at {} while backend test {} was still {status}",
+                        fin.stamp(),
+                        t.job_id
+                    )),
+                    ("failed", Some("success")) => Some(format!("{label} succeeded but backend test {} failed: {}", t.job_id, t.summary)),
+                    ("passed", Some("failure")) => Some(format!(
+                        "{label} failed ({}) but backend test {} passed",
+                        fin.data["failureType"].as_str().unwrap_or(""),
+                        t.job_id
+                    )),
+                    ("failed", Some("failure"))
+                        if fin.data["failureType"] != "JobFailed"
+                            || !fin.data["message"].as_str().unwrap_or("").contains(t.summary.as_str()) =>
+                    {
+                        Some(format!(
+                            "{label} failed with {} \"{}\"; expected JobFailed with the backend's reason \"{}\"",
+                            fin.data["failureType"].as_str().unwrap_or(""),
+                            fin.data["message"].as_str().unwrap_or(""),
+                            t.summary
+                        ))
+                    }
+                    (_, Some("success")) if fin.data["percentComplete"] != 100 => Some(format!(
+                        "{label}'s final success says percentComplete {} instead of 100",
+                        fin.data["percentComplete"]
+                    )),
+                    _ => None,
+                };
+                if let Some(p) = problem {
+                    violations.push(agent_violation("AG-OUTCOME", label, fin.stamp(), p));
+                }
+            }
+        }
+
+        facts.push(ExecutionFacts {
+            label: label.clone(),
+            status,
+            failure_type,
+            message,
+            jobs: view["jobs"].as_array().map_or(0, Vec::len),
+            load_tests_started: test_count,
+            details_link_after: link.map(|l| sim_core::format_offset(Duration::from_millis(l.saturating_sub(started_ms)))),
+            backend_status: test.map(|t| t.status.to_string()),
+        });
+    }
+
+    // AG-BACKOFF: request rate while throttled.
+    for (key, rate) in &run.backoff_rates {
+        if *rate > scenario.harness.backoff_limit {
+            violations.push(Violation {
+                rule: "AG-BACKOFF".into(),
+                severity: Severity::Error,
+                execution: None,
+                at: "-".into(),
+                detail: format!(
+                    "{key} made {rate:.1} requests/s over a 5 s window while throttled (limit {})",
+                    scenario.harness.backoff_limit
+                ),
+            });
+        }
+    }
+
+    let checks = check_expectations(scenario, run, &violations, &facts);
+    let passed = checks.iter().all(|c| c.passed);
+    Verdict {
+        violations,
+        warnings,
+        executions: facts,
+        checks,
+        passed,
+    }
+}
+
+fn check_expectations(scenario: &Scenario, run: &RunOutcome, violations: &[Violation], facts: &[ExecutionFacts]) -> Vec<Check> {
+    let mut checks = Vec::new();
+    if let Some(h) = &run.harness_error {
+        checks.push(Check {
+            expected: "the run completes".into(),
+            passed: false,
+            actual: h.clone(),
+        });
+    }
+    let expected: BTreeSet<String> = scenario.expect.violations.clone().unwrap_or_default().into_iter().collect();
+    let actual: BTreeSet<String> = violations.iter().map(|v| v.rule.clone()).collect();
+    if scenario.expect.violations.is_some() || !actual.is_empty() {
+        let unexpected: Vec<&Violation> = violations.iter().filter(|v| !expected.contains(&v.rule)).collect();
+        let missing: Vec<&String> = expected.iter().filter(|r| !actual.contains(*r)).collect();
+        checks.push(Check {
+            expected: if expected.is_empty() {
+                "no violations".into()
+            } else {
+                format!("violations exactly {}", expected.iter().cloned().collect::<Vec<_>>().join(", "))
+            },
+            passed: unexpected.is_empty() && missing.is_empty(),
+            actual: if unexpected.is_empty() && missing.is_empty() {
+                if actual.is_empty() { "none".into() } else { actual.iter().cloned().collect::<Vec<_>>().join(", ") }
+            } else {
+                let mut parts: Vec<String> = unexpected.iter().map(|v| format!("{} at {}: {}", v.rule, v.at, v.detail)).collect();
+                parts.extend(missing.iter().map(|r| format!("{r} never happened")));
+                parts.join("; ")
+            },
+        });
+    }
+    if let Some(within) = &scenario.expect.details_link_within
+        && let Ok(limit) = duration("details_link_within", within)
+    {
+        for f in facts {
+            let ok = f.details_link_after.as_ref().is_some_and(|a| {
+                sim_core::http::parse_target(a, sim_core::DEFAULT_ORIGIN).is_ok_and(|t| t.since(sim_core::DEFAULT_ORIGIN) <= limit)
+            });
+            checks.push(Check {
+                expected: format!("{}: Details link within {within}", f.label),
+                passed: ok,
+                actual: f.details_link_after.clone().map_or("no Details link".into(), |a| format!("after {a}")),
+            });
+        }
+    }
+    for f in facts {
+        let Some(exp) = scenario.expect.executions.get(&f.label).or_else(|| scenario.expect.executions.get("*")) else {
+            continue;
+        };
+        check_execution(run, f, exp, &mut checks);
+    }
+    checks
+}
+
+fn check_execution(run: &RunOutcome, f: &ExecutionFacts, exp: &ExecutionExpect, checks: &mut Vec<Check>) {
+    let mut outcome = exp.outcome.clone();
+    let mut failure_type = exp.failure_type.clone();
+    let mut message = exp.message_contains.clone();
+    if outcome.as_deref() == Some("from-preset") {
+        let preset = run.world.executions.iter().find(|e| e.label == f.label).and_then(|e| e.preset.clone());
+        let spec = preset.and_then(|p| run.world.apica.presets().into_iter().find(|x| x.name == p));
+        match spec.map(|s| s.outcome) {
+            Some(fake_apica::Outcome::Passed) => outcome = Some("Succeeded".into()),
+            Some(fake_apica::Outcome::Failed { reason }) => {
+                outcome = Some("Failed".into());
+                failure_type.get_or_insert_with(|| "JobFailed".into());
+                message.get_or_insert(reason);
+            }
+            None => outcome = None,
+        }
+    }
+    if let Some(o) = outcome {
+        checks.push(Check {
+            expected: format!("{}: {o}", f.label),
+            passed: f.status == o,
+            actual: match (&f.failure_type, &f.message) {
+                (Some(t), Some(m)) => format!("{} ({t}: {m})", f.status),
+                _ => f.status.clone(),
+            },
+        });
+    }
+    if let Some(t) = failure_type {
+        checks.push(Check {
+            expected: format!("{}: failure type {t}", f.label),
+            passed: f.failure_type.as_deref() == Some(t.as_str()),
+            actual: f.failure_type.clone().unwrap_or_else(|| "no failure".into()),
+        });
+    }
+    if let Some(m) = message {
+        checks.push(Check {
+            expected: format!("{}: message contains \"{m}\"", f.label),
+            passed: f.message.as_deref().is_some_and(|x| x.contains(m.as_str())),
+            actual: f.message.clone().unwrap_or_else(|| "no message".into()),
+        });
+    }
+    if let Some(n) = exp.load_tests_started
+        && run.apica_checks
+    {
+        checks.push(Check {
+            expected: format!("{}: {n} load test(s) started", f.label),
+            passed: f.load_tests_started == Some(n),
+            actual: f.load_tests_started.map_or("not counted".into(), |c| c.to_string()),
+        });
+    }
+}
+
+/// The value of a JSON field as text, for messages.
+pub fn text(v: &Value) -> String {
+    v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())
+}

@@ -1,0 +1,274 @@
+//! Both fakes in this process on loopback ports, sharing one manual clock, one activity tracker and one
+//! event log, set up as a scenario says.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use fake_apica::{ApicaConfig, FakeApica, Preset};
+use fake_codepipeline::{ActionTypeId, ActionTypeSpec, ExecutionSpec, FakeCodePipeline, Settings, TimingOverrides};
+use serde_json::Value;
+use sim_core::Sim;
+use tokio::sync::oneshot;
+
+use crate::scenario::{ExecutionSection, PropertySection, Scenario, duration};
+
+/// How many access keys the fake accepts: one per replica process a scenario may start.
+pub const MAX_REPLICAS: usize = 32;
+/// The API token the agent is given for the backend.
+pub const API_TOKEN: &str = "apica-token-conformance";
+/// How long an empty poll is parked (real time) in manual mode.
+pub const PARK_POLLS: Duration = Duration::from_millis(200);
+
+/// One execution the scenario started.
+#[derive(Clone, Debug)]
+pub struct StartedExecution {
+    /// Its label.
+    pub label: String,
+    /// Its unique RunnableFile (tests are counted by it), when the action type has one.
+    pub runnable_file: Option<String>,
+    /// Its backend preset, when it has one.
+    pub preset: Option<String>,
+}
+
+/// The hosted world of one scenario run.
+pub struct World {
+    /// Clock, activity and events, shared by both fakes.
+    pub sim: Sim,
+    /// The fake CodePipeline.
+    pub cp: FakeCodePipeline,
+    /// The fake backend.
+    pub apica: FakeApica,
+    /// `http://127.0.0.1:PORT` of the fake CodePipeline.
+    pub cp_url: String,
+    /// `http://127.0.0.1:PORT` of the fake backend.
+    pub apica_url: String,
+    /// The action type the agent polls for.
+    pub action_type: ActionTypeId,
+    /// clientId -> clientToken the agent is told.
+    pub agent_clients: BTreeMap<String, String>,
+    /// The queryable property, `Name=value`, when the type has one.
+    pub query_param: Option<String>,
+    /// Executions started so far.
+    pub executions: Vec<StartedExecution>,
+    stops: Vec<oneshot::Sender<()>>,
+}
+
+/// The access key and secret of replica `n` (from 1).
+pub fn replica_key(n: usize, seed: u64) -> (String, String) {
+    (format!("AKIDREPLICA{n:02}"), format!("replica-{n}-secret-{seed}"))
+}
+
+/// Overrides for the protocol tier: another agent's action type and configuration.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// `--action-type`.
+    pub action_type: Option<String>,
+    /// `--config K=V`.
+    pub config: BTreeMap<String, String>,
+}
+
+impl World {
+    /// Starts both fakes and registers what the scenario declares.
+    pub async fn start(scenario: &Scenario, seed: u64, overrides: &Overrides) -> Result<Self> {
+        let sim = Sim::manual();
+        let w = &scenario.world;
+        let timing = TimingOverrides {
+            job_timeout: Some(w.job_timeout.clone()),
+            ack_window: Some(w.ack_window.clone()),
+            continuation_delay: Some(w.continuation_delay.clone()),
+            action_timeout: Some(w.action_timeout.clone()),
+            final_on: Some(w.final_on.clone()),
+        };
+        let mut settings = Settings {
+            park_polls: Some(PARK_POLLS),
+            seed,
+            ..Settings::default()
+        };
+        settings.timing = timing.apply(&settings.timing).map_err(|e| anyhow!("[world]: {e}"))?;
+        for n in 1..=MAX_REPLICAS {
+            let (k, s) = replica_key(n, seed);
+            settings.access_keys.insert(k, s);
+        }
+        let cp = FakeCodePipeline::new(sim.clone(), settings);
+        let cp_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("bind the fake CodePipeline")?;
+        let apica_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("bind the fake backend")?;
+        let cp_url = format!("http://{}", cp_listener.local_addr()?);
+        let apica_url = format!("http://{}", apica_listener.local_addr()?);
+
+        let mut presets = Vec::new();
+        for p in &scenario.backend.presets {
+            presets.push(Preset::from_spec(p.clone()).map_err(|e| anyhow!("[[backend.presets]] {}: {e}", p.name))?);
+        }
+        let mut config = ApicaConfig::new(API_TOKEN, presets).with_seed(seed);
+        config.public_url = Some(apica_url.clone());
+        let apica = FakeApica::new(sim.clone(), config);
+        for f in &scenario.backend.faults {
+            add_backend_fault(&apica, f).context("[[backend.faults]]")?;
+        }
+
+        let mut stops = Vec::new();
+        for (listener, router) in [(cp_listener, cp.router()), (apica_listener, apica.router())] {
+            let (tx, rx) = oneshot::channel::<()>();
+            stops.push(tx);
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, router)
+                    .with_graceful_shutdown(async move {
+                        let _ = rx.await;
+                    })
+                    .await;
+            });
+        }
+
+        // The action type: the scenario's, or the protocol tier's override.
+        let type_text = overrides.action_type.clone().unwrap_or_else(|| scenario.action_type.id.clone());
+        let action_type: ActionTypeId = type_text.parse().map_err(|e| anyhow!("action type: {e}"))?;
+        let properties: Vec<PropertySection> = if overrides.action_type.is_some() {
+            overrides
+                .config
+                .keys()
+                .map(|k| PropertySection {
+                    name: k.clone(),
+                    required: true,
+                    key: false,
+                    secret: false,
+                    queryable: false,
+                })
+                .collect()
+        } else {
+            scenario.action_type.properties.clone().unwrap_or_else(apica_properties)
+        };
+        let mut clients: std::collections::HashMap<String, String> = scenario.action_type.clients.clone().into_iter().collect();
+        if action_type.owner == fake_codepipeline::Owner::ThirdParty && clients.is_empty() {
+            clients.insert("6f1c2a9e-0000-4000-8000-000000000001".into(), format!("client-token-{seed}"));
+        }
+        let agent_clients: BTreeMap<String, String> = match &scenario.action_type.agent_clients {
+            Some(c) => c.clone(),
+            None => clients.clone().into_iter().collect(),
+        };
+        let template = scenario.action_type.execution_url_template.replace("{backend}", &apica_url);
+        let props_json = serde_json::to_value(&properties)?;
+        cp.core()
+            .register_action_type(ActionTypeSpec {
+                id: Some(action_type.clone()),
+                settings: serde_json::json!({"executionUrlTemplate": template}),
+                properties: fake_codepipeline::pipelines::parse_properties(Some(&props_json))
+                    .map_err(|e| anyhow!("action type properties: {e}"))?,
+                input_artifacts: Value::Null,
+                output_artifacts: Value::Null,
+                clients,
+                timing: TimingOverrides::default(),
+            })
+            .map_err(|e| anyhow!("registering {action_type}: {e}"))?;
+        let query_param = properties.iter().find(|p| p.queryable).map(|p| p.name.clone());
+
+        let mut world = World {
+            sim,
+            cp,
+            apica,
+            cp_url,
+            apica_url,
+            action_type,
+            agent_clients,
+            query_param: None,
+            executions: Vec::new(),
+            stops,
+        };
+        world.start_executions(&scenario.executions, overrides)?;
+        // The queryable property's value the agent passes (JOB_QUERY_PARAM): the first execution's.
+        if let Some(name) = query_param {
+            let value = world
+                .executions
+                .first()
+                .and_then(|e| world.cp.core().execution_view(&e.label))
+                .and_then(|v| v["configuration"][&name].as_str().map(str::to_string));
+            world.query_param = value.map(|v| format!("{name}={v}"));
+        }
+        Ok(world)
+    }
+
+    /// Starts executions as `[[executions]]` declares them.
+    pub fn start_executions(&mut self, sections: &[ExecutionSection], overrides: &Overrides) -> Result<()> {
+        for section in sections {
+            let count = section.count.unwrap_or(1);
+            for i in 0..count {
+                let label = if section.count.is_some() { format!("{}-{}", section.id, i + 1) } else { section.id.clone() };
+                let mut configuration = if overrides.action_type.is_some() { overrides.config.clone() } else { section.configuration.clone() };
+                if !section.presets.is_empty() && overrides.action_type.is_none() {
+                    configuration.insert("PresetName".into(), section.presets[i % section.presets.len()].clone());
+                }
+                let has_runnable = self
+                    .cp
+                    .core()
+                    .with_world(|w| w.action_types.get(&self.action_type).map(|t| t.properties.iter().any(|p| p.name == "RunnableFile")))
+                    .unwrap_or(false);
+                let runnable_file = has_runnable.then(|| {
+                    let base = configuration.get("RunnableFile").map(|f| f.trim_end_matches(".jmx").to_string());
+                    match base {
+                        Some(b) if b != label => format!("{b}-{label}.jmx"),
+                        _ => format!("{label}.jmx"),
+                    }
+                });
+                if let Some(f) = &runnable_file {
+                    configuration.insert("RunnableFile".into(), f.clone());
+                    self.apica.set_execution(f, &label);
+                }
+                let preset = configuration.get("PresetName").cloned();
+                self.cp
+                    .core()
+                    .start_execution(ExecutionSpec {
+                        action_type: Some(self.action_type.clone()),
+                        configuration,
+                        client_id: section.client.clone(),
+                        label: Some(label.clone()),
+                    })
+                    .map_err(|e| anyhow!("execution {label}: {e}"))?;
+                self.executions.push(StartedExecution {
+                    label,
+                    runnable_file,
+                    preset,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether every execution has ended.
+    pub fn all_finished(&self) -> bool {
+        self.executions.iter().all(|e| {
+            self.cp.core().execution_view(&e.label).is_some_and(|v| v["status"] != "InProgress")
+        })
+    }
+
+    /// Stops both servers.
+    pub fn stop(&mut self) {
+        for tx in self.stops.drain(..) {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Adds a backend fault written as the backend's admin API writes it.
+pub fn add_backend_fault(apica: &FakeApica, fault: &toml::Value) -> Result<()> {
+    let spec: fake_apica::FaultSpec = fault.clone().try_into().map_err(|e| anyhow!("fault {fault}: {e}"))?;
+    let resolved = spec.resolve(&apica.sim().clock).map_err(|e| anyhow!("fault {fault}: {e}"))?;
+    apica.add_fault(resolved).map_err(|e| anyhow!("fault {fault}: {e}"))?;
+    Ok(())
+}
+
+/// The Apica Loadtest action's configuration properties (DESIGN.md).
+pub fn apica_properties() -> Vec<PropertySection> {
+    let p = |name: &str, required, key, secret| PropertySection {
+        name: name.into(),
+        required,
+        key,
+        secret,
+        queryable: false,
+    };
+    vec![p("PresetName", true, true, false), p("RunnableFile", true, false, false), p("ApiToken", false, false, true)]
+}
+
+/// Parses a simulated offset written in a step.
+pub fn offset(key: &str, text: &str) -> Result<Duration> {
+    duration(key, text).map_err(|e| anyhow!(e))
+}
