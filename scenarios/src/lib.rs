@@ -29,6 +29,15 @@ pub async fn run_and_judge(scenario: &Scenario, opts: &RunOptions, replay: Strin
             let verdict = verdict::judge(scenario, &outcome);
             let report = ScenarioReport::new(scenario, &outcome, verdict, replay);
             let timeline = timeline::render(&outcome.events);
+            let events: String = outcome
+                .events
+                .iter()
+                .filter_map(|e| serde_json::to_string(e).ok())
+                .map(|l| l + "\n")
+                .collect();
+            if let Err(e) = std::fs::write(outcome.out_dir.join("events.jsonl"), events) {
+                tracing::warn!("cannot write the events of {}: {e}", scenario.name);
+            }
             if let Err(e) = report::write_scenario_files(&outcome.out_dir, &report, &timeline) {
                 tracing::warn!("cannot write the files of {}: {e}", scenario.name);
             }

@@ -111,6 +111,7 @@ fn pump(stream: impl AsyncRead + Unpin + Send + 'static, name: String, log: Agen
         let mut lines = BufReader::new(stream).lines();
         while let Ok(Some(line)) = lines.next_line().await {
             use std::io::Write;
+            let line = strip_ansi(&line);
             let mut f = log.lock().unwrap_or_else(|e| e.into_inner());
             let _ = writeln!(f, "[{name}] {line}");
         }
@@ -120,4 +121,30 @@ fn pump(stream: impl AsyncRead + Unpin + Send + 'static, name: String, log: Agen
 /// Opens (truncates) the agent log of a scenario.
 pub fn open_log(path: &Path) -> std::io::Result<AgentLog> {
     Ok(Arc::new(Mutex::new(std::fs::File::create(path)?)))
+}
+
+/// Removes terminal colour codes (`ESC [ ... m`) so the log reads as plain text.
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn colour_codes_are_stripped() {
+        assert_eq!(super::strip_ansi("\u{1b}[2mtime\u{1b}[0m INFO x"), "time INFO x");
+    }
 }

@@ -31,6 +31,9 @@ pub struct ScenarioReport {
     pub speedup: f64,
     /// The verdicts.
     pub verdict: Verdict,
+    /// The highest request rate (per second, over 5 s windows) of each replica while CodePipeline
+    /// faults were active (AG-BACKOFF).
+    pub throttled_request_rates: std::collections::BTreeMap<String, f64>,
     /// The command that replays it.
     pub replay: String,
     /// Where its files are.
@@ -51,6 +54,7 @@ impl ScenarioReport {
             simulated: sim_core::format_offset(simulated),
             speedup: simulated.as_secs_f64() / run.real.as_secs_f64().max(1e-3),
             verdict,
+            throttled_request_rates: run.backoff_rates.clone(),
             replay,
             dir: run.out_dir.display().to_string(),
         }
@@ -78,6 +82,7 @@ impl ScenarioReport {
                 }],
                 passed: false,
             },
+            throttled_request_rates: Default::default(),
             replay,
             dir: String::new(),
         }

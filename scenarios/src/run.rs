@@ -196,6 +196,9 @@ impl Runner<'_> {
             }
             self.wait_quiescent().await?;
             self.handle_triggered().await?;
+            if finished_at.is_none() && self.world.all_finished() {
+                finished_at = Some(self.now());
+            }
             if let Some(f) = finished_at
                 && self.now() >= f.plus(tail)
             {

@@ -1,3 +1,120 @@
-fn main() {
-    println!("xtask: nothing yet");
+//! `cargo xtask`: the project's tasks. Thin on purpose: it runs cargo and the `conformance` binary, and
+//! links no heavy crate.
+//!
+//! - `cargo xtask conformance [ARGS]`: builds the reference agent (unless `--agent-cmd` is given) and the
+//!   runner, then runs `conformance ARGS` (see `cargo xtask conformance --help`).
+//! - `cargo xtask bench`: times the two-hour scenario and the whole suite; prints simulated seconds per
+//!   real second against the targets of DESIGN.md.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(workspace_root());
+    c
+}
+
+fn build(packages: &[&str]) -> Result<(), String> {
+    let mut c = cargo();
+    c.arg("build").arg("--quiet");
+    for p in packages {
+        c.args(["-p", p]);
+    }
+    let status = c.status().map_err(|e| format!("cannot run cargo: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("cargo build -p {} failed", packages.join(" -p "))) }
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"))
+}
+
+fn conformance(args: &[String]) -> Result<ExitCode, String> {
+    let own_agent = !args.iter().any(|a| a == "--agent-cmd" || a.starts_with("--agent-cmd="));
+    let wants_help = args.iter().any(|a| a == "--help" || a == "-h" || a == "--list");
+    if own_agent && !wants_help {
+        build(&["agent", "scenarios"])?;
+    } else {
+        build(&["scenarios"])?;
+    }
+    let bin = target_dir().join("debug").join("conformance");
+    let status = Command::new(&bin)
+        .args(args)
+        .current_dir(workspace_root())
+        .status()
+        .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
+    Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn bench(args: &[String]) -> Result<ExitCode, String> {
+    build(&["agent", "scenarios"])?;
+    let bin = target_dir().join("debug").join("conformance");
+    let runs: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(3);
+    let mut two_hour = Vec::new();
+    let mut suite = Vec::new();
+    for i in 0..runs {
+        let out = target_dir().join("bench").join(format!("run-{i}"));
+        let report = out.join("two-hour.json");
+        let t0 = Instant::now();
+        let st = Command::new(&bin)
+            .args(["--scenario", "two-hour-test", "--jobs", "1", "--json"])
+            .arg(&report)
+            .arg("--out")
+            .arg(&out)
+            .current_dir(workspace_root())
+            .status()
+            .map_err(|e| e.to_string())?;
+        let real = t0.elapsed().as_secs_f64();
+        if !st.success() {
+            return Err("the two-hour scenario failed; see its timeline".into());
+        }
+        two_hour.push(real);
+        let t0 = Instant::now();
+        let st = Command::new(&bin)
+            .arg("--out")
+            .arg(&out)
+            .arg("--json")
+            .arg(out.join("suite.json"))
+            .current_dir(workspace_root())
+            .status()
+            .map_err(|e| e.to_string())?;
+        if !st.success() {
+            return Err("the suite failed".into());
+        }
+        suite.push(t0.elapsed().as_secs_f64());
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    let (m2, ms) = (median(&mut two_hour), median(&mut suite));
+    // The two-hour scenario covers 2 h plus its 1 m tail of simulated time.
+    let simulated = 2.0 * 3600.0 + 60.0;
+    println!("two-hour-test: median {m2:.2} s real over {runs} run(s) = {:.0} simulated s per real s (target >= 5000)", simulated / m2);
+    println!("whole suite:   median {ms:.2} s real over {runs} run(s) (target < 30 s on 2 cores)");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("conformance") => conformance(&args[1..]),
+        Some("bench") => bench(&args[1..]),
+        _ => {
+            eprintln!("usage: cargo xtask <conformance [ARGS] | bench [RUNS]>\n\n  conformance  run the conformance scenarios (see `cargo xtask conformance --help`)\n  bench        time the two-hour scenario and the whole suite (median of RUNS, default 3)");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
