@@ -482,7 +482,7 @@ impl State {
         let summary = test.summary(ends_at);
         let event = self
             .tag(NewEvent::new(SOURCE, "test_finished"), &test)
-            .detail(format!("test {job_id} {status}: {summary}"))
+            .detail(format!("test {job_id} {summary}"))
             .data(json!({
                 "jobId": job_id,
                 "status": status,

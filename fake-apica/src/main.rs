@@ -1,5 +1,6 @@
 //! `fake-apica`: the fake load-test backend as a standalone server.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -73,12 +74,14 @@ enum LogFormat {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Logs go to stderr, colour only on a terminal, so stdout stays free and captured logs stay clean.
+    let ansi = std::io::stderr().is_terminal();
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match cli.log_format {
-        LogFormat::Human => tracing_subscriber::fmt().with_env_filter(filter).init(),
-        LogFormat::Json => tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .init(),
+        LogFormat::Human => logs.with_ansi(ansi).init(),
+        LogFormat::Json => logs.json().init(),
     }
 
     let mut presets = Vec::new();

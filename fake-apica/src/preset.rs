@@ -244,6 +244,12 @@ mod tests {
             spike.to_string(),
             "spike=10m:failed:p95 2300 ms > 2000 ms: too slow"
         );
+        let long: Preset = "long=1h 30m:passed".parse().unwrap();
+        assert_eq!(
+            long.to_string().parse::<Preset>().unwrap(),
+            long,
+            "Display round-trips"
+        );
     }
 
     #[test]
