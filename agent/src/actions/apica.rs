@@ -280,23 +280,47 @@ mod tests {
         assert!(message.contains("p95 over 800 ms"), "{message}");
     }
 
+    fn refusal(code: &str, message: &str, field: Option<&str>) -> Refusal {
+        Refusal {
+            status: 422,
+            code: Some(code.into()),
+            message: message.into(),
+            field: field.map(Into::into),
+        }
+    }
+
+    fn blamed(r: &Refusal) -> String {
+        match rejected_configuration(r, "x", "f") {
+            ActionError::Configuration { property, .. } => property,
+            other => panic!("expected a configuration error, got {other:?}"),
+        }
+    }
+
     #[test]
     fn a_422_names_the_property() {
-        let r = Refusal {
-            status: 422,
-            code: Some("unknown_preset".into()),
-            message: "no preset 'x'".into(),
-        };
-        assert!(
-            matches!(rejected_configuration(&r, "x", "f"), ActionError::Configuration { property, .. } if property == PRESET_NAME)
+        assert_eq!(
+            blamed(&refusal(
+                "UnknownPreset",
+                "unknown preset `x`",
+                Some("preset")
+            )),
+            PRESET_NAME
         );
-        let r = Refusal {
-            status: 422,
-            code: Some("bad_input".into()),
-            message: "runnableFile is empty".into(),
-        };
-        assert!(
-            matches!(rejected_configuration(&r, "x", "f"), ActionError::Configuration { property, .. } if property == RUNNABLE_FILE)
+        assert_eq!(
+            blamed(&refusal(
+                "MissingField",
+                "missing field",
+                Some("runnableFile")
+            )),
+            RUNNABLE_FILE
+        );
+        assert_eq!(
+            blamed(&refusal("bad_input", "runnableFile is empty", None)),
+            RUNNABLE_FILE
+        );
+        assert_eq!(
+            blamed(&refusal("bad_input", "no such preset", None)),
+            PRESET_NAME
         );
     }
 }

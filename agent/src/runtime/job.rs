@@ -34,6 +34,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, polled: PolledJob, polled_at: In
         shared.metrics.job(Outcome::Skipped);
         return;
     }
+    tracing::debug!(%job_id, nonce = %details.nonce, "acknowledging");
     match shared.api.acknowledge(&details).await {
         Ok(Ack::InProgress) => {}
         Ok(Ack::LostRace) => {

@@ -1,0 +1,338 @@
+//! A world for the runtime tests: the fake CodePipeline and the fake Apica backend on one manual
+//! simulated clock, served on 127.0.0.1, and agent runtimes (in-process) or agent processes on real time.
+//! Waits are on the fakes' event log (never a sleep standing in for a condition).
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agent::action::Action;
+use agent::actions::{ApicaAction, ApicaClient, ApicaClientConfig};
+use agent::runtime::{ClientTokens, JobApi};
+use agent::{ActionTypeId, Metrics, RunReport, Runtime, RuntimeConfig, Shutdown};
+use fake_apica::{ApicaConfig, FakeApica, Preset};
+use fake_codepipeline::{FakeCodePipeline, Settings};
+use serde_json::{Value, json};
+use sim_core::Sim;
+use tokio::sync::oneshot;
+
+/// Replica keys (the fake attributes each request to one).
+pub const KEY1: (&str, &str) = ("AKIDAGENTONE", "agent-secret-one");
+pub const KEY2: (&str, &str) = ("AKIDAGENTTWO", "agent-secret-two");
+/// A third-party client id and its token.
+pub const CLIENT: (&str, &str) = ("6f1c2a9e-0000-4000-8000-00000000a9e1", "client-token-a");
+/// The backend's API token.
+pub const APICA_TOKEN: &str = "apica-token-1";
+/// The action types.
+pub const THIRD_PARTY: &str = "Test/ThirdParty/ApicaLoadtest/1";
+pub const CUSTOM: &str = "Test/Custom/ApicaLoadtest/1";
+/// The fake's default continuation delay.
+pub const CONTINUATION: Duration = Duration::from_secs(30);
+/// How long a test waits for a condition, in real time.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// The presets every world has.
+pub fn presets() -> Vec<Preset> {
+    vec![
+        Preset::passed("short", Duration::from_secs(120)),
+        Preset::passed("long", Duration::from_secs(3 * 3600)),
+        Preset::failed(
+            "broken",
+            Duration::from_secs(60),
+            "p95 latency 2300 ms over the 800 ms limit",
+        ),
+    ]
+}
+
+/// Both fakes on one manual clock.
+pub struct World {
+    pub sim: Sim,
+    pub cp: FakeCodePipeline,
+    pub apica: FakeApica,
+    pub cp_url: String,
+    pub apica_url: String,
+    http: reqwest::Client,
+    _stops: Vec<oneshot::Sender<()>>,
+}
+
+async fn serve<F, Fut>(serve: F) -> (String, oneshot::Sender<()>)
+where
+    F: FnOnce(tokio::net::TcpListener, oneshot::Receiver<()>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let (tx, rx) = oneshot::channel();
+    tokio::spawn(serve(listener, rx));
+    (url, tx)
+}
+
+impl World {
+    /// Starts both fakes; polls are parked up to 200 ms, as the harness does.
+    pub async fn start() -> Self {
+        let sim = Sim::manual();
+        let mut settings = Settings::default()
+            .with_key(KEY1.0, KEY1.1)
+            .with_key(KEY2.0, KEY2.1);
+        settings.park_polls = Some(Duration::from_millis(200));
+        let cp = FakeCodePipeline::new(sim.clone(), settings);
+        let apica = FakeApica::new(sim.clone(), ApicaConfig::new(APICA_TOKEN, presets()));
+        let server = cp.clone();
+        let (cp_url, cp_stop) = serve(move |l, rx| async move {
+            let _ = server.serve(l, async move { drop(rx.await) }).await;
+        })
+        .await;
+        let server = apica.clone();
+        let (apica_url, apica_stop) = serve(move |l, rx| async move {
+            let _ = server.serve(l, async move { drop(rx.await) }).await;
+        })
+        .await;
+        World {
+            sim,
+            cp,
+            apica,
+            cp_url,
+            apica_url,
+            http: reqwest::Client::new(),
+            _stops: vec![cp_stop, apica_stop],
+        }
+    }
+
+    async fn admin(&self, path: &str, body: Value) -> Value {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.cp_url))
+            .json(&body)
+            .send()
+            .await
+            .expect("admin call");
+        let status = response.status();
+        let value: Value = response.json().await.expect("admin JSON");
+        assert!(status.is_success(), "POST {path} -> {status}: {value}");
+        value
+    }
+
+    /// Registers the Apica action type (with the client pair, for a third-party one) plus `extra` settings.
+    pub async fn register(&self, action_type: &str, extra: Value) {
+        let mut body = json!({
+            "actionType": action_type,
+            "settings": {"executionUrlTemplate": format!("{}/jobs/{{ExternalExecutionId}}", self.apica_url)},
+            "configurationProperties": [
+                {"name": "PresetName", "required": true, "key": true, "secret": false},
+                {"name": "RunnableFile", "required": true, "key": false, "secret": false},
+                {"name": "ApiToken", "required": false, "key": false, "secret": true},
+            ],
+            "clients": {CLIENT.0: CLIENT.1},
+        });
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        self.admin("/_sim/action-types", body).await;
+    }
+
+    /// Registers the custom Apica action type with PresetName queryable.
+    pub async fn admin_register_queryable(&self) {
+        self.admin(
+            "/_sim/action-types",
+            json!({
+                "actionType": CUSTOM,
+                "configurationProperties": [
+                    {"name": "PresetName", "required": true, "key": true, "secret": false, "queryable": true},
+                    {"name": "RunnableFile", "required": true, "key": false, "secret": false},
+                ],
+            }),
+        )
+        .await;
+    }
+
+    /// Starts an action execution running `preset` on its own runnable file; returns its id.
+    pub async fn start_execution(
+        &self,
+        action_type: &str,
+        preset: &str,
+        runnable_file: &str,
+    ) -> String {
+        let mut body = json!({
+            "actionType": action_type,
+            "configuration": {"PresetName": preset, "RunnableFile": runnable_file},
+        });
+        if action_type.contains("/ThirdParty/") {
+            body["clientId"] = json!(CLIENT.0);
+        }
+        let v = self.admin("/_sim/executions", body).await;
+        v["executionId"].as_str().expect("executionId").to_string()
+    }
+
+    /// Injects a CodePipeline fault (`POST /_sim/faults`).
+    pub async fn cp_fault(&self, body: Value) {
+        self.admin("/_sim/faults", body).await;
+    }
+
+    /// The admin view of an execution.
+    pub fn execution(&self, id: &str) -> Value {
+        self.cp.core().execution_view(id).expect("execution exists")
+    }
+
+    /// Moves the simulated clock.
+    pub fn advance(&self, by: Duration) {
+        self.sim.clock.advance_by(by).expect("manual clock");
+    }
+
+    /// Waits (on the event log, real time) until `check` gives a value.
+    pub async fn until<T>(&self, what: &str, mut check: impl FnMut(&World) -> Option<T>) -> T {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let seq = self.sim.events.last_seq();
+            if let Some(v) = check(self) {
+                return v;
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                let tail: Vec<String> = self
+                    .sim
+                    .events
+                    .all()
+                    .iter()
+                    .rev()
+                    .take(25)
+                    .rev()
+                    .map(|e| format!("{} {} {} {}", e.stamp(), e.source, e.kind, e.detail))
+                    .collect();
+                panic!(
+                    "timed out waiting for {what}; last events:\n{}",
+                    tail.join("\n")
+                );
+            }
+            self.sim.events.wait_since(seq, 1, deadline - now).await;
+        }
+    }
+
+    /// Waits until the execution's jobs number `n` and the last is in `status`.
+    pub async fn job_in(&self, id: &str, n: usize, status: &str) -> Value {
+        self.until(&format!("job {n} of {id} to be {status}"), |w| {
+            let e = w.execution(id);
+            let jobs = e["jobs"].as_array()?;
+            (jobs.len() >= n && jobs[n - 1]["status"] == status).then(|| jobs[n - 1].clone())
+        })
+        .await
+    }
+
+    /// Waits until the execution is no longer InProgress; returns its view.
+    pub async fn finished(&self, id: &str) -> Value {
+        self.until(&format!("execution {id} to finish"), |w| {
+            let e = w.execution(id);
+            (e["status"] != "InProgress").then_some(e)
+        })
+        .await
+    }
+
+    /// Runs the follow-up rounds: moves the clock by the continuation delay each time the last job has been
+    /// answered, until the execution finishes (at most `rounds`).
+    pub async fn run_rounds(&self, id: &str, rounds: usize) -> Value {
+        for _ in 0..rounds {
+            let e = self
+                .until(&format!("the last job of {id} to be answered"), |w| {
+                    let e = w.execution(id);
+                    let last = e["jobs"].as_array()?.last()?.clone();
+                    let answered =
+                        ["Succeeded", "Failed", "TimedOut"].contains(&last["status"].as_str()?);
+                    let waiting = last["status"] == "Created";
+                    (answered || waiting || e["status"] != "InProgress").then_some(e)
+                })
+                .await;
+            if e["status"] != "InProgress" {
+                return e;
+            }
+            self.advance(CONTINUATION);
+        }
+        self.finished(id).await
+    }
+
+    /// Backend tests created for `runnable_file`.
+    pub fn tests_for(&self, runnable_file: &str) -> usize {
+        self.apica.tests_for_runnable_file(runnable_file)
+    }
+
+    /// Events of `kind` from `source`.
+    pub fn events(&self, source: &str, kind: &str) -> Vec<sim_core::Event> {
+        self.sim
+            .events
+            .all()
+            .into_iter()
+            .filter(|e| e.source == source && e.kind == kind)
+            .collect()
+    }
+
+    /// Error-severity events (violations).
+    pub fn errors(&self) -> Vec<String> {
+        self.sim
+            .events
+            .all()
+            .into_iter()
+            .filter(|e| e.severity == sim_core::Severity::Error)
+            .map(|e| format!("{} {} {:?} {}", e.stamp(), e.kind, e.rule, e.detail))
+            .collect()
+    }
+}
+
+/// An in-process agent runtime on real time.
+pub struct Agent {
+    pub shutdown: Shutdown,
+    pub metrics: Arc<Metrics>,
+    handle: tokio::task::JoinHandle<RunReport>,
+}
+
+impl Agent {
+    /// Starts a runtime for `action_type` signing with `key`; `tweak` adjusts the settings.
+    pub fn start(
+        world: &World,
+        action_type: &str,
+        key: (&str, &str),
+        tweak: impl FnOnce(&mut RuntimeConfig),
+    ) -> Agent {
+        let id: ActionTypeId = action_type.parse().expect("action type");
+        let mut config = RuntimeConfig::new(id.clone());
+        config.poll_interval = Duration::from_millis(5);
+        config.poll_jitter = Duration::ZERO;
+        config.max_failed_rounds = 3;
+        tweak(&mut config);
+        let metrics = Arc::new(Metrics::default());
+        let client =
+            agent::aws::static_client(&world.cp_url, key.0, key.1, "us-east-1", metrics.clone());
+        let tokens = Arc::new(ClientTokens::from_map(HashMap::from([(
+            CLIENT.0.to_string(),
+            CLIENT.1.to_string(),
+        )])));
+        let api =
+            JobApi::new(client, &id, Some(tokens), config.query_param.clone()).expect("job api");
+        let mut apica = ApicaClientConfig::new(&world.apica_url);
+        apica.retry_budget = Duration::from_millis(600);
+        apica.initial_backoff = Duration::from_millis(20);
+        let action: Arc<dyn Action> = Arc::new(ApicaAction::new(
+            ApicaClient::new(apica).expect("client"),
+            Some(APICA_TOKEN.into()),
+        ));
+        let runtime = Runtime::new(config, api, action, metrics.clone()).expect("runtime");
+        let shutdown = Shutdown::new();
+        let handle = tokio::spawn(runtime.run(shutdown.clone()));
+        Agent {
+            shutdown,
+            metrics,
+            handle,
+        }
+    }
+
+    /// Drains and stops; returns how it ended.
+    pub async fn stop(self) -> RunReport {
+        self.shutdown.trigger();
+        tokio::time::timeout(Duration::from_secs(10), self.handle)
+            .await
+            .expect("stops in time")
+            .expect("no panic")
+    }
+}
