@@ -174,3 +174,34 @@ async fn events_carry_the_execution_the_runner_mapped() {
     assert_eq!(created.data["preset"], "spike");
     assert_eq!(created.data["runnableFile"], "e-7.jmx");
 }
+
+#[tokio::test]
+async fn an_event_listener_may_call_back_into_the_backend() {
+    // The runner acts on events synchronously (e.g. a crash right after `apica.test_created`); the
+    // backend must not hold its lock while recording, or this would deadlock.
+    let h = start().await;
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (apica, s) = (h.apica.clone(), seen.clone());
+    h.sim.events.add_listener(move |e| {
+        if e.source == "apica" {
+            let count = apica.tests_for_runnable_file("e-1.jmx");
+            let status = e.data["jobId"]
+                .as_u64()
+                .and_then(|id| apica.test(id))
+                .map(|t| t.status.to_string());
+            s.lock().unwrap().push((e.kind.clone(), count, status));
+        }
+    });
+    let id = h.create_ok("spike", "e-1.jmx", None).await;
+    h.advance_to(Duration::from_secs(600));
+    h.apica.clear_faults();
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        [
+            ("test_created".to_string(), 1, Some("running".to_string())),
+            ("test_finished".to_string(), 1, Some("failed".to_string())),
+        ],
+        "job {id}"
+    );
+}
