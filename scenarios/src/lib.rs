@@ -22,7 +22,11 @@ pub fn builtin_dir() -> PathBuf {
 
 /// Runs one scenario and judges it; writes its files. Never fails: a scenario that cannot run is a failed
 /// report that says why.
-pub async fn run_and_judge(scenario: &Scenario, opts: &RunOptions, replay: String) -> ScenarioReport {
+pub async fn run_and_judge(
+    scenario: &Scenario,
+    opts: &RunOptions,
+    replay: String,
+) -> ScenarioReport {
     let started = std::time::Instant::now();
     match run::run(scenario, opts).await {
         Ok(outcome) => {

@@ -30,14 +30,22 @@ pub type AgentLog = Arc<Mutex<std::fs::File>>;
 impl Replica {
     /// Starts `command` (a shell command line) with `env` on top of the parent's environment minus every
     /// `AWS_*` variable.
-    pub fn spawn(name: &str, access_key: &str, command: &str, env: &[(String, String)], log: &AgentLog) -> std::io::Result<Self> {
+    pub fn spawn(
+        name: &str,
+        access_key: &str,
+        command: &str,
+        env: &[(String, String)],
+        log: &AgentLog,
+    ) -> std::io::Result<Self> {
         let mut cmd = Command::new("sh");
         cmd.arg("-c").arg(format!("exec {command}"));
         cmd.env_clear();
         cmd.envs(std::env::vars().filter(|(k, _)| !k.starts_with("AWS_")));
         cmd.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         cmd.process_group(0);
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         cmd.kill_on_drop(true);
         let mut child = cmd.spawn()?;
         let pgid = child.id().map(|p| p as i32);
@@ -145,6 +153,9 @@ fn strip_ansi(line: &str) -> String {
 mod tests {
     #[test]
     fn colour_codes_are_stripped() {
-        assert_eq!(super::strip_ansi("\u{1b}[2mtime\u{1b}[0m INFO x"), "time INFO x");
+        assert_eq!(
+            super::strip_ansi("\u{1b}[2mtime\u{1b}[0m INFO x"),
+            "time INFO x"
+        );
     }
 }

@@ -102,14 +102,21 @@ impl ScenarioReport {
 /// Writes `report.json` and `timeline.txt` into the scenario's directory.
 pub fn write_scenario_files(dir: &Path, report: &ScenarioReport, timeline: &str) -> Result<()> {
     std::fs::create_dir_all(dir)?;
-    std::fs::write(dir.join("report.json"), serde_json::to_string_pretty(report)?).context("write report.json")?;
+    std::fs::write(
+        dir.join("report.json"),
+        serde_json::to_string_pretty(report)?,
+    )
+    .context("write report.json")?;
     std::fs::write(dir.join("timeline.txt"), timeline).context("write timeline.txt")?;
     Ok(())
 }
 
 /// The summary table printed at the end of a run.
 pub fn summary_table(reports: &[ScenarioReport]) -> String {
-    let mut out = format!("{:<28} {:<9} {:<7} {:>9} {:>11} {:>10}\n", "scenario", "tier", "result", "real", "simulated", "speed-up");
+    let mut out = format!(
+        "{:<28} {:<9} {:<7} {:>9} {:>11} {:>10}\n",
+        "scenario", "tier", "result", "real", "simulated", "speed-up"
+    );
     for r in reports {
         out.push_str(&format!(
             "{:<28} {:<9} {:<7} {:>8.2}s {:>11} {:>9.0}x\n",
@@ -122,7 +129,11 @@ pub fn summary_table(reports: &[ScenarioReport]) -> String {
         ));
     }
     let failed = reports.iter().filter(|r| !r.passed).count();
-    out.push_str(&format!("{} passed, {} failed\n", reports.len() - failed, failed));
+    out.push_str(&format!(
+        "{} passed, {} failed\n",
+        reports.len() - failed,
+        failed
+    ));
     out
 }
 

@@ -61,6 +61,9 @@ struct Live {
     replica: Replica,
     // Real time of the first request, once seen.
     first_request: Option<Instant>,
+    // Since when it has been seen neither parked in a poll nor holding a job (busy elsewhere, e.g. a
+    // naive agent waiting on the backend): after the answer budget the clock moves on without it.
+    busy_since: Option<Instant>,
 }
 
 struct Runner<'a> {
@@ -84,8 +87,18 @@ struct Runner<'a> {
     backoff_rates: BTreeMap<String, f64>,
 }
 
-fn record(world: &World, kind: &str, severity: Severity, rule: Option<&str>, replica: Option<&str>, detail: String) {
-    let mut e = NewEvent::new("runner", kind).severity(severity).detail(detail).replica_opt(replica);
+fn record(
+    world: &World,
+    kind: &str,
+    severity: Severity,
+    rule: Option<&str>,
+    replica: Option<&str>,
+    detail: String,
+) {
+    let mut e = NewEvent::new("runner", kind)
+        .severity(severity)
+        .detail(detail)
+        .replica_opt(replica);
     if let Some(r) = rule {
         e = e.rule(r, severity);
     }
@@ -100,7 +113,10 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome> {
     let world = World::start(scenario, seed, &opts.overrides).await?;
     let log = open_log(&out_dir.join("agent.log")).context("open agent.log")?;
     let clients_file = out_dir.join("client-tokens.json");
-    std::fs::write(&clients_file, serde_json::to_string_pretty(&world.agent_clients)?)?;
+    std::fs::write(
+        &clients_file,
+        serde_json::to_string_pretty(&world.agent_clients)?,
+    )?;
 
     let origin = world.sim.clock.origin();
     let mut timed = Vec::new();
@@ -108,10 +124,16 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome> {
     let pgids: Arc<Mutex<Vec<(String, i32)>>> = Arc::new(Mutex::new(Vec::new()));
     for (i, step) in scenario.steps.iter().enumerate() {
         if let Some(at) = &step.at {
-            let t = sim_core::http::parse_target(at, origin).map_err(|e| anyhow!("steps[{}].at: {e}", i + 1))?;
+            let t = sim_core::http::parse_target(at, origin)
+                .map_err(|e| anyhow!("steps[{}].at: {e}", i + 1))?;
             timed.push((t, step.clone()));
         } else if let Some(on) = step.on.clone() {
-            let after = step.after.as_deref().map(|a| duration("after", a)).transpose().map_err(|e| anyhow!(e))?;
+            let after = step
+                .after
+                .as_deref()
+                .map(|a| duration("after", a))
+                .transpose()
+                .map_err(|e| anyhow!(e))?;
             let nth = step.nth.unwrap_or(1).max(1);
             let seen = Arc::new(Mutex::new(0usize));
             let tx = tx.clone();
@@ -129,7 +151,10 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome> {
                 if crash {
                     // Exactly between two actions of the agent: the recording request has not answered yet.
                     for (_, g) in pg.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-                        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(*g), Signal::SIGKILL);
+                        let _ = nix::sys::signal::killpg(
+                            nix::unistd::Pid::from_raw(*g),
+                            Signal::SIGKILL,
+                        );
                     }
                 }
                 let _ = tx.send((i, e.clone()));
@@ -137,7 +162,8 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome> {
         }
     }
     timed.sort_by_key(|(t, _)| *t);
-    let budget = duration("answer_budget", &scenario.harness.answer_budget).map_err(|e| anyhow!(e))?;
+    let budget =
+        duration("answer_budget", &scenario.harness.answer_budget).map_err(|e| anyhow!(e))?;
     let watchdog = duration("watchdog", &scenario.harness.watchdog).map_err(|e| anyhow!(e))?;
     let mut runner = Runner {
         scenario,
@@ -160,7 +186,14 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome> {
     };
     let harness_error = runner.drive().await.err().map(|e| e.to_string());
     if let Some(e) = &harness_error {
-        record(&runner.world, "harness_error", Severity::Error, Some("HARNESS-STALL"), None, e.clone());
+        record(
+            &runner.world,
+            "harness_error",
+            Severity::Error,
+            Some("HARNESS-STALL"),
+            None,
+            e.clone(),
+        );
     }
     runner.shutdown().await;
     runner.world.stop();
@@ -220,7 +253,11 @@ impl Runner<'_> {
                 ));
             };
             let target = target.max(self.now());
-            self.world.sim.clock.advance_to(target).map_err(|e| anyhow!("clock: {e}"))?;
+            self.world
+                .sim
+                .clock
+                .advance_to(target)
+                .map_err(|e| anyhow!("clock: {e}"))?;
         }
     }
 
@@ -255,7 +292,10 @@ impl Runner<'_> {
                         Severity::Error,
                         Some("AG-START"),
                         Some(&live.replica.access_key),
-                        format!("{name} made no request within {} of starting", sim_core::format_duration(START_GRACE)),
+                        format!(
+                            "{name} made no request within {} of starting",
+                            sim_core::format_duration(START_GRACE)
+                        ),
                     );
                     live.first_request = Some(Instant::now());
                     continue;
@@ -270,7 +310,13 @@ impl Runner<'_> {
             let held_too_long = c.oldest_hold.is_some_and(|h| h >= self.budget);
             let parked_idle = c.parked > 0 && c.held_jobs == 0;
             any_parked |= c.parked > 0;
-            if !(parked_idle || held_too_long) {
+            if c.parked > 0 || c.held_jobs > 0 {
+                live.busy_since = None;
+            }
+            let busy_too_long = c.parked == 0
+                && c.held_jobs == 0
+                && live.busy_since.get_or_insert_with(Instant::now).elapsed() >= self.budget;
+            if !(parked_idle || held_too_long || busy_too_long) {
                 return Ok(false);
             }
         }
@@ -285,7 +331,11 @@ impl Runner<'_> {
         let ty = self.world.action_type.clone();
         self.world.cp.core().with_world(|w| {
             w.pollable.get(&ty).is_some_and(|q| {
-                q.values().any(|id| w.jobs.get(id).is_some_and(|j| j.status == fake_codepipeline::JobStatus::Queued))
+                q.values().any(|id| {
+                    w.jobs
+                        .get(id)
+                        .is_some_and(|j| j.status == fake_codepipeline::JobStatus::Queued)
+                })
             })
         })
     }
@@ -331,13 +381,27 @@ impl Runner<'_> {
         match step.action {
             StepAction::StartAgent => {
                 let n = step.replicas.unwrap_or(1);
-                record(&self.world, "step", Severity::Info, None, None, format!("start {n} agent replica(s){why}"));
+                record(
+                    &self.world,
+                    "step",
+                    Severity::Info,
+                    None,
+                    None,
+                    format!("start {n} agent replica(s){why}"),
+                );
                 for _ in 0..n {
                     self.start_replica()?;
                 }
             }
             StepAction::Redeploy => {
-                record(&self.world, "step", Severity::Info, None, None, format!("redeploy: SIGTERM to every replica{why}"));
+                record(
+                    &self.world,
+                    "step",
+                    Severity::Info,
+                    None,
+                    None,
+                    format!("redeploy: SIGTERM to every replica{why}"),
+                );
                 let count = self.live.len().max(1);
                 let old: Vec<Live> = self.live.drain(..).collect();
                 for l in &old {
@@ -353,7 +417,11 @@ impl Runner<'_> {
                             Severity::Info,
                             None,
                             Some(&key),
-                            format!("{} exited ({status}) {} ms after SIGTERM", l.replica.name, t0.elapsed().as_millis()),
+                            format!(
+                                "{} exited ({status}) {} ms after SIGTERM",
+                                l.replica.name,
+                                t0.elapsed().as_millis()
+                            ),
                         ),
                         None => {
                             l.replica.kill().await;
@@ -363,7 +431,11 @@ impl Runner<'_> {
                                 Severity::Error,
                                 Some("AG-REDEPLOY"),
                                 Some(&key),
-                                format!("{} did not exit within {} of SIGTERM; killed", l.replica.name, sim_core::format_duration(REDEPLOY_GRACE)),
+                                format!(
+                                    "{} did not exit within {} of SIGTERM; killed",
+                                    l.replica.name,
+                                    sim_core::format_duration(REDEPLOY_GRACE)
+                                ),
                             );
                         }
                     }
@@ -375,13 +447,27 @@ impl Runner<'_> {
                 }
             }
             StepAction::Crash => {
-                record(&self.world, "step", Severity::Info, None, None, format!("crash: SIGKILL to every replica{why}"));
+                record(
+                    &self.world,
+                    "step",
+                    Severity::Info,
+                    None,
+                    None,
+                    format!("crash: SIGKILL to every replica{why}"),
+                );
                 let old: Vec<Live> = self.live.drain(..).collect();
                 let count = old.len().max(1);
                 for mut l in old {
                     l.replica.kill().await;
                     let key = l.replica.access_key.clone();
-                    record(&self.world, "replica_crashed", Severity::Info, None, Some(&key), format!("{} killed", l.replica.name));
+                    record(
+                        &self.world,
+                        "replica_crashed",
+                        Severity::Info,
+                        None,
+                        Some(&key),
+                        format!("{} killed", l.replica.name),
+                    );
                     self.forget(&key);
                 }
                 if let Some(r) = &step.restart_after {
@@ -405,22 +491,56 @@ impl Runner<'_> {
                     rate: step.rate.unwrap_or(0.0),
                     status: None,
                 };
-                record(&self.world, "step", Severity::Info, None, None, format!("CodePipeline faults: {:?} at rate {}{why}", rule.kind, rule.rate));
+                record(
+                    &self.world,
+                    "step",
+                    Severity::Info,
+                    None,
+                    None,
+                    format!(
+                        "CodePipeline faults: {:?} at rate {}{why}",
+                        rule.kind, rule.rate
+                    ),
+                );
                 self.world.cp.core().add_fault(rule);
                 self.throttled_since.get_or_insert_with(Instant::now);
             }
             StepAction::ClearCpFaults => {
-                record(&self.world, "step", Severity::Info, None, None, format!("CodePipeline faults cleared{why}"));
+                record(
+                    &self.world,
+                    "step",
+                    Severity::Info,
+                    None,
+                    None,
+                    format!("CodePipeline faults cleared{why}"),
+                );
                 self.world.cp.core().clear_faults();
                 self.throttled_since = None;
             }
             StepAction::BackendFault => {
-                let fault = step.fault.clone().unwrap_or(toml::Value::Table(Default::default()));
-                record(&self.world, "step", Severity::Info, None, None, format!("backend fault {fault}{why}"));
+                let fault = step
+                    .fault
+                    .clone()
+                    .unwrap_or(toml::Value::Table(Default::default()));
+                record(
+                    &self.world,
+                    "step",
+                    Severity::Info,
+                    None,
+                    None,
+                    format!("backend fault {fault}{why}"),
+                );
                 add_backend_fault(&self.world.apica, &fault)?;
             }
             StepAction::StartExecutions => {
-                record(&self.world, "step", Severity::Info, None, None, format!("start {} more execution(s){why}", step.executions.len()));
+                record(
+                    &self.world,
+                    "step",
+                    Severity::Info,
+                    None,
+                    None,
+                    format!("start {} more execution(s){why}", step.executions.len()),
+                );
                 let overrides = self.opts.overrides.clone();
                 self.world.start_executions(&step.executions, &overrides)?;
             }
@@ -431,24 +551,35 @@ impl Runner<'_> {
     fn start_replica(&mut self) -> Result<()> {
         let n = self.next_replica;
         if n > MAX_REPLICAS {
-            return Err(anyhow!("the scenario starts more than {MAX_REPLICAS} replicas"));
+            return Err(anyhow!(
+                "the scenario starts more than {MAX_REPLICAS} replicas"
+            ));
         }
         self.next_replica += 1;
         let (key, secret) = replica_key(n, self.seed);
         let mut env: Vec<(String, String)> = vec![
-            ("AWS_ENDPOINT_URL_CODEPIPELINE".into(), self.world.cp_url.clone()),
+            (
+                "AWS_ENDPOINT_URL_CODEPIPELINE".into(),
+                self.world.cp_url.clone(),
+            ),
             ("AWS_ENDPOINT_URL".into(), self.world.cp_url.clone()),
             ("AWS_ACCESS_KEY_ID".into(), key.clone()),
             ("AWS_SECRET_ACCESS_KEY".into(), secret),
             ("AWS_REGION".into(), "us-east-1".into()),
             ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
             ("JOB_ACTION_TYPE".into(), self.world.action_type.to_string()),
-            ("JOB_POLL_INTERVAL_MS".into(), self.opts.poll_interval_ms.to_string()),
+            (
+                "JOB_POLL_INTERVAL_MS".into(),
+                self.opts.poll_interval_ms.to_string(),
+            ),
             ("APICA_API_URL".into(), self.world.apica_url.clone()),
             ("APICA_API_TOKEN".into(), API_TOKEN.into()),
         ];
         if self.world.action_type.owner == fake_codepipeline::Owner::ThirdParty {
-            env.push(("JOB_CLIENT_TOKENS_FILE".into(), self.clients_file.display().to_string()));
+            env.push((
+                "JOB_CLIENT_TOKENS_FILE".into(),
+                self.clients_file.display().to_string(),
+            ));
         }
         if let Some(q) = &self.world.query_param {
             env.push(("JOB_QUERY_PARAM".into(), q.clone()));
@@ -457,18 +588,32 @@ impl Runner<'_> {
         let replica = Replica::spawn(&name, &key, &self.opts.agent_cmd, &env, &self.log)
             .with_context(|| format!("start the agent `{}`", self.opts.agent_cmd))?;
         if let Some(pg) = replica.pgid() {
-            self.pgids.lock().unwrap_or_else(|p| p.into_inner()).push((key.clone(), pg));
+            self.pgids
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((key.clone(), pg));
         }
-        record(&self.world, "replica_started", Severity::Info, None, Some(&key), format!("{name} started"));
+        record(
+            &self.world,
+            "replica_started",
+            Severity::Info,
+            None,
+            Some(&key),
+            format!("{name} started"),
+        );
         self.live.push(Live {
             replica,
             first_request: None,
+            busy_since: None,
         });
         Ok(())
     }
 
     fn forget(&mut self, key: &str) {
-        self.pgids.lock().unwrap_or_else(|p| p.into_inner()).retain(|(k, _)| k != key);
+        self.pgids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(k, _)| k != key);
         self.world.sim.activity.forget_caller(key);
     }
 
@@ -478,7 +623,9 @@ impl Runner<'_> {
             w.jobs
                 .values()
                 .filter(|j| j.status == fake_codepipeline::JobStatus::InProgress)
-                .filter(|j| j.acknowledged.as_ref().and_then(|(_, who)| who.as_deref()) == Some(key))
+                .filter(|j| {
+                    j.acknowledged.as_ref().and_then(|(_, who)| who.as_deref()) == Some(key)
+                })
                 .map(|j| format!("job {} of {}", j.number, j.execution))
                 .collect()
         });
@@ -489,7 +636,10 @@ impl Runner<'_> {
                 Severity::Error,
                 Some("AG-REDEPLOY"),
                 Some(key),
-                format!("{name} exited without answering {} it had acknowledged", abandoned.join(", ")),
+                format!(
+                    "{name} exited without answering {} it had acknowledged",
+                    abandoned.join(", ")
+                ),
             );
         }
     }
@@ -498,12 +648,24 @@ impl Runner<'_> {
         let mut gone = Vec::new();
         for (i, l) in self.live.iter_mut().enumerate() {
             if let Some(status) = l.replica.has_exited() {
-                gone.push((i, l.replica.name.clone(), l.replica.access_key.clone(), status));
+                gone.push((
+                    i,
+                    l.replica.name.clone(),
+                    l.replica.access_key.clone(),
+                    status,
+                ));
             }
         }
         for (i, name, key, status) in gone.into_iter().rev() {
             self.live.remove(i);
-            record(&self.world, "replica_exited", Severity::Warning, None, Some(&key), format!("{name} exited on its own ({status})"));
+            record(
+                &self.world,
+                "replica_exited",
+                Severity::Warning,
+                None,
+                Some(&key),
+                format!("{name} exited on its own ({status})"),
+            );
             self.forget(&key);
         }
     }
@@ -519,11 +681,18 @@ impl Runner<'_> {
             let key = &live.replica.access_key;
             let count = snap.caller(key).map_or(0, |c| c.requests);
             let samples = self.rate_samples.entry(key.clone()).or_default();
-            if samples.last().is_some_and(|(t, _)| now.duration_since(*t) < Duration::from_millis(100)) {
+            if samples
+                .last()
+                .is_some_and(|(t, _)| now.duration_since(*t) < Duration::from_millis(100))
+            {
                 continue;
             }
             samples.push((now, count));
-            if let Some((t0, c0)) = samples.iter().find(|(t, _)| now.duration_since(*t) <= Duration::from_secs(5)).copied() {
+            if let Some((t0, c0)) = samples
+                .iter()
+                .find(|(t, _)| now.duration_since(*t) <= Duration::from_secs(5))
+                .copied()
+            {
                 let span = now.duration_since(t0).as_secs_f64().max(1.0);
                 let rate = (count - c0) as f64 / span;
                 let max = self.backoff_rates.entry(key.clone()).or_insert(0.0);

@@ -406,7 +406,10 @@ impl Scenario {
             duration(k, v)?;
         }
         if !["progress-100", "no-token"].contains(&self.world.final_on.as_str()) {
-            return Err(format!("world.final_on `{}` must be `progress-100` or `no-token`", self.world.final_on));
+            return Err(format!(
+                "world.final_on `{}` must be `progress-100` or `no-token`",
+                self.world.final_on
+            ));
         }
         if duration("", &self.world.continuation_delay)? < Duration::from_secs(1) {
             return Err("world.continuation_delay must be at least 1s".into());
@@ -424,7 +427,9 @@ impl Scenario {
                 }
                 (None, Some(on)) => {
                     if !on.contains('.') {
-                        return Err(format!("steps[{n}].on `{on}` must name an event as source.kind, e.g. cp.result_applied"));
+                        return Err(format!(
+                            "steps[{n}].on `{on}` must name an event as source.kind, e.g. cp.result_applied"
+                        ));
                     }
                 }
                 _ => return Err(format!("steps[{n}] needs exactly one of `at` or `on`")),
@@ -435,21 +440,33 @@ impl Scenario {
             if let Some(a) = &step.after {
                 duration(&format!("steps[{n}].after"), a)?;
             }
-            if step.action == StepAction::CpFaults && step.rate.is_none_or(|r| !(0.0..=1.0).contains(&r)) {
-                return Err(format!("steps[{n}]: cp-faults needs `rate` between 0 and 1"));
+            if step.action == StepAction::CpFaults
+                && step.rate.is_none_or(|r| !(0.0..=1.0).contains(&r))
+            {
+                return Err(format!(
+                    "steps[{n}]: cp-faults needs `rate` between 0 and 1"
+                ));
             }
             if step.action == StepAction::BackendFault && step.fault.is_none() {
-                return Err(format!("steps[{n}]: backend-fault needs `fault = {{ kind = ... }}`"));
+                return Err(format!(
+                    "steps[{n}]: backend-fault needs `fault = {{ kind = ... }}`"
+                ));
             }
         }
-        if !self.steps.iter().any(|s| s.action == StepAction::StartAgent) {
+        if !self
+            .steps
+            .iter()
+            .any(|s| s.action == StepAction::StartAgent)
+        {
             return Err("no step starts the agent (`do = \"start-agent\"`)".into());
         }
         for (label, e) in &self.expect.executions {
             if let Some(o) = &e.outcome
                 && !["Succeeded", "Failed", "from-preset"].contains(&o.as_str())
             {
-                return Err(format!("expect.\"{label}\".outcome `{o}` must be Succeeded, Failed or from-preset"));
+                return Err(format!(
+                    "expect.\"{label}\".outcome `{o}` must be Succeeded, Failed or from-preset"
+                ));
             }
         }
         if let Some(d) = &self.expect.details_link_within {
@@ -490,13 +507,19 @@ mod tests {
     #[test]
     fn bad_values_are_named() {
         let text = "name = \"x\"\n[[steps]]\nat = \"soon\"\ndo = \"start-agent\"\n";
-        let e = Scenario::parse(text, Path::new("x.toml")).unwrap_err().to_string();
+        let e = Scenario::parse(text, Path::new("x.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("steps[1].at") && e.contains("soon"), "{e}");
         let text = "name = \"x\"\n[[steps]]\nat = \"0s\"\ndo = \"dance\"\n";
-        let e = Scenario::parse(text, Path::new("x.toml")).unwrap_err().to_string();
+        let e = Scenario::parse(text, Path::new("x.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("dance"), "{e}");
         let text = "name = \"x\"\n[world]\njob_timeout = \"1 hour-ish\"\n[[steps]]\nat = \"0s\"\ndo = \"start-agent\"\n";
-        let e = Scenario::parse(text, Path::new("x.toml")).unwrap_err().to_string();
+        let e = Scenario::parse(text, Path::new("x.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("world.job_timeout"), "{e}");
     }
 }

@@ -122,18 +122,36 @@ pub fn judge(scenario: &Scenario, run: &RunOutcome) -> Verdict {
     let mut facts = Vec::new();
     for started in &run.world.executions {
         let label = &started.label;
-        let Some(view) = core.execution_view(label) else { continue };
-        let exec_events: Vec<&Event> = run.events.iter().filter(|e| e.execution.as_deref() == Some(label)).collect();
+        let Some(view) = core.execution_view(label) else {
+            continue;
+        };
+        let exec_events: Vec<&Event> = run
+            .events
+            .iter()
+            .filter(|e| e.execution.as_deref() == Some(label))
+            .collect();
         let status = view["status"].as_str().unwrap_or_default().to_string();
         let failure_type = view["errorDetails"]["code"].as_str().map(str::to_string);
         let message = view["errorDetails"]["message"].as_str().map(str::to_string);
-        let test_count = started.runnable_file.as_ref().map(|f| run.world.apica.tests_for_runnable_file(f));
-        let test = started
+        let test_count = started
             .runnable_file
             .as_ref()
-            .and_then(|f| tests.iter().filter(|t| &t.runnable_file == f).min_by_key(|t| t.job_id));
-        let started_ms = exec_events.iter().find(|e| e.kind == "execution_started").map(|e| e.sim_ms).unwrap_or(0);
-        let link = exec_events.iter().find(|e| e.kind == "details_link").map(|e| e.sim_ms);
+            .map(|f| run.world.apica.tests_for_runnable_file(f));
+        let test = started.runnable_file.as_ref().and_then(|f| {
+            tests
+                .iter()
+                .filter(|t| &t.runnable_file == f)
+                .min_by_key(|t| t.job_id)
+        });
+        let started_ms = exec_events
+            .iter()
+            .find(|e| e.kind == "execution_started")
+            .map(|e| e.sim_ms)
+            .unwrap_or(0);
+        let link = exec_events
+            .iter()
+            .find(|e| e.kind == "details_link")
+            .map(|e| e.sim_ms);
 
         // AG-ONE-TEST: exactly one backend test per execution (counted by its own RunnableFile).
         if run.apica_checks
@@ -144,7 +162,10 @@ pub fn judge(scenario: &Scenario, run: &RunOutcome) -> Verdict {
                 "AG-ONE-TEST",
                 label,
                 "end".into(),
-                format!("execution {label} started {n} load tests for {}; one is the most it may start", started.runnable_file.clone().unwrap_or_default()),
+                format!(
+                    "execution {label} started {n} load tests for {}; one is the most it may start",
+                    started.runnable_file.clone().unwrap_or_default()
+                ),
             ));
         }
 
@@ -178,24 +199,37 @@ pub fn judge(scenario: &Scenario, run: &RunOutcome) -> Verdict {
                     "AG-RACE",
                     label,
                     e.stamp(),
-                    format!("job {} of {label} was acknowledged by {a} but answered by {r}", e.data["number"]),
+                    format!(
+                        "job {} of {label} was acknowledged by {a} but answered by {r}",
+                        e.data["number"]
+                    ),
                 ));
             }
         }
 
         // AG-OUTCOME (apica tier): the final answer matches the backend.
         if run.apica_checks {
-            let final_event = exec_events.iter().rev().find(|e| e.kind == "result_applied" && e.data["final"] == true);
+            let final_event = exec_events
+                .iter()
+                .rev()
+                .find(|e| e.kind == "result_applied" && e.data["final"] == true);
             if let (Some(t), Some(fin)) = (test, final_event) {
-                let finished_ms = t.finished_at.map(|f| f.since(run.world.sim.clock.origin()).as_millis() as u64);
+                let finished_ms = t
+                    .finished_at
+                    .map(|f| f.since(run.world.sim.clock.origin()).as_millis() as u64);
                 let status = t.status.to_string();
                 let problem = match (status.as_str(), fin.data["result"].as_str()) {
-                    (_, Some("success")) if finished_ms.is_none_or(|f| f > fin.sim_ms) => Some(format!(
-                        "{label} was answered as a final success at {} while backend test {} was still {status}",
-                        fin.stamp(),
-                        t.job_id
+                    (_, Some("success")) if finished_ms.is_none_or(|f| f > fin.sim_ms) => {
+                        Some(format!(
+                            "{label} was answered as a final success at {} while backend test {} was still {status}",
+                            fin.stamp(),
+                            t.job_id
+                        ))
+                    }
+                    ("failed", Some("success")) => Some(format!(
+                        "{label} succeeded but backend test {} failed: {}",
+                        t.job_id, t.summary
                     )),
-                    ("failed", Some("success")) => Some(format!("{label} succeeded but backend test {} failed: {}", t.job_id, t.summary)),
                     ("passed", Some("failure")) => Some(format!(
                         "{label} failed ({}) but backend test {} passed",
                         fin.data["failureType"].as_str().unwrap_or(""),
@@ -203,7 +237,10 @@ pub fn judge(scenario: &Scenario, run: &RunOutcome) -> Verdict {
                     )),
                     ("failed", Some("failure"))
                         if fin.data["failureType"] != "JobFailed"
-                            || !fin.data["message"].as_str().unwrap_or("").contains(t.summary.as_str()) =>
+                            || !fin.data["message"]
+                                .as_str()
+                                .unwrap_or("")
+                                .contains(t.summary.as_str()) =>
                     {
                         Some(format!(
                             "{label} failed with {} \"{}\"; expected JobFailed with the backend's reason \"{}\"",
@@ -231,7 +268,9 @@ pub fn judge(scenario: &Scenario, run: &RunOutcome) -> Verdict {
             message,
             jobs: view["jobs"].as_array().map_or(0, Vec::len),
             load_tests_started: test_count,
-            details_link_after: link.map(|l| sim_core::format_offset(Duration::from_millis(l.saturating_sub(started_ms)))),
+            details_link_after: link.map(|l| {
+                sim_core::format_offset(Duration::from_millis(l.saturating_sub(started_ms)))
+            }),
             backend_status: test.map(|t| t.status.to_string()),
         });
     }
@@ -263,7 +302,12 @@ pub fn judge(scenario: &Scenario, run: &RunOutcome) -> Verdict {
     }
 }
 
-fn check_expectations(scenario: &Scenario, run: &RunOutcome, violations: &[Violation], facts: &[ExecutionFacts]) -> Vec<Check> {
+fn check_expectations(
+    scenario: &Scenario,
+    run: &RunOutcome,
+    violations: &[Violation],
+    facts: &[ExecutionFacts],
+) -> Vec<Check> {
     let mut checks = Vec::new();
     if let Some(h) = &run.harness_error {
         checks.push(Check {
@@ -272,22 +316,41 @@ fn check_expectations(scenario: &Scenario, run: &RunOutcome, violations: &[Viola
             actual: h.clone(),
         });
     }
-    let expected: BTreeSet<String> = scenario.expect.violations.clone().unwrap_or_default().into_iter().collect();
+    let expected: BTreeSet<String> = scenario
+        .expect
+        .violations
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
     let actual: BTreeSet<String> = violations.iter().map(|v| v.rule.clone()).collect();
     if scenario.expect.violations.is_some() || !actual.is_empty() {
-        let unexpected: Vec<&Violation> = violations.iter().filter(|v| !expected.contains(&v.rule)).collect();
+        let unexpected: Vec<&Violation> = violations
+            .iter()
+            .filter(|v| !expected.contains(&v.rule))
+            .collect();
         let missing: Vec<&String> = expected.iter().filter(|r| !actual.contains(*r)).collect();
         checks.push(Check {
             expected: if expected.is_empty() {
                 "no violations".into()
             } else {
-                format!("violations exactly {}", expected.iter().cloned().collect::<Vec<_>>().join(", "))
+                format!(
+                    "violations exactly {}",
+                    expected.iter().cloned().collect::<Vec<_>>().join(", ")
+                )
             },
             passed: unexpected.is_empty() && missing.is_empty(),
             actual: if unexpected.is_empty() && missing.is_empty() {
-                if actual.is_empty() { "none".into() } else { actual.iter().cloned().collect::<Vec<_>>().join(", ") }
+                if actual.is_empty() {
+                    "none".into()
+                } else {
+                    actual.iter().cloned().collect::<Vec<_>>().join(", ")
+                }
             } else {
-                let mut parts: Vec<String> = unexpected.iter().map(|v| format!("{} at {}: {}", v.rule, v.at, v.detail)).collect();
+                let mut parts: Vec<String> = unexpected
+                    .iter()
+                    .map(|v| format!("{} at {}: {}", v.rule, v.at, v.detail))
+                    .collect();
                 parts.extend(missing.iter().map(|r| format!("{r} never happened")));
                 parts.join("; ")
             },
@@ -298,17 +361,26 @@ fn check_expectations(scenario: &Scenario, run: &RunOutcome, violations: &[Viola
     {
         for f in facts {
             let ok = f.details_link_after.as_ref().is_some_and(|a| {
-                sim_core::http::parse_target(a, sim_core::DEFAULT_ORIGIN).is_ok_and(|t| t.since(sim_core::DEFAULT_ORIGIN) <= limit)
+                sim_core::http::parse_target(a, sim_core::DEFAULT_ORIGIN)
+                    .is_ok_and(|t| t.since(sim_core::DEFAULT_ORIGIN) <= limit)
             });
             checks.push(Check {
                 expected: format!("{}: Details link within {within}", f.label),
                 passed: ok,
-                actual: f.details_link_after.clone().map_or("no Details link".into(), |a| format!("after {a}")),
+                actual: f
+                    .details_link_after
+                    .clone()
+                    .map_or("no Details link".into(), |a| format!("after {a}")),
             });
         }
     }
     for f in facts {
-        let Some(exp) = scenario.expect.executions.get(&f.label).or_else(|| scenario.expect.executions.get("*")) else {
+        let Some(exp) = scenario
+            .expect
+            .executions
+            .get(&f.label)
+            .or_else(|| scenario.expect.executions.get("*"))
+        else {
             continue;
         };
         check_execution(run, f, exp, &mut checks);
@@ -316,12 +388,22 @@ fn check_expectations(scenario: &Scenario, run: &RunOutcome, violations: &[Viola
     checks
 }
 
-fn check_execution(run: &RunOutcome, f: &ExecutionFacts, exp: &ExecutionExpect, checks: &mut Vec<Check>) {
+fn check_execution(
+    run: &RunOutcome,
+    f: &ExecutionFacts,
+    exp: &ExecutionExpect,
+    checks: &mut Vec<Check>,
+) {
     let mut outcome = exp.outcome.clone();
     let mut failure_type = exp.failure_type.clone();
     let mut message = exp.message_contains.clone();
     if outcome.as_deref() == Some("from-preset") {
-        let preset = run.world.executions.iter().find(|e| e.label == f.label).and_then(|e| e.preset.clone());
+        let preset = run
+            .world
+            .executions
+            .iter()
+            .find(|e| e.label == f.label)
+            .and_then(|e| e.preset.clone());
         let spec = preset.and_then(|p| run.world.apica.presets().into_iter().find(|x| x.name == p));
         match spec.map(|s| s.outcome) {
             Some(fake_apica::Outcome::Passed) => outcome = Some("Succeeded".into()),
@@ -347,7 +429,10 @@ fn check_execution(run: &RunOutcome, f: &ExecutionFacts, exp: &ExecutionExpect, 
         checks.push(Check {
             expected: format!("{}: failure type {t}", f.label),
             passed: f.failure_type.as_deref() == Some(t.as_str()),
-            actual: f.failure_type.clone().unwrap_or_else(|| "no failure".into()),
+            actual: f
+                .failure_type
+                .clone()
+                .unwrap_or_else(|| "no failure".into()),
         });
     }
     if let Some(m) = message {
@@ -363,12 +448,16 @@ fn check_execution(run: &RunOutcome, f: &ExecutionFacts, exp: &ExecutionExpect, 
         checks.push(Check {
             expected: format!("{}: {n} load test(s) started", f.label),
             passed: f.load_tests_started == Some(n),
-            actual: f.load_tests_started.map_or("not counted".into(), |c| c.to_string()),
+            actual: f
+                .load_tests_started
+                .map_or("not counted".into(), |c| c.to_string()),
         });
     }
 }
 
 /// The value of a JSON field as text, for messages.
 pub fn text(v: &Value) -> String {
-    v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())
+    v.as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| v.to_string())
 }

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use fake_apica::{ApicaConfig, FakeApica, Preset};
-use fake_codepipeline::{ActionTypeId, ActionTypeSpec, ExecutionSpec, FakeCodePipeline, Settings, TimingOverrides};
+use fake_codepipeline::{
+    ActionTypeId, ActionTypeSpec, ExecutionSpec, FakeCodePipeline, Settings, TimingOverrides,
+};
 use serde_json::Value;
 use sim_core::Sim;
 use tokio::sync::oneshot;
@@ -56,7 +58,10 @@ pub struct World {
 
 /// The access key and secret of replica `n` (from 1).
 pub fn replica_key(n: usize, seed: u64) -> (String, String) {
-    (format!("AKIDREPLICA{n:02}"), format!("replica-{n}-secret-{seed}"))
+    (
+        format!("AKIDREPLICA{n:02}"),
+        format!("replica-{n}-secret-{seed}"),
+    )
 }
 
 /// Overrides for the protocol tier: another agent's action type and configuration.
@@ -85,20 +90,29 @@ impl World {
             seed,
             ..Settings::default()
         };
-        settings.timing = timing.apply(&settings.timing).map_err(|e| anyhow!("[world]: {e}"))?;
+        settings.timing = timing
+            .apply(&settings.timing)
+            .map_err(|e| anyhow!("[world]: {e}"))?;
         for n in 1..=MAX_REPLICAS {
             let (k, s) = replica_key(n, seed);
             settings.access_keys.insert(k, s);
         }
         let cp = FakeCodePipeline::new(sim.clone(), settings);
-        let cp_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("bind the fake CodePipeline")?;
-        let apica_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("bind the fake backend")?;
+        let cp_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("bind the fake CodePipeline")?;
+        let apica_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("bind the fake backend")?;
         let cp_url = format!("http://{}", cp_listener.local_addr()?);
         let apica_url = format!("http://{}", apica_listener.local_addr()?);
 
         let mut presets = Vec::new();
         for p in &scenario.backend.presets {
-            presets.push(Preset::from_spec(p.clone()).map_err(|e| anyhow!("[[backend.presets]] {}: {e}", p.name))?);
+            presets.push(
+                Preset::from_spec(p.clone())
+                    .map_err(|e| anyhow!("[[backend.presets]] {}: {e}", p.name))?,
+            );
         }
         let mut config = ApicaConfig::new(API_TOKEN, presets).with_seed(seed);
         config.public_url = Some(apica_url.clone());
@@ -121,8 +135,12 @@ impl World {
         }
 
         // The action type: the scenario's, or the protocol tier's override.
-        let type_text = overrides.action_type.clone().unwrap_or_else(|| scenario.action_type.id.clone());
-        let action_type: ActionTypeId = type_text.parse().map_err(|e| anyhow!("action type: {e}"))?;
+        let type_text = overrides
+            .action_type
+            .clone()
+            .unwrap_or_else(|| scenario.action_type.id.clone());
+        let action_type: ActionTypeId =
+            type_text.parse().map_err(|e| anyhow!("action type: {e}"))?;
         let properties: Vec<PropertySection> = if overrides.action_type.is_some() {
             overrides
                 .config
@@ -136,17 +154,28 @@ impl World {
                 })
                 .collect()
         } else {
-            scenario.action_type.properties.clone().unwrap_or_else(apica_properties)
+            scenario
+                .action_type
+                .properties
+                .clone()
+                .unwrap_or_else(apica_properties)
         };
-        let mut clients: std::collections::HashMap<String, String> = scenario.action_type.clients.clone().into_iter().collect();
+        let mut clients: std::collections::HashMap<String, String> =
+            scenario.action_type.clients.clone().into_iter().collect();
         if action_type.owner == fake_codepipeline::Owner::ThirdParty && clients.is_empty() {
-            clients.insert("6f1c2a9e-0000-4000-8000-000000000001".into(), format!("client-token-{seed}"));
+            clients.insert(
+                "6f1c2a9e-0000-4000-8000-000000000001".into(),
+                format!("client-token-{seed}"),
+            );
         }
         let agent_clients: BTreeMap<String, String> = match &scenario.action_type.agent_clients {
             Some(c) => c.clone(),
             None => clients.clone().into_iter().collect(),
         };
-        let template = scenario.action_type.execution_url_template.replace("{backend}", &apica_url);
+        let template = scenario
+            .action_type
+            .execution_url_template
+            .replace("{backend}", &apica_url);
         let props_json = serde_json::to_value(&properties)?;
         cp.core()
             .register_action_type(ActionTypeSpec {
@@ -160,7 +189,10 @@ impl World {
                 timing: TimingOverrides::default(),
             })
             .map_err(|e| anyhow!("registering {action_type}: {e}"))?;
-        let query_param = properties.iter().find(|p| p.queryable).map(|p| p.name.clone());
+        let query_param = properties
+            .iter()
+            .find(|p| p.queryable)
+            .map(|p| p.name.clone());
 
         let mut world = World {
             sim,
@@ -188,22 +220,43 @@ impl World {
     }
 
     /// Starts executions as `[[executions]]` declares them.
-    pub fn start_executions(&mut self, sections: &[ExecutionSection], overrides: &Overrides) -> Result<()> {
+    pub fn start_executions(
+        &mut self,
+        sections: &[ExecutionSection],
+        overrides: &Overrides,
+    ) -> Result<()> {
         for section in sections {
             let count = section.count.unwrap_or(1);
             for i in 0..count {
-                let label = if section.count.is_some() { format!("{}-{}", section.id, i + 1) } else { section.id.clone() };
-                let mut configuration = if overrides.action_type.is_some() { overrides.config.clone() } else { section.configuration.clone() };
+                let label = if section.count.is_some() {
+                    format!("{}-{}", section.id, i + 1)
+                } else {
+                    section.id.clone()
+                };
+                let mut configuration = if overrides.action_type.is_some() {
+                    overrides.config.clone()
+                } else {
+                    section.configuration.clone()
+                };
                 if !section.presets.is_empty() && overrides.action_type.is_none() {
-                    configuration.insert("PresetName".into(), section.presets[i % section.presets.len()].clone());
+                    configuration.insert(
+                        "PresetName".into(),
+                        section.presets[i % section.presets.len()].clone(),
+                    );
                 }
                 let has_runnable = self
                     .cp
                     .core()
-                    .with_world(|w| w.action_types.get(&self.action_type).map(|t| t.properties.iter().any(|p| p.name == "RunnableFile")))
+                    .with_world(|w| {
+                        w.action_types
+                            .get(&self.action_type)
+                            .map(|t| t.properties.iter().any(|p| p.name == "RunnableFile"))
+                    })
                     .unwrap_or(false);
                 let runnable_file = has_runnable.then(|| {
-                    let base = configuration.get("RunnableFile").map(|f| f.trim_end_matches(".jmx").to_string());
+                    let base = configuration
+                        .get("RunnableFile")
+                        .map(|f| f.trim_end_matches(".jmx").to_string());
                     match base {
                         Some(b) if b != label => format!("{b}-{label}.jmx"),
                         _ => format!("{label}.jmx"),
@@ -236,7 +289,10 @@ impl World {
     /// Whether every execution has ended.
     pub fn all_finished(&self) -> bool {
         self.executions.iter().all(|e| {
-            self.cp.core().execution_view(&e.label).is_some_and(|v| v["status"] != "InProgress")
+            self.cp
+                .core()
+                .execution_view(&e.label)
+                .is_some_and(|v| v["status"] != "InProgress")
         })
     }
 
@@ -250,9 +306,16 @@ impl World {
 
 /// Adds a backend fault written as the backend's admin API writes it.
 pub fn add_backend_fault(apica: &FakeApica, fault: &toml::Value) -> Result<()> {
-    let spec: fake_apica::FaultSpec = fault.clone().try_into().map_err(|e| anyhow!("fault {fault}: {e}"))?;
-    let resolved = spec.resolve(&apica.sim().clock).map_err(|e| anyhow!("fault {fault}: {e}"))?;
-    apica.add_fault(resolved).map_err(|e| anyhow!("fault {fault}: {e}"))?;
+    let spec: fake_apica::FaultSpec = fault
+        .clone()
+        .try_into()
+        .map_err(|e| anyhow!("fault {fault}: {e}"))?;
+    let resolved = spec
+        .resolve(&apica.sim().clock)
+        .map_err(|e| anyhow!("fault {fault}: {e}"))?;
+    apica
+        .add_fault(resolved)
+        .map_err(|e| anyhow!("fault {fault}: {e}"))?;
     Ok(())
 }
 
@@ -265,7 +328,11 @@ pub fn apica_properties() -> Vec<PropertySection> {
         secret,
         queryable: false,
     };
-    vec![p("PresetName", true, true, false), p("RunnableFile", true, false, false), p("ApiToken", false, false, true)]
+    vec![
+        p("PresetName", true, true, false),
+        p("RunnableFile", true, false, false),
+        p("ApiToken", false, false, true),
+    ]
 }
 
 /// Parses a simulated offset written in a step.

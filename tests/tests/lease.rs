@@ -87,10 +87,9 @@ async fn with_ack_window_zero_two_workers_race_and_exactly_one_acknowledges() {
     );
     let winners = [ra.is_ok(), rb.is_ok()].iter().filter(|w| **w).count();
     assert_eq!(winners, 1, "exactly one worker acknowledges");
-    let loser = if ra.is_err() {
-        ra.unwrap_err()
-    } else {
-        rb.unwrap_err()
+    let loser = match (ra, rb) {
+        (Err(e), Ok(_)) | (Ok(_), Err(e)) => e,
+        _ => unreachable!("exactly one failed, checked above"),
     };
     assert_eq!(error_code(&loser), "InvalidNonceException");
     assert!(

@@ -82,7 +82,9 @@ fn default_agent() -> Result<String> {
 }
 
 fn glob_regex(pattern: &str) -> Result<regex::Regex> {
-    let escaped = regex::escape(pattern).replace("\\*", ".*").replace("\\?", ".");
+    let escaped = regex::escape(pattern)
+        .replace("\\*", ".*")
+        .replace("\\?", ".");
     Ok(regex::Regex::new(&format!("^{escaped}$"))?)
 }
 
@@ -105,12 +107,17 @@ fn load_scenarios(args: &Args) -> Result<Vec<Scenario>> {
             let re = glob_regex(s)?;
             let matched: Vec<PathBuf> = files
                 .iter()
-                .filter(|p| p.file_stem().is_some_and(|n| re.is_match(&n.to_string_lossy())))
+                .filter(|p| {
+                    p.file_stem()
+                        .is_some_and(|n| re.is_match(&n.to_string_lossy()))
+                })
                 .cloned()
                 .collect();
             if matched.is_empty() {
-                let names: Vec<String> =
-                    files.iter().filter_map(|p| p.file_stem().map(|n| n.to_string_lossy().into_owned())).collect();
+                let names: Vec<String> = files
+                    .iter()
+                    .filter_map(|p| p.file_stem().map(|n| n.to_string_lossy().into_owned()))
+                    .collect();
                 bail!("no scenario matches `{s}`; there are: {}", names.join(", "));
             }
             chosen.extend(matched);
@@ -128,13 +135,17 @@ fn load_scenarios(args: &Args) -> Result<Vec<Scenario>> {
 async fn main() -> Result<()> {
     let args = Args::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let mut scenarios = load_scenarios(&args)?;
     let mut config = BTreeMap::new();
     for kv in &args.config {
-        let (k, v) = kv.split_once('=').with_context(|| format!("--config `{kv}` must be K=V"))?;
+        let (k, v) = kv
+            .split_once('=')
+            .with_context(|| format!("--config `{kv}` must be K=V"))?;
         config.insert(k.to_string(), v.to_string());
     }
     if args.action_type.is_some() {
@@ -142,7 +153,12 @@ async fn main() -> Result<()> {
     }
     if args.list {
         for s in &scenarios {
-            println!("{:<28} {:<9} {}", s.name, format!("{:?}", s.tier).to_lowercase(), s.summary);
+            println!(
+                "{:<28} {:<9} {}",
+                s.name,
+                format!("{:?}", s.tier).to_lowercase(),
+                s.summary
+            );
         }
         return Ok(());
     }
@@ -178,13 +194,19 @@ async fn main() -> Result<()> {
     };
 
     let total = scenarios.len();
-    eprintln!("running {total} scenario(s), {} at a time, agent: {agent_cmd}", args.jobs.max(1));
+    eprintln!(
+        "running {total} scenario(s), {} at a time, agent: {agent_cmd}",
+        args.jobs.max(1)
+    );
     let gate = Arc::new(tokio::sync::Semaphore::new(args.jobs.max(1)));
     let mut tasks = Vec::new();
     for scenario in scenarios {
         let (gate, opts) = (gate.clone(), opts.clone());
         let seed = args.seed.unwrap_or(scenario.seed);
-        let replay = format!("cargo xtask conformance --scenario {} --seed {seed}{replay_extra}", scenario.name);
+        let replay = format!(
+            "cargo xtask conformance --scenario {} --seed {seed}{replay_extra}",
+            scenario.name
+        );
         tasks.push(tokio::spawn(async move {
             let _permit = gate.acquire_owned().await;
             let report = scenarios::run_and_judge(&scenario, &opts, replay).await;
@@ -211,10 +233,12 @@ async fn main() -> Result<()> {
     }
     println!("{}", report::summary_table(&reports));
     if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&reports)?).with_context(|| format!("write {}", path.display()))?;
+        std::fs::write(path, serde_json::to_string_pretty(&reports)?)
+            .with_context(|| format!("write {}", path.display()))?;
     }
     if let Some(path) = &args.junit {
-        std::fs::write(path, report::junit(&reports)?).with_context(|| format!("write {}", path.display()))?;
+        std::fs::write(path, report::junit(&reports)?)
+            .with_context(|| format!("write {}", path.display()))?;
     }
     if reports.iter().any(|r| !r.passed) {
         std::process::exit(1);

@@ -1,0 +1,405 @@
+//! `bad-agent --mode MODE`: a job agent that gets one thing wrong on purpose, so the harness can prove it
+//! catches it. It follows the harness contract (DESIGN.md) like any agent; apart from its mode it behaves.
+//!
+//! | mode | what it gets wrong | the harness must report |
+//! |---|---|---|
+//! | `correct` | nothing | nothing |
+//! | `naive` | holds the first job until the test ends | CP-TIMEOUT |
+//! | `early-success` | answers the first job as final at once | AG-OUTCOME |
+//! | `restart-every-job` | starts a new test on every job | AG-ONE-TEST |
+//! | `no-ack` | never acknowledges | CP-ACK |
+//! | `success-after-failure` | puts a success on a job it already failed | CP-TERMINAL |
+//! | `final-with-token` | the final success still carries the token | AG-FINAL-TOKEN |
+//! | `ignores-sigterm` | keeps running after SIGTERM | AG-REDEPLOY |
+//! | `no-external-id` | never sends an externalExecutionId | AG-LINK-EARLY |
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use aws_sdk_codepipeline::Client;
+use aws_sdk_codepipeline::types::{
+    ActionCategory, ActionOwner, ActionTypeId, ExecutionDetails, FailureDetails, FailureType,
+};
+use serde_json::{Value, json};
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Mode {
+    Correct,
+    Naive,
+    EarlySuccess,
+    RestartEveryJob,
+    NoAck,
+    SuccessAfterFailure,
+    FinalWithToken,
+    IgnoresSigterm,
+    NoExternalId,
+}
+
+impl Mode {
+    fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "correct" => Mode::Correct,
+            "naive" => Mode::Naive,
+            "early-success" => Mode::EarlySuccess,
+            "restart-every-job" => Mode::RestartEveryJob,
+            "no-ack" => Mode::NoAck,
+            "success-after-failure" => Mode::SuccessAfterFailure,
+            "final-with-token" => Mode::FinalWithToken,
+            "ignores-sigterm" => Mode::IgnoresSigterm,
+            "no-external-id" => Mode::NoExternalId,
+            other => bail!("unknown --mode `{other}`"),
+        })
+    }
+}
+
+/// One job, whichever family it came from.
+struct Job {
+    id: String,
+    nonce: Option<String>,
+    client_token: Option<String>,
+    token: Option<String>,
+    config: HashMap<String, String>,
+}
+
+struct Agent {
+    cp: Client,
+    http: reqwest::Client,
+    mode: Mode,
+    third_party: bool,
+    type_id: ActionTypeId,
+    clients: HashMap<String, String>,
+    apica: String,
+    apica_token: String,
+    counter: u64,
+}
+
+fn env(name: &str) -> Result<String> {
+    std::env::var(name).with_context(|| format!("{name} is not set (the harness contract sets it)"))
+}
+
+impl Agent {
+    async fn poll(&self) -> Result<Vec<Job>> {
+        let mut out = Vec::new();
+        if self.third_party {
+            let polled = self
+                .cp
+                .poll_for_third_party_jobs()
+                .action_type_id(self.type_id.clone())
+                .max_batch_size(1)
+                .send()
+                .await?;
+            for j in polled.jobs() {
+                let id = j.job_id().unwrap_or_default().to_string();
+                let token = self
+                    .clients
+                    .get(j.client_id().unwrap_or_default())
+                    .cloned()
+                    .unwrap_or_default();
+                let d = self
+                    .cp
+                    .get_third_party_job_details()
+                    .job_id(&id)
+                    .client_token(&token)
+                    .send()
+                    .await?;
+                let d = d.job_details().context("no job details")?;
+                let data = d.data().context("no data")?;
+                out.push(Job {
+                    id,
+                    nonce: d.nonce().map(str::to_string),
+                    client_token: Some(token),
+                    token: data.continuation_token().map(str::to_string),
+                    config: data
+                        .action_configuration()
+                        .and_then(|c| c.configuration())
+                        .cloned()
+                        .unwrap_or_default(),
+                });
+            }
+        } else {
+            let polled = self
+                .cp
+                .poll_for_jobs()
+                .action_type_id(self.type_id.clone())
+                .max_batch_size(1)
+                .send()
+                .await?;
+            for j in polled.jobs() {
+                let data = j.data().context("no data")?;
+                out.push(Job {
+                    id: j.id().unwrap_or_default().to_string(),
+                    nonce: j.nonce().map(str::to_string),
+                    client_token: None,
+                    token: data.continuation_token().map(str::to_string),
+                    config: data
+                        .action_configuration()
+                        .and_then(|c| c.configuration())
+                        .cloned()
+                        .unwrap_or_default(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn ack(&self, job: &Job) -> Result<()> {
+        let nonce = job.nonce.clone().unwrap_or_default();
+        if self.third_party {
+            self.cp
+                .acknowledge_third_party_job()
+                .job_id(&job.id)
+                .nonce(nonce)
+                .client_token(job.client_token.clone().unwrap_or_default())
+                .send()
+                .await?;
+        } else {
+            self.cp
+                .acknowledge_job()
+                .job_id(&job.id)
+                .nonce(nonce)
+                .send()
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn success(
+        &self,
+        job: &Job,
+        token: Option<String>,
+        pct: i32,
+        external: Option<String>,
+    ) -> Result<()> {
+        let external = if self.mode == Mode::NoExternalId {
+            None
+        } else {
+            external
+        };
+        let details = ExecutionDetails::builder()
+            .percent_complete(pct)
+            .set_external_execution_id(external)
+            .summary(format!("{pct}%"))
+            .build();
+        if self.third_party {
+            self.cp
+                .put_third_party_job_success_result()
+                .job_id(&job.id)
+                .client_token(job.client_token.clone().unwrap_or_default())
+                .set_continuation_token(token)
+                .execution_details(details)
+                .send()
+                .await?;
+        } else {
+            self.cp
+                .put_job_success_result()
+                .job_id(&job.id)
+                .set_continuation_token(token)
+                .execution_details(details)
+                .send()
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn failure(&self, job: &Job, kind: FailureType, message: String) -> Result<()> {
+        let f = FailureDetails::builder()
+            .r#type(kind)
+            .message(message)
+            .build()?;
+        if self.third_party {
+            self.cp
+                .put_third_party_job_failure_result()
+                .job_id(&job.id)
+                .client_token(job.client_token.clone().unwrap_or_default())
+                .failure_details(f)
+                .send()
+                .await?;
+        } else {
+            self.cp
+                .put_job_failure_result()
+                .job_id(&job.id)
+                .failure_details(f)
+                .send()
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn create_test(&mut self, job: &Job) -> Result<Result<u64, String>> {
+        let key = if self.mode == Mode::RestartEveryJob {
+            self.counter += 1;
+            format!("{}-{}", job.id, self.counter)
+        } else {
+            job.id.clone()
+        };
+        let body = json!({
+            "preset": job.config.get("PresetName").cloned().unwrap_or_default(),
+            "runnableFile": job.config.get("RunnableFile").cloned().unwrap_or_default(),
+            "idempotencyKey": key,
+        });
+        let resp = self
+            .http
+            .post(format!("{}/v1/loadtests", self.apica))
+            .bearer_auth(&self.apica_token)
+            .json(&body)
+            .send()
+            .await?;
+        let status = resp.status();
+        let v: Value = resp.json().await.unwrap_or(Value::Null);
+        if status.is_success() {
+            Ok(Ok(v["jobId"].as_u64().unwrap_or(0)))
+        } else {
+            Ok(Err(v["message"]
+                .as_str()
+                .unwrap_or("backend error")
+                .to_string()))
+        }
+    }
+
+    async fn test_status(&self, id: u64) -> Result<Value> {
+        let resp = self
+            .http
+            .get(format!("{}/v1/loadtests/{id}", self.apica))
+            .bearer_auth(&self.apica_token)
+            .send()
+            .await?;
+        Ok(resp.json().await?)
+    }
+
+    async fn handle(&mut self, job: Job) -> Result<()> {
+        if self.mode != Mode::NoAck {
+            self.ack(&job).await?;
+        }
+        let test_id = match &job.token {
+            Some(t) if self.mode != Mode::RestartEveryJob => t.parse::<u64>().unwrap_or(0),
+            _ => match self.create_test(&job).await? {
+                Ok(id) => id,
+                Err(message) => {
+                    return self
+                        .failure(&job, FailureType::ConfigurationError, message)
+                        .await;
+                }
+            },
+        };
+        let ext = Some(test_id.to_string());
+        if job.token.is_none() {
+            match self.mode {
+                Mode::EarlySuccess => return self.success(&job, None, 100, ext).await,
+                Mode::SuccessAfterFailure => {
+                    self.failure(&job, FailureType::JobFailed, "failing on purpose".into())
+                        .await?;
+                    return self.success(&job, None, 100, ext).await;
+                }
+                Mode::Naive => loop {
+                    let s = self.test_status(test_id).await?;
+                    match s["status"].as_str() {
+                        Some("running") => tokio::time::sleep(Duration::from_millis(20)).await,
+                        Some("passed") => return self.success(&job, None, 100, ext).await,
+                        _ => {
+                            return self
+                                .failure(&job, FailureType::JobFailed, s["summary"].to_string())
+                                .await;
+                        }
+                    }
+                },
+                _ => return self.success(&job, Some(test_id.to_string()), 0, ext).await,
+            }
+        }
+        let s = self.test_status(test_id).await?;
+        let pct = s["percentComplete"].as_i64().unwrap_or(0) as i32;
+        match s["status"].as_str() {
+            Some("running") => {
+                self.success(&job, Some(test_id.to_string()), pct.min(99), ext)
+                    .await
+            }
+            Some("passed") => {
+                let token = (self.mode == Mode::FinalWithToken).then(|| test_id.to_string());
+                self.success(&job, token, 100, ext).await
+            }
+            _ => {
+                self.failure(
+                    &job,
+                    FailureType::JobFailed,
+                    s["summary"].as_str().unwrap_or("failed").to_string(),
+                )
+                .await
+            }
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let mode = match args
+        .iter()
+        .position(|a| a == "--mode")
+        .and_then(|i| args.get(i + 1))
+    {
+        Some(m) => Mode::parse(m)?,
+        None => bail!("usage: bad-agent --mode MODE (see the doc comment for the modes)"),
+    };
+    let action_type = env("JOB_ACTION_TYPE")?;
+    let parts: Vec<&str> = action_type.split('/').collect();
+    if parts.len() != 4 {
+        bail!("JOB_ACTION_TYPE `{action_type}` must be Category/Owner/Provider/Version");
+    }
+    let type_id = ActionTypeId::builder()
+        .category(ActionCategory::from(parts[0]))
+        .owner(ActionOwner::from(parts[1]))
+        .provider(parts[2])
+        .version(parts[3])
+        .build()?;
+    let clients: HashMap<String, String> = match std::env::var("JOB_CLIENT_TOKENS_FILE") {
+        Ok(path) => serde_json::from_str(
+            &std::fs::read_to_string(&path).with_context(|| format!("read {path}"))?,
+        )?,
+        Err(_) => HashMap::new(),
+    };
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    let mut agent = Agent {
+        cp: Client::new(&conf),
+        http: reqwest::Client::new(),
+        mode,
+        third_party: parts[1] == "ThirdParty",
+        type_id,
+        clients,
+        apica: env("APICA_API_URL")?,
+        apica_token: env("APICA_API_TOKEN")?,
+        counter: 0,
+    };
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let interval = Duration::from_millis(
+        std::env::var("JOB_POLL_INTERVAL_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1000),
+    );
+    loop {
+        tokio::select! {
+            _ = term.recv() => {
+                if mode == Mode::IgnoresSigterm {
+                    eprintln!("bad-agent: ignoring SIGTERM");
+                    continue;
+                }
+                return Ok(());
+            }
+            polled = agent.poll() => {
+                match polled {
+                    Ok(jobs) => {
+                        for job in jobs {
+                            if let Err(e) = agent.handle(job).await {
+                                eprintln!("bad-agent: {e:#}");
+                            }
+                        }
+                    }
+                    Err(e) => eprintln!("bad-agent: poll: {e:#}"),
+                }
+                tokio::time::sleep(interval).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! Proof that the harness can fail: each misbehaving mode of `bad-agent` is run through the scenario
+//! runner and must be failed with its rule id; the same agent in `correct` mode passes.
+
+use std::path::PathBuf;
+
+use scenarios::world::Overrides;
+use scenarios::{RunOptions, Scenario, ScenarioReport};
+
+fn scenario(name: &str) -> Scenario {
+    let path = scenarios::builtin_dir().join(format!("{name}.toml"));
+    Scenario::load(&path).expect("built-in scenario loads")
+}
+
+async fn run_mode(mode: &str, scenario_name: &str) -> ScenarioReport {
+    run_mode_with(mode, scenario(scenario_name)).await
+}
+
+async fn run_mode_with(mode: &str, s: Scenario) -> ScenarioReport {
+    let out_root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("harness-catches")
+        .join(mode);
+    let opts = RunOptions {
+        agent_cmd: format!("'{}' --mode {mode}", env!("CARGO_BIN_EXE_bad-agent")),
+        out_root,
+        seed: None,
+        overrides: Overrides::default(),
+        poll_interval_ms: 1,
+    };
+    scenarios::run_and_judge(&s, &opts, format!("bad-agent --mode {mode}")).await
+}
+
+fn rules(report: &ScenarioReport) -> Vec<String> {
+    report
+        .verdict
+        .violations
+        .iter()
+        .map(|v| v.rule.clone())
+        .collect()
+}
+
+async fn assert_caught(mode: &str, scenario_name: &str, rule: &str) {
+    assert_caught_in(mode, scenario(scenario_name), rule).await;
+}
+
+async fn assert_caught_in(mode: &str, s: Scenario, rule: &str) {
+    let scenario_name = s.name.clone();
+    let report = run_mode_with(mode, s).await;
+    assert!(
+        !report.passed,
+        "{mode} passed {scenario_name}, but it must be failed with {rule}"
+    );
+    assert!(
+        rules(&report).iter().any(|r| r == rule),
+        "{mode} on {scenario_name} must be reported with {rule}; got {:?}; unmet: {:?}",
+        rules(&report),
+        report.failures()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_correct_agent_passes_the_short_test() {
+    let report = run_mode("correct", "short-test").await;
+    assert!(
+        report.passed,
+        "unmet: {:?}; violations {:?}",
+        report.failures(),
+        rules(&report)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn naive_agent_holding_the_first_job_is_failed_with_cp_timeout() {
+    assert_caught("naive", "two-hour-test", "CP-TIMEOUT").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn early_success_is_failed_with_ag_outcome() {
+    assert_caught("early-success", "short-test", "AG-OUTCOME").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarting_the_test_on_every_job_is_failed_with_ag_one_test() {
+    // Its action never ends (every job restarts the test), so a short action timeout ends the run.
+    let mut s = scenario("short-test");
+    s.world.action_timeout = "1h".into();
+    assert_caught_in("restart-every-job", s, "AG-ONE-TEST").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn never_acknowledging_is_failed_with_cp_ack() {
+    // It holds every job it never acknowledges; a short answer budget keeps the twelve re-offers quick.
+    let mut s = scenario("short-test");
+    s.harness.answer_budget = "300ms".into();
+    assert_caught_in("no-ack", s, "CP-ACK").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_success_after_a_failure_is_failed_with_cp_terminal() {
+    assert_caught("success-after-failure", "short-test", "CP-TERMINAL").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_final_success_with_a_token_is_failed_with_ag_final_token() {
+    assert_caught("final-with-token", "short-test", "AG-FINAL-TOKEN").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ignoring_sigterm_is_failed_with_ag_redeploy() {
+    assert_caught("ignores-sigterm", "redeploy-mid-job", "AG-REDEPLOY").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_external_execution_id_is_failed_with_ag_link_early() {
+    assert_caught("no-external-id", "short-test", "AG-LINK-EARLY").await;
+}
