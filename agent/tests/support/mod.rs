@@ -336,3 +336,91 @@ impl Agent {
             .expect("no panic")
     }
 }
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    /// A fresh directory under the system's temp dir.
+    pub fn new(name: &str) -> Self {
+        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("agent-test-{name}-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A free port on 127.0.0.1 (bound, noted, released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// The agent binary with the harness's environment (DESIGN.md, "Contract between the harness and any
+/// agent under test") and nothing else from ours; its stderr goes to `dir/<log>`.
+pub fn agent_command(
+    world: &World,
+    dir: &TempDir,
+    key: (&str, &str),
+    action_type: &str,
+    log: &str,
+) -> tokio::process::Command {
+    let tokens = dir.0.join("client-tokens.json");
+    std::fs::write(&tokens, json!({CLIENT.0: CLIENT.1}).to_string()).expect("tokens file");
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_agent"));
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", &dir.0)
+        .env("AWS_ENDPOINT_URL_CODEPIPELINE", &world.cp_url)
+        .env("AWS_ENDPOINT_URL", &world.cp_url)
+        .env("AWS_ACCESS_KEY_ID", key.0)
+        .env("AWS_SECRET_ACCESS_KEY", key.1)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("JOB_ACTION_TYPE", action_type)
+        .env("JOB_CLIENT_TOKENS_FILE", &tokens)
+        .env("JOB_POLL_INTERVAL_MS", "0")
+        .env("APICA_API_URL", &world.apica_url)
+        .env("APICA_API_TOKEN", APICA_TOKEN)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.0.join(log)).expect("log file"))
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Sends `signal` (e.g. `TERM`) to a process.
+pub fn signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -{signal} {pid} failed");
+}
+
+/// Waits for a process to exit, at most `within`; returns its exit code (None: killed by a signal).
+pub async fn exit_code(
+    child: &mut tokio::process::Child,
+    within: Duration,
+    log: &std::path::Path,
+) -> Option<i32> {
+    match tokio::time::timeout(within, child.wait()).await {
+        Ok(status) => status.expect("wait").code(),
+        Err(_) => panic!(
+            "the agent did not exit within {within:?}; its log:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        ),
+    }
+}
