@@ -11,7 +11,10 @@ use std::process::{Command, ExitCode};
 use std::time::Instant;
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 fn cargo() -> Command {
@@ -27,16 +30,26 @@ fn build(packages: &[&str]) -> Result<(), String> {
         c.args(["-p", p]);
     }
     let status = c.status().map_err(|e| format!("cannot run cargo: {e}"))?;
-    if status.success() { Ok(()) } else { Err(format!("cargo build -p {} failed", packages.join(" -p "))) }
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("cargo build -p {} failed", packages.join(" -p ")))
+    }
 }
 
 fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"))
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
 }
 
 fn conformance(args: &[String]) -> Result<ExitCode, String> {
-    let own_agent = !args.iter().any(|a| a == "--agent-cmd" || a.starts_with("--agent-cmd="));
-    let wants_help = args.iter().any(|a| a == "--help" || a == "-h" || a == "--list");
+    let own_agent = !args
+        .iter()
+        .any(|a| a == "--agent-cmd" || a.starts_with("--agent-cmd="));
+    let wants_help = args
+        .iter()
+        .any(|a| a == "--help" || a == "-h" || a == "--list");
     if own_agent && !wants_help {
         build(&["agent", "scenarios"])?;
     } else {
@@ -48,7 +61,11 @@ fn conformance(args: &[String]) -> Result<ExitCode, String> {
         .current_dir(workspace_root())
         .status()
         .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
-    Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if status.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn bench(args: &[String]) -> Result<ExitCode, String> {
@@ -95,7 +112,10 @@ fn bench(args: &[String]) -> Result<ExitCode, String> {
     let (m2, ms) = (median(&mut two_hour), median(&mut suite));
     // The two-hour scenario covers 2 h plus its 1 m tail of simulated time.
     let simulated = 2.0 * 3600.0 + 60.0;
-    println!("two-hour-test: median {m2:.2} s real over {runs} run(s) = {:.0} simulated s per real s (target >= 5000)", simulated / m2);
+    println!(
+        "two-hour-test: median {m2:.2} s real over {runs} run(s) = {:.0} simulated s per real s (target >= 5000)",
+        simulated / m2
+    );
     println!("whole suite:   median {ms:.2} s real over {runs} run(s) (target < 30 s on 2 cores)");
     Ok(ExitCode::SUCCESS)
 }
@@ -106,7 +126,9 @@ fn main() -> ExitCode {
         Some("conformance") => conformance(&args[1..]),
         Some("bench") => bench(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <conformance [ARGS] | bench [RUNS]>\n\n  conformance  run the conformance scenarios (see `cargo xtask conformance --help`)\n  bench        time the two-hour scenario and the whole suite (median of RUNS, default 3)");
+            eprintln!(
+                "usage: cargo xtask <conformance [ARGS] | bench [RUNS]>\n\n  conformance  run the conformance scenarios (see `cargo xtask conformance --help`)\n  bench        time the two-hour scenario and the whole suite (median of RUNS, default 3)"
+            );
             return ExitCode::from(2);
         }
     };
