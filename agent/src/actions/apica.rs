@@ -131,7 +131,12 @@ fn rejected_configuration(refusal: &Refusal, preset: &str, runnable: &str) -> Ac
         refusal.message
     )
     .to_lowercase();
-    if said.contains("runnable") && !said.contains("preset") {
+    // The backend names the field to blame when it can; else its words decide.
+    let blames_runnable = match refusal.field.as_deref() {
+        Some(field) => field.to_lowercase().contains("runnable"),
+        None => said.contains("runnable") && !said.contains("preset"),
+    };
+    if blames_runnable {
         ActionError::Configuration {
             property: RUNNABLE_FILE.to_string(),
             message: format!(
