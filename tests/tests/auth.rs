@@ -1,12 +1,17 @@
 //! The awsJson1.1 wire and SigV4 (PROTOCOL.md, "Wire"): who is let in, how refusals look, what every
 //! success carries. Through the real SDK where it can express the case, and by hand over raw HTTP/1.1
-//! (signed with the minimal SigV4 signer below) where it cannot.
+//! (signed with `aws-sigv4`, the signer the SDK itself uses, at a chosen client time) where it cannot.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use aws_credential_types::Credentials;
 use aws_sdk_codepipeline::operation::RequestId;
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::sign::v4::SigningParams;
+use aws_smithy_async::time::TimeSource;
+use aws_smithy_runtime_api::client::identity::Identity;
 use aws_smithy_types::DateTime;
 use aws_smithy_types::date_time::Format;
 use fake_codepipeline::{Owner, Settings};
@@ -95,11 +100,8 @@ async fn post(addr: SocketAddr, target: Option<&str>, body: &[u8], auth: Auth<'_
             headers.push(("authorization".into(), h.to_string()));
         }
         Auth::Signed { key, at } => {
-            let date = amz_date(at);
-            headers.push(("x-amz-date".into(), date.clone()));
-            headers.sort();
-            let authorization = sigv4_authorization(key, &date, &headers, body);
-            headers.push(("authorization".into(), authorization));
+            let signing = sigv4_headers(key, at, &headers, body);
+            headers.extend(signing);
         }
     }
     raw_exchange(addr, "POST", &headers, body).await
@@ -185,9 +187,9 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     out
 }
 
-// ----- a minimal SigV4 signer (tests has no aws-sigv4 dependency; the fake verifies with aws-sigv4) -----
+// ----- SigV4 signing with aws-sigv4 (the fake verifies with the same crate) -----
 
-/// `YYYYMMDDTHHMMSSZ` of `t`, whole seconds.
+/// `YYYYMMDDTHHMMSSZ` of `t`, whole seconds (the `X-Amz-Date` sent with a verbatim `Authorization`).
 fn amz_date(t: SystemTime) -> String {
     let secs = t
         .duration_since(UNIX_EPOCH)
@@ -199,122 +201,40 @@ fn amz_date(t: SystemTime) -> String {
     iso.replace(['-', ':'], "")
 }
 
-/// The Authorization header for a POST / with these (sorted, lower-case) headers, region us-east-1.
-fn sigv4_authorization(
+/// The headers the signer adds (`x-amz-date`, `authorization`) to a `POST /` in us-east-1 that signs
+/// exactly `headers` plus `x-amz-date`, with `key`, as if the client's clock read `at`.
+fn sigv4_headers(
     key: (&str, &str),
-    amz_date: &str,
+    at: SystemTime,
     headers: &[(String, String)],
     body: &[u8],
-) -> String {
-    let day = &amz_date[..8];
-    let scope = format!("{day}/us-east-1/codepipeline/aws4_request");
-    let signed: Vec<&str> = headers.iter().map(|(k, _)| k.as_str()).collect();
-    let signed = signed.join(";");
-    let mut canonical = String::from("POST\n/\n\n");
-    for (k, v) in headers {
-        canonical.push_str(&format!("{k}:{}\n", v.trim()));
-    }
-    canonical.push_str(&format!("\n{signed}\n{}", hex(&sha256(body))));
-    let to_sign = format!(
-        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
-        hex(&sha256(canonical.as_bytes()))
-    );
-    let k_date = hmac(format!("AWS4{}", key.1).as_bytes(), day.as_bytes());
-    let k_region = hmac(&k_date, b"us-east-1");
-    let k_service = hmac(&k_region, b"codepipeline");
-    let k_signing = hmac(&k_service, b"aws4_request");
-    let signature = hex(&hmac(&k_signing, to_sign.as_bytes()));
-    format!(
-        "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={signed}, Signature={signature}",
-        key.0
+) -> Vec<(String, String)> {
+    let identity: Identity = Credentials::new(key.0, key.1, None, None, "auth-tests").into();
+    let mut settings = SigningSettings::default();
+    // Sign every header handed in and nothing else; the request carries no user-agent or
+    // transfer-encoding the default exclusions would matter for, and content-length is not passed.
+    settings.excluded_headers = None;
+    let params = SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name("codepipeline")
+        .time(at)
+        .settings(settings)
+        .build()
+        .expect("signing params")
+        .into();
+    let request = SignableRequest::new(
+        "POST",
+        "/",
+        headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        SignableBody::Bytes(body),
     )
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
-    let mut k = [0u8; 64];
-    if key.len() > 64 {
-        k[..32].copy_from_slice(&sha256(key));
-    } else {
-        k[..key.len()].copy_from_slice(key);
-    }
-    let mut inner: Vec<u8> = k.iter().map(|b| b ^ 0x36).collect();
-    inner.extend_from_slice(data);
-    let mut outer: Vec<u8> = k.iter().map(|b| b ^ 0x5c).collect();
-    outer.extend_from_slice(&sha256(&inner));
-    sha256(&outer)
-}
-
-/// FIPS 180-4 SHA-256.
-fn sha256(data: &[u8]) -> [u8; 32] {
-    const K: [u32; 64] = [
-        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
-        0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
-        0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
-        0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
-        0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
-        0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
-        0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
-        0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
-        0xc67178f2,
-    ];
-    let mut h: [u32; 8] = [
-        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
-        0x5be0cd19,
-    ];
-    let mut msg = data.to_vec();
-    msg.push(0x80);
-    while msg.len() % 64 != 56 {
-        msg.push(0);
-    }
-    msg.extend_from_slice(&((data.len() as u64) * 8).to_be_bytes());
-    for block in msg.chunks_exact(64) {
-        let mut w = [0u32; 64];
-        for (i, word) in block.chunks_exact(4).enumerate() {
-            w[i] = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
-        }
-        for i in 16..64 {
-            let s0 = w[i - 15].rotate_right(7) ^ w[i - 15].rotate_right(18) ^ (w[i - 15] >> 3);
-            let s1 = w[i - 2].rotate_right(17) ^ w[i - 2].rotate_right(19) ^ (w[i - 2] >> 10);
-            w[i] = w[i - 16]
-                .wrapping_add(s0)
-                .wrapping_add(w[i - 7])
-                .wrapping_add(s1);
-        }
-        let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut hh] = h;
-        for i in 0..64 {
-            let s1 = e.rotate_right(6) ^ e.rotate_right(11) ^ e.rotate_right(25);
-            let ch = (e & f) ^ (!e & g);
-            let t1 = hh
-                .wrapping_add(s1)
-                .wrapping_add(ch)
-                .wrapping_add(K[i])
-                .wrapping_add(w[i]);
-            let s0 = a.rotate_right(2) ^ a.rotate_right(13) ^ a.rotate_right(22);
-            let maj = (a & b) ^ (a & c) ^ (b & c);
-            let t2 = s0.wrapping_add(maj);
-            hh = g;
-            g = f;
-            f = e;
-            e = d.wrapping_add(t1);
-            d = c;
-            c = b;
-            b = a;
-            a = t1.wrapping_add(t2);
-        }
-        for (x, y) in h.iter_mut().zip([a, b, c, d, e, f, g, hh]) {
-            *x = x.wrapping_add(y);
-        }
-    }
-    let mut out = [0u8; 32];
-    for (i, word) in h.iter().enumerate() {
-        out[i * 4..i * 4 + 4].copy_from_slice(&word.to_be_bytes());
-    }
-    out
+    .expect("signable request");
+    let (instructions, _signature) = sign(request, &params).expect("sign").into_parts();
+    instructions
+        .headers()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
+        .collect()
 }
 
 // ----- helpers on the fake -----
@@ -528,11 +448,148 @@ async fn sdk_call_with_session_credentials_or_another_region_is_accepted() {
     client.list_pipelines().send().await.unwrap();
 }
 
+/// A client clock `by` behind (`ahead: false`) or ahead of real time.
+#[derive(Debug, Clone, Copy)]
+struct SkewedClock {
+    ahead: bool,
+    by: Duration,
+}
+
+impl TimeSource for SkewedClock {
+    fn now(&self) -> SystemTime {
+        if self.ahead {
+            SystemTime::now() + self.by
+        } else {
+            SystemTime::now() - self.by
+        }
+    }
+}
+
+const TEN_MINUTES: Duration = Duration::from_secs(600);
+
+/// A real SDK client signing with KEY1 on `clock`, with skew correction on or off.
+fn skewed_client(
+    cp: &TestCp,
+    clock: SkewedClock,
+    correct_skew: bool,
+    retry: aws_config::retry::RetryConfig,
+) -> aws_sdk_codepipeline::Client {
+    let conf = aws_sdk_codepipeline::Config::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_sdk_codepipeline::config::Region::new("us-east-1"))
+        .endpoint_url(cp.url())
+        .credentials_provider(Credentials::new(KEY1.0, KEY1.1, None, None, "tests"))
+        .time_source(clock)
+        .disable_clock_skew_correction(!correct_skew)
+        .retry_config(retry)
+        .build();
+    aws_sdk_codepipeline::Client::from_conf(conf)
+}
+
+fn auth_refusals(cp: &TestCp) -> usize {
+    cp.sim
+        .events
+        .all()
+        .into_iter()
+        .filter(|e| e.kind == "auth_refused")
+        .count()
+}
+
+/// Requests from KEY1 that got past authentication.
+fn admitted_requests(cp: &TestCp) -> u64 {
+    cp.sim
+        .activity
+        .snapshot()
+        .caller(KEY1.0)
+        .map_or(0, |c| c.requests)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_with_a_skewed_clock_and_no_skew_correction_is_refused_once() {
+    let cp = TestCp::start().await;
+    let cases = [
+        (false, "Signature expired"),
+        (true, "Signature not yet current"),
+    ];
+    let mut refused = 0;
+    for (ahead, expected) in cases {
+        let clock = SkewedClock {
+            ahead,
+            by: TEN_MINUTES,
+        };
+        // Retries off, and (correction being off) standard retries must not retry it either: the
+        // SDK's skew retry classifier only fires on a skew its correction interceptor measured.
+        for retry in [
+            aws_config::retry::RetryConfig::disabled(),
+            aws_config::retry::RetryConfig::standard().with_max_attempts(3),
+        ] {
+            let what = format!(
+                "client 10 min {}, {retry:?}",
+                if ahead { "ahead" } else { "behind" }
+            );
+            let err = skewed_client(&cp, clock, false, retry)
+                .list_pipelines()
+                .send()
+                .await
+                .unwrap_err();
+            assert_eq!(error_code(&err), "InvalidSignatureException", "{what}");
+            assert!(
+                error_message(&err).starts_with(expected),
+                "{what}: {}",
+                error_message(&err)
+            );
+            refused += 1;
+            assert_eq!(auth_refusals(&cp), refused, "{what}: exactly one request");
+        }
+    }
+    assert_eq!(admitted_requests(&cp), 0, "nothing got past the door");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_with_a_skewed_clock_recovers_through_skew_correction_and_a_retry() {
+    // aws-runtime's ServiceClockSkewInterceptor measures skew from the refusal's `Date` (real time)
+    // and its ServiceClockSkewClassifier retries InvalidSignatureException when that skew exceeds
+    // 4 minutes; the retry is signed at now + skew. So: one refusal, then success, and the skew is
+    // kept on the client, so its next call is signed right the first time.
+    for ahead in [false, true] {
+        let cp = TestCp::start().await;
+        let what = if ahead {
+            "10 min ahead"
+        } else {
+            "10 min behind"
+        };
+        let client = skewed_client(
+            &cp,
+            SkewedClock {
+                ahead,
+                by: TEN_MINUTES,
+            },
+            true,
+            aws_config::retry::RetryConfig::standard().with_max_attempts(3),
+        );
+        let out = client.list_pipelines().send().await;
+        assert!(
+            out.is_ok(),
+            "{what}: {:?}",
+            out.err().map(|e| error_message(&e))
+        );
+        assert_eq!(
+            auth_refusals(&cp),
+            1,
+            "{what}: the first attempt is refused"
+        );
+        assert_eq!(admitted_requests(&cp), 1, "{what}: the retry gets in");
+        client.list_pipelines().send().await.unwrap();
+        assert_eq!(auth_refusals(&cp), 1, "{what}: the learned skew is reused");
+        assert_eq!(admitted_requests(&cp), 2, "{what}");
+    }
+}
+
 // ----- SigV4 by hand -----
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hand_signed_request_is_accepted() {
-    // Proves the test's own signer agrees with the fake's aws-sigv4 verification, so the refusals below
+    // Proves the raw requests below are signed the way the fake verifies, so the refusals below
     // are about the one thing each changes.
     let cp = TestCp::start().await;
     let resp = post(
@@ -544,6 +601,32 @@ async fn hand_signed_request_is_accepted() {
     .await;
     assert_success_headers(&resp, "ListPipelines");
     assert_eq!(resp.json(), json!({"pipelines": []}));
+}
+
+#[test]
+fn raw_requests_sign_exactly_the_headers_they_send_at_the_chosen_time() {
+    let at = UNIX_EPOCH + Duration::from_secs(1_440_938_160); // 2015-08-30T12:36:00Z
+    let headers = [
+        ("content-type", "application/x-amz-json-1.1"),
+        ("host", "127.0.0.1:4566"),
+        ("x-amz-target", "CodePipeline_20150709.ListPipelines"),
+    ]
+    .map(|(k, v)| (k.to_string(), v.to_string()));
+    let added: HashMap<String, String> = sigv4_headers(KEY1, at, &headers, b"{}")
+        .into_iter()
+        .collect();
+    assert_eq!(added.len(), 2, "{added:?}");
+    assert_eq!(added["x-amz-date"], "20150830T123600Z");
+    assert_eq!(amz_date(at), "20150830T123600Z");
+    let authorization = &added["authorization"];
+    assert!(
+        authorization.starts_with(&format!(
+            "AWS4-HMAC-SHA256 Credential={}/20150830/us-east-1/codepipeline/aws4_request, \
+             SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=",
+            KEY1.0
+        )),
+        "{authorization}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -955,21 +1038,4 @@ async fn with_verification_off_an_unsigned_put_result_answers_an_empty_body() {
     assert!(resp.body.is_empty());
     assert_eq!(resp.header("content-length"), Some("0"));
     assert_eq!(cp.execution("e-1")["status"], "Succeeded");
-}
-
-#[test]
-fn sha256_and_hmac_match_the_published_vectors() {
-    assert_eq!(
-        hex(&sha256(b"")),
-        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-    );
-    assert_eq!(
-        hex(&sha256(b"abc")),
-        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-    );
-    // RFC 4231 test case 2.
-    assert_eq!(
-        hex(&hmac(b"Jefe", b"what do ya want for nothing?")),
-        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-    );
 }
