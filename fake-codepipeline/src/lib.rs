@@ -12,6 +12,7 @@
 //! ```
 
 pub mod admin;
+pub mod console;
 pub mod engine;
 pub mod error;
 pub mod model;
@@ -28,7 +29,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::any;
+use axum::routing::get;
 use sim_core::Sim;
 
 pub use engine::Core;
@@ -69,9 +70,13 @@ impl FakeCodePipeline {
             verifier: sigv4::Verifier::new("codepipeline", self.core.settings.signature_skew),
         });
         Router::new()
-            .route("/", any(wire::handle))
+            .route(
+                "/",
+                get(console::page).post(wire::handle).fallback(wire::handle),
+            )
             .with_state(wire)
             .merge(admin::routes(self.core.clone()))
+            .merge(console::routes(self.core.clone()))
             .merge(sim_core::http::routes(self.core.sim.clone()))
     }
 
