@@ -11,7 +11,7 @@ use sim_core::{NewEvent, SimTime, TimerId, format_duration, format_offset};
 
 use crate::backend::{FakeApica, SOURCE};
 use crate::error::{ApiError, retry_after_secs};
-use crate::fault::{Fault, FaultId, FaultKind, FaultSpecError, LostTarget};
+use crate::fault::{Fault, FaultId, FaultKind, FaultSpecError, LostTarget, MAX_LATENCY};
 use crate::loadtest::LoadTest;
 
 /// A rate limit's current fixed window of real time.
@@ -70,14 +70,16 @@ impl Faults {
         })
     }
 
-    /// Real time every API request waits now (latency faults add up).
+    /// Real time every API request waits now (latency faults add up, to at most [`MAX_LATENCY`]).
     fn latency(&self, now: SimTime) -> Duration {
         self.active(now)
             .filter_map(|(_, f)| match f.kind {
                 FaultKind::Latency(d) => Some(d),
                 _ => None,
             })
-            .sum()
+            .sum::<Duration>()
+            // Several latency faults add up, but never past the cap one fault may have.
+            .min(MAX_LATENCY)
     }
 
     /// The fault that refuses a request arriving now, if any: outages first, then rate limits (which
