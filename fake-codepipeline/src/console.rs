@@ -33,6 +33,8 @@ use crate::wire::{self, Wire};
 pub const TIMELINE_EVENTS: usize = 200;
 /// How many runs of each pipeline the page shows (newest first).
 pub const RUNS_PER_PIPELINE: usize = 3;
+/// How many of an execution's newest jobs the page lists (after the first).
+pub const JOBS_SHOWN: usize = 4;
 /// A caller's real gap between requests, times the clock's speed-up, at or above this share of the job
 /// timeout is reported: one more such gap and a job waiting for that caller times out.
 pub const POLL_GAP_WARN_SHARE: f64 = 0.5;
@@ -138,6 +140,8 @@ pub struct ActionView {
     pub name: String,
     /// `Category/Owner/Provider/Version`.
     pub action_type: String,
+    /// Whether job workers run it (ThirdParty or Custom); AWS-owned actions succeed at once.
+    pub job_worker: bool,
     /// Its execution in this run, once started.
     pub execution: Option<ExecutionView>,
 }
@@ -403,6 +407,7 @@ fn pipelines(
                                 .map(|(a, label)| ActionView {
                                     name: a.name.clone(),
                                     action_type: a.action_type.to_string(),
+                                    job_worker: a.action_type.owner.is_job_worker(),
                                     execution: label.and_then(|l| w.executions.get(l)).map(|e| {
                                         ExecutionView {
                                             label: e.label.clone(),
@@ -547,10 +552,10 @@ pub fn escape(text: &str) -> String {
 
 fn status_class(status: &str) -> &'static str {
     match status {
-        "Succeeded" => "ok",
-        "Failed" | "TimedOut" => "bad",
-        "InProgress" | "Dispatched" | "Queued" => "run",
-        _ => "idle",
+        "Succeeded" => "st-ok",
+        "Failed" | "TimedOut" => "st-bad",
+        "InProgress" | "Dispatched" | "Queued" => "st-run",
+        _ => "st-idle",
     }
 }
 
@@ -578,7 +583,7 @@ h2{font-size:1rem;margin:.2rem 0 .6rem}h3{font-size:.9rem;margin:.4rem 0}\
 .banner{padding:.5rem 1rem;border-radius:.4rem;border:1px solid}\
 .banner.warn{background:#fff8c5;border-color:#d4a72c}.banner.err{background:#ffebe9;border-color:#ff8182}\
 .badge{display:inline-block;padding:0 .45rem;border-radius:1rem;font-size:.8rem;font-weight:600;color:#fff}\
-.ok{background:#1a7f37}.bad{background:#cf222e}.run{background:#0969da}.idle{background:#8c959f}\
+.st-ok{background:#1a7f37}.st-bad{background:#cf222e}.st-run{background:#0969da}.st-idle{background:#8c959f}\
 .stages{display:flex;gap:.6rem;flex-wrap:wrap;align-items:flex-start}\
 .stage{border:1px solid #d0d7de;border-radius:.4rem;padding:.4rem .6rem;min-width:12rem}\
 .action{margin:.3rem 0}.action progress{width:12rem;vertical-align:middle}\
@@ -705,7 +710,28 @@ fn render_pipelines(h: &mut String, model: &Model) {
         h.push_str("<section><h2>Pipelines</h2><p class=\"muted\">No pipeline yet: create one with CreatePipeline, or start a bare action execution with <code>POST /_sim/executions</code>.</p></section>");
         return;
     }
-    for p in &model.pipelines {
+    let idle: Vec<&PipelineView> = model
+        .pipelines
+        .iter()
+        .filter(|p| p.runs.is_empty())
+        .collect();
+    if !idle.is_empty() {
+        h.push_str("<section id=\"idle-pipelines\"><h2>Not run yet</h2>");
+        for p in idle {
+            let _ = write!(
+                h,
+                "<span class=\"pipeline\" data-pipeline=\"{0}\"><b>{0}</b> <span class=\"muted\">{1}</span> <button data-start=\"{0}\">Run</button></span> &nbsp; ",
+                escape(&p.name),
+                p.stages
+                    .iter()
+                    .map(|s| escape(s))
+                    .collect::<Vec<_>>()
+                    .join(" &rarr; "),
+            );
+        }
+        h.push_str("</section>");
+    }
+    for p in model.pipelines.iter().filter(|p| !p.runs.is_empty()) {
         let _ = write!(
             h,
             "<section class=\"pipeline\" data-pipeline=\"{}\"><h2>{} {}",
@@ -729,13 +755,10 @@ fn render_pipelines(h: &mut String, model: &Model) {
             " <span class=\"muted\">{} run(s)</span></h2>",
             p.total_runs
         );
-        if p.runs.is_empty() {
-            h.push_str("<p class=\"muted\">Not run yet.</p>");
-        }
         for run in &p.runs {
             let _ = write!(
                 h,
-                "<div class=\"run\" data-run=\"{}\"><div class=\"run-head\">run <span class=\"mono\">{}</span> {} <span class=\"muted\">started {}</span></div><div class=\"stages\">",
+                "<div class=\"pipeline-run\" data-run=\"{}\"><div class=\"run-head\">run <span class=\"mono\">{}</span> {} <span class=\"muted\">started {}</span></div><div class=\"stages\">",
                 escape(&run.id),
                 escape(short(&run.id)),
                 badge(&run.status),
@@ -778,6 +801,14 @@ fn render_action(h: &mut String, a: &ActionView) {
         h.push_str(" <span class=\"muted\">not started</span></div>");
         return;
     };
+    if !a.job_worker {
+        let _ = write!(
+            h,
+            "<div>{} <span class=\"muted\">AWS-owned: succeeds at once</span></div></div>",
+            badge(&e.status)
+        );
+        return;
+    }
     let _ = write!(
         h,
         "<div class=\"execution\" data-execution=\"{}\">{} <span class=\"mono\">{}</span>",
@@ -843,7 +874,19 @@ fn render_jobs(h: &mut String, e: &ExecutionView) {
         escape(&e.label),
         escape(&e.label)
     );
-    for j in &e.jobs {
+    // The first job (the Details link's) and the newest ones; a long test has a job per round.
+    let hidden = e.jobs.len().saturating_sub(1 + JOBS_SHOWN);
+    for (i, j) in e.jobs.iter().enumerate() {
+        if i >= 1 && i < 1 + hidden {
+            if i == 1 {
+                let _ = write!(
+                    h,
+                    "<tr><td colspan=\"7\" class=\"muted\">&hellip; {hidden} more job(s) (all in /_sim/executions/{})</td></tr>",
+                    escape(&e.label)
+                );
+            }
+            continue;
+        }
         let history: Vec<String> = j
             .history
             .iter()

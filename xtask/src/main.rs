@@ -3,6 +3,8 @@
 //!
 //! - `cargo xtask conformance [ARGS]`: builds the reference agent (unless `--agent-cmd` is given) and the
 //!   runner, then runs `conformance ARGS` (see `cargo xtask conformance --help`).
+//! - `cargo xtask sim [ARGS]`: builds the runner crate, then runs `sim ARGS`: both fakes on one clock on
+//!   fixed loopback ports, with the console at `/` (see `cargo xtask sim --help`).
 //! - `cargo xtask bench`: times the two-hour scenario and the whole suite; prints simulated seconds per
 //!   real second against the targets of DESIGN.md.
 
@@ -56,6 +58,21 @@ fn conformance(args: &[String]) -> Result<ExitCode, String> {
         build(&["scenarios"])?;
     }
     let bin = target_dir().join("debug").join("conformance");
+    let status = Command::new(&bin)
+        .args(args)
+        .current_dir(workspace_root())
+        .status()
+        .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
+    Ok(if status.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn sim(args: &[String]) -> Result<ExitCode, String> {
+    build(&["scenarios"])?;
+    let bin = target_dir().join("debug").join("sim");
     let status = Command::new(&bin)
         .args(args)
         .current_dir(workspace_root())
@@ -124,10 +141,11 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("conformance") => conformance(&args[1..]),
+        Some("sim") => sim(&args[1..]),
         Some("bench") => bench(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <conformance [ARGS] | bench [RUNS]>\n\n  conformance  run the conformance scenarios (see `cargo xtask conformance --help`)\n  bench        time the two-hour scenario and the whole suite (median of RUNS, default 3)"
+                "usage: cargo xtask <conformance [ARGS] | sim [ARGS] | bench [RUNS]>\n\n  conformance  run the conformance scenarios (see `cargo xtask conformance --help`)\n  sim          both fakes and the console for your own agent (see `cargo xtask sim --help`)\n  bench        time the two-hour scenario and the whole suite (median of RUNS, default 3)"
             );
             return ExitCode::from(2);
         }
