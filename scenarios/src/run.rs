@@ -150,7 +150,10 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome> {
                 }
                 if crash {
                     // Exactly between two actions of the agent: the recording request has not answered yet.
-                    for (_, g) in pg.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+                    // The groups leave the live list first, so their exit is the crash step's to report.
+                    let groups: Vec<(String, i32)> =
+                        std::mem::take(&mut *pg.lock().unwrap_or_else(|p| p.into_inner()));
+                    for (_, g) in &groups {
                         let _ = nix::sys::signal::killpg(
                             nix::unistd::Pid::from_raw(*g),
                             Signal::SIGKILL,
@@ -645,8 +648,20 @@ impl Runner<'_> {
     }
 
     fn reap_exited(&mut self) {
+        let crashing: Vec<i32> = {
+            let live_groups = self.pgids.lock().unwrap_or_else(|p| p.into_inner());
+            self.live
+                .iter()
+                .filter_map(|l| l.replica.pgid())
+                .filter(|g| !live_groups.iter().any(|(_, x)| x == g))
+                .collect()
+        };
         let mut gone = Vec::new();
         for (i, l) in self.live.iter_mut().enumerate() {
+            // Killed by an event-triggered crash whose step is not handled yet: that step reports it.
+            if l.replica.pgid().is_some_and(|g| crashing.contains(&g)) {
+                continue;
+            }
             if let Some(status) = l.replica.has_exited() {
                 gone.push((
                     i,
