@@ -266,6 +266,8 @@ async fn register_action_type_is_idempotent() {
             "Test/Custom/ApicaLoadtest/7",
             "register.log",
         );
+        // Only the service-specific endpoint: aws-config's chain must find it by itself.
+        cmd.env_remove("AWS_ENDPOINT_URL");
         cmd.arg("register-action-type")
             .stdout(std::process::Stdio::piped());
         cmd
