@@ -347,6 +347,8 @@ impl Runner<'_> {
         loop {
             let activity = self.world.sim.activity.clone();
             let changed = activity.notified();
+            // A crash on an event must be handled at once, not after its victim's answer budget.
+            self.handle_triggered().await?;
             if self.quiescent()? {
                 return Ok(());
             }
