@@ -126,8 +126,9 @@ pub struct RunArgs {
     /// Jobs handled at once.
     #[arg(long, env = "AGENT_MAX_IN_FLIGHT", default_value_t = 64)]
     pub max_in_flight: usize,
-    /// Consecutive rounds the backend may be unreachable before the action fails with SystemUnavailable.
-    #[arg(long, env = "AGENT_MAX_FAILED_ROUNDS", default_value_t = 10)]
+    /// Consecutive rounds the backend may be unreachable before the action fails with SystemUnavailable
+    /// (40 rounds ride out about 20 minutes of outage at CodePipeline's 30 s continuation delay).
+    #[arg(long, env = "AGENT_MAX_FAILED_ROUNDS", default_value_t = 40)]
     pub max_failed_rounds: u32,
     /// How long a shutdown (SIGTERM/SIGINT) waits for held jobs to be answered, e.g. 5s.
     #[arg(long, env = "AGENT_DRAIN_DEADLINE", default_value = "5s")]

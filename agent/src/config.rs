@@ -85,7 +85,7 @@ pub struct RuntimeConfig {
 
 impl RuntimeConfig {
     /// Settings with the defaults for `action_type`: a 1 s poll interval, batches of 10, 64 jobs at once,
-    /// 10 failed rounds, a 5 s drain deadline.
+    /// 40 failed rounds, a 5 s drain deadline.
     pub fn new(action_type: ActionTypeId) -> Self {
         Self {
             action_type,
@@ -93,7 +93,7 @@ impl RuntimeConfig {
             poll_jitter: Duration::from_millis(100),
             batch_size: 10,
             max_in_flight: 64,
-            max_failed_rounds: 10,
+            max_failed_rounds: 40,
             drain_deadline: Duration::from_secs(5),
             query_param: None,
         }

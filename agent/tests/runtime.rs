@@ -237,7 +237,6 @@ async fn a_backend_down_on_the_first_job_starts_the_test_later_with_the_first_jo
 /// second answer is refused (CP-TERMINAL). The agent's side of the race (InvalidNonceException means skip
 /// quietly) is proven deterministically in `tests/nonce_race.rs`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fake-codepipeline: PollForJobs must return the nonce of its own dispatch"]
 async fn two_runtimes_racing_for_custom_jobs_handle_each_once() {
     race(CUSTOM).await;
 }
@@ -246,7 +245,6 @@ async fn two_runtimes_racing_for_custom_jobs_handle_each_once() {
 /// GetThirdPartyJobDetails gives any caller the job's current nonce and a repeated acknowledge with it
 /// answers InProgress whoever sends it, so two workers that read the details after both polled both win.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fake-codepipeline: a third-party acknowledge from a worker the job was not last dispatched to must be InvalidNonceException"]
 async fn two_runtimes_racing_for_third_party_jobs_handle_each_once() {
     race(THIRD_PARTY).await;
 }

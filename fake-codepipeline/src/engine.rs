@@ -1,7 +1,7 @@
 //! The job state machine on the simulated clock: queueing, leases, acknowledgements, results,
 //! continuation jobs and timeouts (PROTOCOL.md, "Job lifecycle and time" and the CP-* rules).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
@@ -198,6 +198,7 @@ impl Core {
             queued: None,
             deadline: None,
             dispatched_to: None,
+            dispatch_nonces: HashMap::new(),
             acknowledged: None,
             history: vec![(now, JobStatus::Created)],
             queue_seq: None,
@@ -486,6 +487,9 @@ impl Core {
                 }
                 job.nonce = Some(nonce.clone());
                 job.dispatched_to = caller.map(str::to_string);
+                if let Some(c) = caller {
+                    job.dispatch_nonces.insert(c.to_string(), nonce.clone());
+                }
                 if let Some(t) = job.lease_timer.take() {
                     self.sim.clock.cancel(t);
                 }
@@ -637,7 +641,15 @@ impl Core {
         };
         self.with_world(|world| {
             let job = self.job_for_call(world, caller, owner, job_id, client_token, op)?;
-            Ok(self.job_view(world, job, owner, false))
+            // A third-party worker learns the nonce here: the one of the dispatch it received.
+            let nonce = match owner {
+                Owner::ThirdParty => caller
+                    .and_then(|c| job.dispatch_nonces.get(c))
+                    .or(job.nonce.as_ref())
+                    .map(String::as_str),
+                _ => None,
+            };
+            Ok(self.job_view(world, job, owner, nonce))
         })
     }
 
@@ -648,7 +660,7 @@ impl Core {
         world: &World,
         job: &Job,
         owner: Owner,
-        with_nonce: bool,
+        nonce: Option<&str>,
     ) -> Value {
         let exec = world.executions.get(&job.execution);
         let mut context = json!({
@@ -684,9 +696,7 @@ impl Core {
         if owner == Owner::Custom {
             v["accountId"] = json!(self.settings.account_id);
         }
-        if (with_nonce || owner == Owner::ThirdParty)
-            && let Some(n) = &job.nonce
-        {
+        if let Some(n) = nonce {
             v["nonce"] = json!(n);
         }
         v
@@ -708,12 +718,19 @@ impl Core {
         };
         self.with_world(|world| {
             let job = self.job_for_call(world, caller, owner, job_id, client_token, op)?;
-            if job.nonce.as_deref() != Some(nonce) {
+            let acked_by_other = matches!(
+                (&job.acknowledged, caller),
+                (Some((_, Some(who))), Some(c)) if who != c
+            );
+            if job.nonce.as_deref() != Some(nonce) || acked_by_other {
+                let why = if acked_by_other {
+                    "another worker has already acknowledged it"
+                } else {
+                    "another worker may have claimed it"
+                };
                 let err = ApiError::new(
                     "InvalidNonceException",
-                    format!(
-                        "Nonce '{nonce}' is not the current nonce of job {job_id}; another worker may have claimed it"
-                    ),
+                    format!("Nonce '{nonce}' is not the current nonce of job {job_id}; {why}"),
                 )
                 .rule(rules::NONCE);
                 // Losing a race is normal for competing replicas (AG-RACE): a warning, not a violation.
@@ -738,7 +755,10 @@ impl Core {
                         .execution(&label)
                         .job(job_id)
                         .replica_opt(caller)
-                        .detail(format!("job {number} of {label} acknowledged by {}", caller.unwrap_or("an unsigned caller")))
+                        .detail(format!(
+                            "job {number} of {label} acknowledged by {}",
+                            caller.unwrap_or("an unsigned caller")
+                        ))
                         .data(json!({"number": number})),
                 );
             }

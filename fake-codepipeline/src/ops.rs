@@ -179,7 +179,7 @@ async fn poll(
                 .filter_map(|d| {
                     w.jobs
                         .get(&d.job_id)
-                        .map(|j| core.job_view(w, j, Owner::Custom, true))
+                        .map(|j| core.job_view(w, j, Owner::Custom, Some(&d.nonce)))
                 })
                 .collect()
         })

@@ -254,6 +254,9 @@ pub struct Job {
     pub deadline: Option<SimTime>,
     /// Access key of the last poller it was dispatched to.
     pub dispatched_to: Option<String>,
+    /// The nonce of each poller's latest dispatch: GetThirdPartyJobDetails tells a worker the nonce of
+    /// the dispatch it received, so of two racing workers only the latest can acknowledge.
+    pub dispatch_nonces: HashMap<String, String>,
     /// When and by whom it was acknowledged.
     pub acknowledged: Option<(SimTime, Option<String>)>,
     /// Its status changes.

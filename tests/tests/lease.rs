@@ -256,3 +256,96 @@ async fn a_parked_poll_is_answered_the_moment_a_job_is_queued() {
         cp.execution(&label)["jobs"][0]["id"].as_str().unwrap()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_parked_polls_woken_by_one_job_each_get_the_nonce_of_their_own_dispatch() {
+    let cp = TestCp::start_with(fake_codepipeline::Settings {
+        park_polls: Some(Duration::from_secs(20)),
+        ..Default::default()
+    })
+    .await;
+    cp.register(CUSTOM, json!({"ackWindow": "0s"}));
+    let (a, b) = (cp.client(KEY1), cp.client(KEY2));
+    let (a2, b2) = (a.clone(), b.clone());
+    let pa = tokio::spawn(async move { poll_one(&a2).await });
+    let pb = tokio::spawn(async move { poll_one(&b2).await });
+    loop {
+        let parked = cp.sim.activity.notified();
+        if cp.sim.activity.snapshot().parked == 2 {
+            break;
+        }
+        parked.await;
+    }
+    cp.start_execution(CUSTOM, "short");
+    let (ja, na) = pa.await.unwrap().expect("A is offered the job");
+    let (jb, nb) = pb
+        .await
+        .unwrap()
+        .expect("B is offered the job too (ack window 0)");
+    assert_eq!(ja, jb);
+    assert_ne!(na, nb, "each dispatch has its own nonce");
+    let ra = a.acknowledge_job().job_id(&ja).nonce(&na).send().await;
+    let rb = b.acknowledge_job().job_id(&jb).nonce(&nb).send().await;
+    assert_eq!(
+        [ra.is_ok(), rb.is_ok()].iter().filter(|x| **x).count(),
+        1,
+        "exactly one of the two acknowledges"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn third_party_workers_racing_learn_their_own_nonce_and_only_one_acknowledges() {
+    use tests::{CLIENT, THIRD_PARTY};
+    let cp = TestCp::start().await;
+    cp.register(THIRD_PARTY, json!({"ackWindow": "0s"}));
+    cp.start_execution(THIRD_PARTY, "short");
+    let (a, b) = (cp.client(KEY1), cp.client(KEY2));
+    let mut jobs = Vec::new();
+    for c in [&a, &b] {
+        let out = c
+            .poll_for_third_party_jobs()
+            .action_type_id(sdk_type(THIRD_PARTY))
+            .send()
+            .await
+            .unwrap();
+        jobs.push(out.jobs()[0].job_id().unwrap().to_string());
+    }
+    let job = jobs[0].clone();
+    assert_eq!(jobs[1], job);
+    let nonce_of = |c: aws_sdk_codepipeline::Client, job: String| async move {
+        let d = c
+            .get_third_party_job_details()
+            .job_id(job)
+            .client_token(CLIENT.1)
+            .send()
+            .await
+            .unwrap();
+        d.job_details().unwrap().nonce().unwrap().to_string()
+    };
+    let na = nonce_of(a.clone(), job.clone()).await;
+    let nb = nonce_of(b.clone(), job.clone()).await;
+    assert_ne!(na, nb, "each worker is told the nonce of its own dispatch");
+    let ack = |c: &aws_sdk_codepipeline::Client, n: &str| {
+        c.acknowledge_third_party_job()
+            .job_id(&job)
+            .nonce(n)
+            .client_token(CLIENT.1)
+            .send()
+    };
+    let err = ack(&a, &na).await.unwrap_err();
+    assert_eq!(
+        error_code(&err),
+        "InvalidNonceException",
+        "A's dispatch was superseded by B's"
+    );
+    ack(&b, &nb).await.expect("B holds the latest dispatch");
+    let err = ack(&a, &nb).await.unwrap_err();
+    assert_eq!(
+        error_code(&err),
+        "InvalidNonceException",
+        "a job acknowledged by B is not A's, even with B's nonce"
+    );
+    ack(&b, &nb)
+        .await
+        .expect("B's own repeated acknowledge stays safe");
+}
