@@ -21,13 +21,16 @@ fn reference_agent() -> &'static PathBuf {
             .status()
             .expect("run cargo build -p agent");
         assert!(status.success(), "cargo build -p agent failed");
-        let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target"));
         target.join("debug").join("agent")
     })
 }
 
 async fn timeline(name: &str) -> String {
-    let scenario = Scenario::load(&scenarios::builtin_dir().join(format!("{name}.toml"))).expect("scenario loads");
+    let scenario = Scenario::load(&scenarios::builtin_dir().join(format!("{name}.toml")))
+        .expect("scenario loads");
     let out_root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("timelines");
     let opts = RunOptions {
         agent_cmd: format!("'{}'", reference_agent().display()),
@@ -37,7 +40,11 @@ async fn timeline(name: &str) -> String {
         poll_interval_ms: 1,
     };
     let report = scenarios::run_and_judge(&scenario, &opts, String::new()).await;
-    assert!(report.passed, "{name} must pass against the reference agent: {:?}", report.failures());
+    assert!(
+        report.passed,
+        "{name} must pass against the reference agent: {:?}",
+        report.failures()
+    );
     std::fs::read_to_string(out_root.join(name).join("timeline.txt")).expect("timeline written")
 }
 
@@ -45,7 +52,10 @@ fn settings() -> insta::Settings {
     let mut s = insta::Settings::clone_current();
     // Loopback ports differ run to run.
     s.add_filter(r"http://127\.0\.0\.1:\d+", "http://127.0.0.1:PORT");
-    s.add_filter(r"exited \([^)]*\) \d+ ms after SIGTERM", "exited after SIGTERM");
+    s.add_filter(
+        r"exited \([^)]*\) \d+ ms after SIGTERM",
+        "exited after SIGTERM",
+    );
     s
 }
 
