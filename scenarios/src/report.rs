@@ -31,9 +31,8 @@ pub struct ScenarioReport {
     pub speedup: f64,
     /// The verdicts.
     pub verdict: Verdict,
-    /// The highest request rate (per second, over 5 s windows) of each replica while CodePipeline
-    /// faults were active (AG-BACKOFF).
-    pub throttled_request_rates: std::collections::BTreeMap<String, f64>,
+    /// Per replica, the most calls per second refused by throttling over any 5 s window (AG-BACKOFF).
+    pub throttled_calls_per_second: std::collections::BTreeMap<String, f64>,
     /// The command that replays it.
     pub replay: String,
     /// Where its files are.
@@ -54,7 +53,7 @@ impl ScenarioReport {
             simulated: sim_core::format_offset(simulated),
             speedup: simulated.as_secs_f64() / run.real.as_secs_f64().max(1e-3),
             verdict,
-            throttled_request_rates: run.backoff_rates.clone(),
+            throttled_calls_per_second: crate::verdict::throttled_rates(&run.events),
             replay,
             dir: run.out_dir.display().to_string(),
         }
@@ -82,7 +81,7 @@ impl ScenarioReport {
                 }],
                 passed: false,
             },
-            throttled_request_rates: Default::default(),
+            throttled_calls_per_second: Default::default(),
             replay,
             dir: String::new(),
         }

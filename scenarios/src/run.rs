@@ -1,7 +1,6 @@
 //! Running one scenario: the fakes, the agent replicas, the steps, and the clock stepping rule of
 //! DESIGN.md ("Stepping in manual mode").
 
-use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -49,8 +48,6 @@ pub struct RunOutcome {
     pub out_dir: PathBuf,
     /// Set when the runner itself gave up (HARNESS-STALL) or could not run.
     pub harness_error: Option<String>,
-    /// Per-replica max request rate over 5 s windows while CodePipeline faults were active.
-    pub backoff_rates: BTreeMap<String, f64>,
     /// Whether the agent drives the Apica backend (no protocol-tier override): AG-ONE-TEST and
     /// AG-OUTCOME apply.
     pub apica_checks: bool,
@@ -82,9 +79,6 @@ struct Runner<'a> {
     budget: Duration,
     started: Instant,
     watchdog: Duration,
-    throttled_since: Option<Instant>,
-    rate_samples: HashMap<String, Vec<(Instant, u64)>>,
-    backoff_rates: BTreeMap<String, f64>,
 }
 
 fn record(
@@ -183,9 +177,6 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome> {
         budget,
         started: Instant::now(),
         watchdog,
-        throttled_since: None,
-        rate_samples: HashMap::new(),
-        backoff_rates: BTreeMap::new(),
     };
     let harness_error = runner.drive().await.err().map(|e| e.to_string());
     if let Some(e) = &harness_error {
@@ -207,7 +198,6 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome> {
         seed,
         out_dir,
         harness_error,
-        backoff_rates: runner.backoff_rates,
         apica_checks: opts.overrides.action_type.is_none(),
         world: runner.world,
     })
@@ -226,7 +216,6 @@ impl Runner<'_> {
             self.handle_triggered().await?;
             self.run_due_steps().await?;
             self.reap_exited();
-            self.sample_rates();
             if finished_at.is_none() && self.world.all_finished() {
                 finished_at = Some(self.now());
             }
@@ -353,7 +342,6 @@ impl Runner<'_> {
                 return Ok(());
             }
             self.check_watchdog()?;
-            self.sample_rates();
             self.reap_exited();
             let _ = tokio::time::timeout(Duration::from_millis(25), changed).await;
         }
@@ -508,7 +496,6 @@ impl Runner<'_> {
                     ),
                 );
                 self.world.cp.core().add_fault(rule);
-                self.throttled_since.get_or_insert_with(Instant::now);
             }
             StepAction::ClearCpFaults => {
                 record(
@@ -520,7 +507,6 @@ impl Runner<'_> {
                     format!("CodePipeline faults cleared{why}"),
                 );
                 self.world.cp.core().clear_faults();
-                self.throttled_since = None;
             }
             StepAction::BackendFault => {
                 let fault = step
@@ -684,38 +670,6 @@ impl Runner<'_> {
                 format!("{name} exited on its own ({status})"),
             );
             self.forget(&key);
-        }
-    }
-
-    /// AG-BACKOFF: while CodePipeline faults are active, each replica's request rate over 5 s windows.
-    fn sample_rates(&mut self) {
-        if self.throttled_since.is_none() {
-            return;
-        }
-        let now = Instant::now();
-        let snap = self.world.sim.activity.snapshot();
-        for live in &self.live {
-            let key = &live.replica.access_key;
-            let count = snap.caller(key).map_or(0, |c| c.requests);
-            let samples = self.rate_samples.entry(key.clone()).or_default();
-            if samples
-                .last()
-                .is_some_and(|(t, _)| now.duration_since(*t) < Duration::from_millis(100))
-            {
-                continue;
-            }
-            samples.push((now, count));
-            if let Some((t0, c0)) = samples
-                .iter()
-                .find(|(t, _)| now.duration_since(*t) <= Duration::from_secs(5))
-                .copied()
-            {
-                let span = now.duration_since(t0).as_secs_f64().max(1.0);
-                let rate = (count - c0) as f64 / span;
-                let max = self.backoff_rates.entry(key.clone()).or_insert(0.0);
-                *max = max.max(rate);
-            }
-            samples.retain(|(t, _)| now.duration_since(*t) <= Duration::from_secs(6));
         }
     }
 

@@ -117,7 +117,7 @@ pub struct HarnessSection {
     /// Real time before a stuck run fails as HARNESS-STALL.
     #[serde(default = "d_120s")]
     pub watchdog: String,
-    /// AG-BACKOFF: the most requests per second a replica may make over any 5 s window while throttled.
+    /// AG-BACKOFF: the most calls per second a replica may have refused by throttling, over any 5 s window.
     #[serde(default = "d_rate")]
     pub backoff_limit: f64,
     /// Simulated time after the last execution ends that the run goes on (to catch late mistakes).

@@ -275,16 +275,16 @@ pub fn judge(scenario: &Scenario, run: &RunOutcome) -> Verdict {
         });
     }
 
-    // AG-BACKOFF: request rate while throttled.
-    for (key, rate) in &run.backoff_rates {
-        if *rate > scenario.harness.backoff_limit {
+    // AG-BACKOFF: how hard each replica kept hitting refused calls while throttled.
+    for (key, rate) in throttled_rates(&run.events) {
+        if rate > scenario.harness.backoff_limit {
             violations.push(Violation {
                 rule: "AG-BACKOFF".into(),
                 severity: Severity::Error,
                 execution: None,
                 at: "-".into(),
                 detail: format!(
-                    "{key} made {rate:.1} requests/s over a 5 s window while throttled (limit {})",
+                    "{key} had {rate:.1} calls/s refused by throttling over a 5 s window (limit {}): it does not back off",
                     scenario.harness.backoff_limit
                 ),
             });
@@ -460,4 +460,33 @@ pub fn text(v: &Value) -> String {
     v.as_str()
         .map(str::to_string)
         .unwrap_or_else(|| v.to_string())
+}
+
+/// Per replica, the most calls per second refused by injected faults (throttling) over any 5 s window of
+/// real time. Simulated time runs thousands of times faster than real time, so a healthy agent's plain
+/// request rate is high; what AG-BACKOFF judges is whether it keeps hammering a throttled API.
+pub fn throttled_rates(events: &[Event]) -> std::collections::BTreeMap<String, f64> {
+    let mut by_replica: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
+    for e in events
+        .iter()
+        .filter(|e| e.source == "cp" && e.kind == "fault_injected")
+    {
+        if let Some(r) = &e.replica {
+            by_replica.entry(r.clone()).or_default().push(e.real_ms);
+        }
+    }
+    by_replica
+        .into_iter()
+        .map(|(k, times)| {
+            let mut max = 0usize;
+            let mut start = 0;
+            for (end, t) in times.iter().enumerate() {
+                while times[start] + 5_000 <= *t {
+                    start += 1;
+                }
+                max = max.max(end - start + 1);
+            }
+            (k, max as f64 / 5.0)
+        })
+        .collect()
 }
