@@ -124,37 +124,9 @@ async fn main() -> anyhow::Result<()> {
     let names: Vec<String> = apica.presets().iter().map(ToString::to_string).collect();
     tracing::info!(%addr, clock = %cli.clock, presets = %names.join(" "), "fake-apica listening on http://{addr}");
     apica
-        .serve(listener, shutdown_signal())
+        .serve(listener, sim_core::shutdown_signal())
         .await
         .context("server failed")?;
     tracing::info!("fake-apica stopped");
     Ok(())
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(%e, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(%e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => tracing::info!("Ctrl-C: shutting down"),
-        _ = term => tracing::info!("SIGTERM: shutting down"),
-    }
 }

@@ -5,6 +5,7 @@ pub mod activity;
 pub mod clock;
 pub mod events;
 pub mod http;
+pub mod signal;
 pub mod time;
 
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use std::sync::Arc;
 pub use activity::{Activity, ActivitySnapshot, CallerActivity, RequestGuard};
 pub use clock::{ClockError, ClockMode, Deadline, SimClock, TimerId};
 pub use events::{Event, EventLog, NewEvent, Severity};
+pub use signal::shutdown_signal;
 pub use time::{DEFAULT_ORIGIN, SimTime, format_duration, format_offset, parse_duration};
 
 /// Default number of events the log keeps.
