@@ -273,15 +273,14 @@ pub fn poll_gaps(core: &Core) -> Vec<PollGap> {
         .filter_map(|c| {
             let real_gap = c.since_last_request?;
             let simulated_gap = real_gap.mul_f64(factor);
-            (simulated_gap.as_secs_f64() >= job_timeout.as_secs_f64() * POLL_GAP_WARN_SHARE).then(
-                || PollGap {
+            (simulated_gap.as_secs_f64() >= job_timeout.as_secs_f64() * POLL_GAP_WARN_SHARE)
+                .then_some(PollGap {
                     caller: c.caller,
                     real_gap,
                     simulated_gap,
                     job_timeout,
                     factor,
-                },
-            )
+                })
         })
         .collect()
 }
@@ -588,7 +587,8 @@ h2{font-size:1rem;margin:.2rem 0 .6rem}h3{font-size:.9rem;margin:.4rem 0}\
 .stage{border:1px solid #d0d7de;border-radius:.4rem;padding:.4rem .6rem;min-width:12rem}\
 .action{margin:.3rem 0}.action progress{width:12rem;vertical-align:middle}\
 table{border-collapse:collapse;font-size:.85rem}th,td{text-align:left;padding:.15rem .6rem .15rem 0;vertical-align:top}\
-td.mono,span.mono{font-family:ui-monospace,monospace}\
+td.mono,span.mono{font-family:ui-monospace,monospace}td.rule{white-space:nowrap}\
+td.mono{word-break:break-all}\
 tr.error td{background:#ffebe9}tr.warning td{background:#fff8c5}\
 .timeline{max-height:24rem;overflow:auto}.run-head{margin:.4rem 0}\
 a.details{font-weight:600}.err-text{color:#cf222e}";
@@ -920,7 +920,7 @@ fn event_row(h: &mut String, e: &Event) {
     };
     let _ = write!(
         h,
-        "<tr{class}><td class=\"mono\">{}</td><td>{}</td><td class=\"mono\">{}</td><td class=\"mono\">{}</td><td><b>{}</b></td><td>{}</td></tr>",
+        "<tr{class}><td class=\"mono\">{}</td><td>{}</td><td class=\"mono\">{}</td><td class=\"mono\">{}</td><td class=\"rule\"><b>{}</b></td><td>{}</td></tr>",
         escape(&e.stamp()),
         escape(&e.name()),
         escape(e.execution.as_deref().unwrap_or("")),

@@ -1,0 +1,527 @@
+//! The console in a real browser: Debian's headless Chromium, driven over W3C WebDriver by Debian's
+//! chromedriver (packages `chromium` and `chromium-driver`; nothing is downloaded). Both fakes run in this
+//! process on one manual clock; a small agent in this test answers the jobs through the real SDK.
+//!
+//! It opens the console, starts an execution through the admin API, waits for the Details link, clicks
+//! "+10 m", sees the progress bar move, saves a screenshot to `docs/console.png`, follows the Details
+//! link to the backend's page, and reports the requests per second the page made.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_config::BehaviorVersion;
+use aws_credential_types::Credentials;
+use aws_sdk_codepipeline::Client;
+use aws_sdk_codepipeline::config::Region;
+use aws_sdk_codepipeline::types::ExecutionDetails;
+use scenarios::Scenario;
+use scenarios::world::{API_TOKEN, Overrides, World, replica_key};
+use serde_json::{Value, json};
+use tests::sdk_type;
+
+/// How long any one condition in the browser may take to hold.
+const WAIT: Duration = Duration::from_secs(30);
+const CUSTOM: &str = "Test/Custom/ApicaLoadtest/1";
+
+const SCENARIO: &str = r#"
+name = "console-browser"
+summary = "The console test's world: a Custom Apica action type and a 30-minute preset."
+seed = 7
+
+[action_type]
+id = "Test/Custom/ApicaLoadtest/1"
+
+[[backend.presets]]
+name = "half-hour"
+duration = "30m"
+outcome = "passed"
+
+# Scenario files must start an agent; World::start does not run steps: this test's own agent plays it.
+[[steps]]
+at = "0s"
+do = "start-agent"
+"#;
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// The first of `names` found on PATH (or as an absolute path).
+fn find_program(names: &[&str]) -> Option<PathBuf> {
+    for name in names {
+        let p = Path::new(name);
+        if p.is_absolute() && p.is_file() {
+            return Some(p.to_path_buf());
+        }
+        for dir in std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()) {
+            let c = dir.join(name);
+            if c.is_file() {
+                return Some(c);
+            }
+        }
+    }
+    None
+}
+
+// ----- a minimal W3C WebDriver client -----
+
+/// A chromedriver process (in its own process group, so Chromium goes with it) and one session.
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+    session: String,
+    driver: Child,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // Kill the whole group (chromedriver and the Chromium it started) if the test ends early.
+        let _ = Command::new("kill")
+            .args(["-KILL", &format!("-{}", self.driver.id())])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+impl Browser {
+    async fn start(out: &Path) -> Browser {
+        let chromium = find_program(&["chromium", "chromium-browser"])
+            .unwrap_or_else(|| panic!("install chromium (apt-get install chromium)"));
+        let chromedriver = find_program(&["chromedriver", "/usr/lib/chromium/chromedriver"])
+            .unwrap_or_else(|| {
+                panic!("install chromium-driver (apt-get install chromium chromium-driver)")
+            });
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free loopback port")
+            .port();
+        let profile = out.join(format!("profile-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&profile);
+        std::fs::create_dir_all(&profile).expect("create the browser profile dir");
+        let driver = {
+            use std::os::unix::process::CommandExt;
+            Command::new(&chromedriver)
+                .arg(format!("--port={port}"))
+                .arg(format!(
+                    "--log-path={}",
+                    out.join("chromedriver.log").display()
+                ))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0)
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", chromedriver.display()))
+        };
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("http client");
+        let base = format!("http://127.0.0.1:{port}");
+        let mut browser = Browser {
+            http,
+            base,
+            session: String::new(),
+            driver,
+        };
+        let started = Instant::now();
+        loop {
+            let ready = browser
+                .http
+                .get(format!("{}/status", browser.base))
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status().is_success());
+            if ready.is_some() {
+                break;
+            }
+            if let Ok(Some(status)) = browser.driver.try_wait() {
+                panic!(
+                    "chromedriver exited with {status} before it was ready; see {}",
+                    out.join("chromedriver.log").display()
+                );
+            }
+            assert!(
+                started.elapsed() < WAIT,
+                "chromedriver did not answer on {} within {WAIT:?}",
+                browser.base
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium.display().to_string(),
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    "--disable-dev-shm-usage", "--window-size=1280,1100",
+                    format!("--user-data-dir={}", profile.display()),
+                ],
+            },
+        }}});
+        let v = browser.call("POST", "/session", Some(caps)).await;
+        browser.session = v["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no sessionId in {v}"))
+            .to_string();
+        browser
+    }
+
+    /// One WebDriver command; returns its `value`, or the WebDriver error as `Err`.
+    async fn try_call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, Value> {
+        let url = if path == "/session" {
+            format!("{}{path}", self.base)
+        } else {
+            format!("{}/session/{}{path}", self.base, self.session)
+        };
+        let req = match method {
+            "GET" => self.http.get(url),
+            "DELETE" => self.http.delete(url),
+            _ => self.http.post(url).json(&body.unwrap_or_else(|| json!({}))),
+        };
+        let resp = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("WebDriver {method} {path}: {e}"));
+        let ok = resp.status().is_success();
+        let v: Value = resp
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("WebDriver {method} {path}: not JSON: {e}"));
+        let value = v.get("value").cloned().unwrap_or(Value::Null);
+        if ok { Ok(value) } else { Err(value) }
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        self.try_call(method, path, body)
+            .await
+            .unwrap_or_else(|e| panic!("WebDriver {method} {path} failed: {e}"))
+    }
+
+    async fn goto(&self, url: &str) {
+        self.call("POST", "/url", Some(json!({"url": url}))).await;
+    }
+
+    async fn exec(&self, script: &str) -> Value {
+        self.call(
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": script, "args": []})),
+        )
+        .await
+    }
+
+    /// Polls `script` until it returns something other than null/false, for at most [`WAIT`].
+    async fn wait_for(&self, what: &str, script: &str) -> Value {
+        let started = Instant::now();
+        loop {
+            let v = self.exec(script).await;
+            if !(v.is_null() || v == Value::Bool(false)) {
+                return v;
+            }
+            if started.elapsed() > WAIT {
+                let page = self
+                    .exec("return document.body ? document.body.innerText : ''")
+                    .await;
+                panic!(
+                    "waited {WAIT:?} for {what}; the page says:\n{}",
+                    page.as_str().unwrap_or("")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Clicks the element `css` names; the console swaps its DOM on each refresh, so a stale element
+    /// is looked up again.
+    async fn click(&self, css: &str) {
+        for _ in 0..5 {
+            let el = self
+                .call(
+                    "POST",
+                    "/element",
+                    Some(json!({"using": "css selector", "value": css})),
+                )
+                .await;
+            let id = el
+                .as_object()
+                .and_then(|o| o.values().next())
+                .and_then(Value::as_str)
+                .unwrap_or_else(|| panic!("no element id in {el}"))
+                .to_string();
+            match self
+                .try_call("POST", &format!("/element/{id}/click"), None)
+                .await
+            {
+                Ok(_) => return,
+                Err(e) if e["error"] == "stale element reference" => continue,
+                Err(e) => panic!("clicking {css}: {e}"),
+            }
+        }
+        panic!("{css} kept going stale: the page refreshed five times in a row");
+    }
+
+    async fn screenshot(&self) -> Vec<u8> {
+        let v = self.call("GET", "/screenshot", None).await;
+        decode_base64(v.as_str().expect("screenshot is base64 text"))
+    }
+
+    async fn quit(&self) {
+        let _ = self.try_call("DELETE", "", None).await;
+    }
+}
+
+fn decode_base64(text: &str) -> Vec<u8> {
+    let val = |c: u8| -> u32 {
+        match c {
+            b'A'..=b'Z' => (c - b'A') as u32,
+            b'a'..=b'z' => (c - b'a' + 26) as u32,
+            b'0'..=b'9' => (c - b'0' + 52) as u32,
+            b'+' => 62,
+            b'/' => 63,
+            _ => panic!("not base64: {:?}", c as char),
+        }
+    };
+    let clean: Vec<u8> = text
+        .bytes()
+        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
+        .collect();
+    let mut out = Vec::with_capacity(clean.len() * 3 / 4);
+    for chunk in clean.chunks(4) {
+        let mut n = 0u32;
+        for (i, c) in chunk.iter().enumerate() {
+            n |= val(*c) << (18 - 6 * i);
+        }
+        let bytes = n.to_be_bytes();
+        out.extend_from_slice(&bytes[1..chunk.len()]);
+    }
+    out
+}
+
+// ----- a small agent: the continuation-token protocol through the real SDK -----
+
+/// Answers every job of the Custom Apica type: the first starts a backend test and answers at once with
+/// its id as token and externalExecutionId; later ones report the test's progress, the last one 100.
+async fn agent(cp_url: String, apica_url: String, key: (String, String)) {
+    let conf = aws_sdk_codepipeline::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(cp_url)
+        .credentials_provider(Credentials::new(key.0, key.1, None, None, "console-test"))
+        .build();
+    let cp = Client::from_conf(conf);
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("http client");
+    loop {
+        let polled = cp
+            .poll_for_jobs()
+            .action_type_id(sdk_type(CUSTOM))
+            .max_batch_size(1)
+            .send()
+            .await
+            .expect("PollForJobs");
+        for job in polled.jobs() {
+            let id = job.id().expect("job id").to_string();
+            cp.acknowledge_job()
+                .job_id(&id)
+                .nonce(job.nonce().expect("nonce"))
+                .send()
+                .await
+                .expect("AcknowledgeJob");
+            let data = job.data().expect("job data");
+            let token = data.continuation_token().map(str::to_string);
+            let test_id = match token {
+                Some(t) => t,
+                None => {
+                    let config = data
+                        .action_configuration()
+                        .and_then(|c| c.configuration())
+                        .cloned()
+                        .unwrap_or_default();
+                    let created: Value = http
+                        .post(format!("{apica_url}/v1/loadtests"))
+                        .bearer_auth(API_TOKEN)
+                        .json(&json!({
+                            "preset": config.get("PresetName"),
+                            "runnableFile": config.get("RunnableFile"),
+                            "idempotencyKey": id,
+                        }))
+                        .send()
+                        .await
+                        .expect("create a load test")
+                        .json()
+                        .await
+                        .expect("load test JSON");
+                    created["jobId"].to_string()
+                }
+            };
+            let test: Value = http
+                .get(format!("{apica_url}/v1/loadtests/{test_id}"))
+                .bearer_auth(API_TOKEN)
+                .send()
+                .await
+                .expect("get the load test")
+                .json()
+                .await
+                .expect("load test JSON");
+            let pct = test["percentComplete"].as_i64().unwrap_or(0) as i32;
+            let done = test["status"] == "passed";
+            let details = ExecutionDetails::builder()
+                .external_execution_id(&test_id)
+                .summary(format!(
+                    "load test {test_id}: {}",
+                    test["status"].as_str().unwrap_or("?")
+                ))
+                .percent_complete(if done { 100 } else { pct.min(99) })
+                .build();
+            let mut put = cp
+                .put_job_success_result()
+                .job_id(&id)
+                .execution_details(details);
+            if !done {
+                put = put.continuation_token(&test_id);
+            }
+            put.send().await.expect("PutJobSuccessResult");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_shows_progress_and_the_details_link_live_in_a_real_browser() {
+    let out = workspace_root().join("target").join("console-browser");
+    std::fs::create_dir_all(&out).expect("create target/console-browser");
+    let browser = Browser::start(&out).await;
+
+    let scenario = Scenario::parse(SCENARIO, Path::new("console-browser.toml")).expect("scenario");
+    let mut world = World::start(&scenario, scenario.seed, &Overrides::default())
+        .await
+        .expect("both fakes start");
+    let agent = tokio::spawn(agent(
+        world.cp_url.clone(),
+        world.apica_url.clone(),
+        replica_key(1, scenario.seed),
+    ));
+
+    browser.goto(&format!("{}/", world.cp_url)).await;
+    browser
+        .wait_for(
+            "the console's header",
+            "return document.title.includes('console') && !!document.getElementById('advance-10m')",
+        )
+        .await;
+
+    // Start an execution through the admin API; the open page shows it without a reload.
+    let http = reqwest::Client::builder().no_proxy().build().expect("http");
+    let started = http
+        .post(format!("{}/_sim/executions", world.cp_url))
+        .json(&json!({
+            "actionType": CUSTOM,
+            "id": "e-1",
+            "configuration": {"PresetName": "half-hour", "RunnableFile": "console.jmx"},
+        }))
+        .send()
+        .await
+        .expect("POST /_sim/executions");
+    assert_eq!(
+        started.status(),
+        201,
+        "{}",
+        started.text().await.unwrap_or_default()
+    );
+
+    let link = browser
+        .wait_for(
+            "the Details link of e-1",
+            "const a = document.querySelector('[data-execution=\"e-1\"] a.details'); return a ? a.href : null",
+        )
+        .await;
+    let link = link.as_str().expect("href").to_string();
+    assert!(
+        link.starts_with(&world.apica_url) && link.contains("/jobs/"),
+        "the Details link {link} should point at the backend {}",
+        world.apica_url
+    );
+    let progress_script = "const p = document.querySelector('progress[data-execution=\"e-1\"]'); return p ? p.value : null";
+    let before = browser.exec(progress_script).await;
+    assert_eq!(before, json!(0), "a new test is 0% complete");
+
+    // Ten simulated minutes of a thirty-minute test: the next continuation job reports a third.
+    browser.click("#advance-10m").await;
+    let after = browser
+        .wait_for(
+            "the progress bar to move",
+            "const p = document.querySelector('progress[data-execution=\"e-1\"]'); return p && p.value > 0 ? p.value : null",
+        )
+        .await;
+    assert_eq!(after, json!(33), "10 of 30 minutes is 33%");
+    browser
+        .wait_for(
+            "the clock to show +00:10:00",
+            "return document.getElementById('clock-elapsed').textContent.startsWith('+00:10:00')",
+        )
+        .await;
+
+    let png = browser.screenshot().await;
+    assert!(png.starts_with(b"\x89PNG"), "the screenshot is a PNG");
+    let docs = workspace_root().join("docs");
+    std::fs::create_dir_all(&docs).expect("create docs/");
+    std::fs::write(docs.join("console.png"), &png).expect("write docs/console.png");
+
+    // What the page costs while open: every request it made, over its lifetime.
+    let cost = browser
+        .exec(
+            "const r = performance.getEntriesByType('resource').filter(e => e.name.includes('/_sim/'));\
+             return {requests: r.length, views: r.filter(e => e.name.includes('/_sim/console/view')).length, seconds: performance.now() / 1000}",
+        )
+        .await;
+    let (requests, views, seconds) = (
+        cost["requests"].as_f64().unwrap_or(0.0),
+        cost["views"].as_f64().unwrap_or(0.0),
+        cost["seconds"].as_f64().unwrap_or(0.0),
+    );
+    eprintln!(
+        "console cost: {requests} requests ({views} view refreshes) in {seconds:.1} s open = {:.2} requests/s while busy",
+        requests / seconds.max(0.001)
+    );
+    // One long poll at a time and at least 500 ms between refreshes: the page never hammers the fake,
+    // however busy the world is (the first view request starts at once).
+    assert!(
+        views <= 1.0 + seconds * 2.0,
+        "the console refreshed {views} times in {seconds:.1} s, more than once per 500 ms: {cost}"
+    );
+
+    // Follow the Details link to the backend's page for the test.
+    let external = link.rsplit('/').next().unwrap_or_default().to_string();
+    browser.click("[data-execution=\"e-1\"] a.details").await;
+    let text = browser
+        .wait_for(
+            "the backend's page for the test",
+            "return location.href.includes('/jobs/') && document.body ? document.body.innerText : null",
+        )
+        .await;
+    let text = text.as_str().unwrap_or_default();
+    assert!(
+        text.contains(&format!("Load test {external}")) && text.contains("half-hour"),
+        "the backend's page should show test {external} of preset half-hour:\n{text}"
+    );
+
+    browser.quit().await;
+    agent.abort();
+    world.stop();
+}
