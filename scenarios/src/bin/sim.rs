@@ -183,7 +183,7 @@ async fn main() -> Result<()> {
         tokio::spawn(stepper.run(stop_rx.clone()))
     });
 
-    shutdown_signal().await;
+    sim_core::shutdown_signal().await;
     tracing::info!("stopping");
     let _ = stop_tx.send(true);
     if let Some(s) = stepper
@@ -700,26 +700,5 @@ impl Stepper {
             .events
             .record(NewEvent::new("sim", "step").detail(detail));
         Ok(())
-    }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
     }
 }
