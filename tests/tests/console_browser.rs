@@ -76,6 +76,7 @@ struct Browser {
     base: String,
     session: String,
     driver: Child,
+    profile: PathBuf,
 }
 
 impl Drop for Browser {
@@ -87,6 +88,7 @@ impl Drop for Browser {
             .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
     }
 }
 
@@ -130,6 +132,7 @@ impl Browser {
             base,
             session: String::new(),
             driver,
+            profile: profile.clone(),
         };
         let started = Instant::now();
         loop {
