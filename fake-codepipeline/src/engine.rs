@@ -464,21 +464,26 @@ impl Core {
                 }
             }
             let ack_window = at.timing.ack_window;
-            let candidates: Vec<String> = world.pollable.get(id).map(|q| q.values().cloned().collect()).unwrap_or_default();
+            // Only the first `max` matching jobs are looked at: a poll costs O(max), not O(queue).
+            let matches = |job_id: &String| {
+                let exec = world.jobs.get(job_id).and_then(|j| world.executions.get(&j.execution));
+                match query {
+                    Some((name, value)) => {
+                        exec.and_then(|e| e.configuration.get(name)).map(String::as_str) == Some(value)
+                    }
+                    None => exec.is_some(),
+                }
+            };
+            let chosen: Vec<String> = world
+                .pollable
+                .get(id)
+                .map(|q| q.values().filter(|j| matches(j)).take(max).cloned().collect())
+                .unwrap_or_default();
             let now = self.now();
             let mut out = Vec::new();
-            for job_id in candidates {
-                if out.len() >= max {
-                    break;
-                }
+            for job_id in chosen {
                 let Some(job) = world.jobs.get(&job_id) else { continue };
-                let exec = world.executions.get(&job.execution);
-                if let Some((name, value)) = query
-                    && exec.and_then(|e| e.configuration.get(name)).map(String::as_str) != Some(value)
-                {
-                    continue;
-                }
-                let client_id = exec.and_then(|e| e.client_id.clone());
+                let client_id = world.executions.get(&job.execution).and_then(|e| e.client_id.clone());
                 let nonce = world.new_nonce();
                 let job = world.jobs.get_mut(&job_id).expect("listed in the queue");
                 let redispatch = job.status == JobStatus::Dispatched;
