@@ -530,7 +530,13 @@ impl Run {
                     token_for(&job),
                 );
                 let after = self.snapshot();
-                if job.nonce.as_deref() != Some(nonce.as_str()) {
+                // A job acknowledged by one replica is not another's, even with the current nonce.
+                let acked_by_other = job
+                    .acknowledged
+                    .as_ref()
+                    .and_then(|(_, who)| who.as_deref())
+                    .is_some_and(|who| who != KEYS[*replica].0);
+                if job.nonce.as_deref() != Some(nonce.as_str()) || acked_by_other {
                     // CP-NONCE.
                     check(
                         error_type(&got) == Some("InvalidNonceException"),
