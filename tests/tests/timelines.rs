@@ -16,7 +16,8 @@ fn reference_agent() -> &'static PathBuf {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "agent", "--bin", "agent"])
+            // The same packages `cargo xtask conformance` builds, so both share one set of artifacts.
+            .args(["build", "--quiet", "-p", "agent", "-p", "scenarios"])
             .current_dir(&root)
             .status()
             .expect("run cargo build -p agent");
