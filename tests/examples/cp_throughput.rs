@@ -34,15 +34,33 @@ async fn main() {
             let mut lat = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 let t = Instant::now();
-                let polled = client.poll_for_jobs().action_type_id(sdk_type(CUSTOM)).send().await.expect("poll");
+                let polled = client
+                    .poll_for_jobs()
+                    .action_type_id(sdk_type(CUSTOM))
+                    .send()
+                    .await
+                    .expect("poll");
                 lat.push(t.elapsed());
-                let Some(job) = polled.jobs().first() else { break };
+                let Some(job) = polled.jobs().first() else {
+                    break;
+                };
                 let id = job.id().unwrap_or_default().to_string();
                 let t = Instant::now();
-                client.acknowledge_job().job_id(&id).nonce(job.nonce().unwrap_or_default()).send().await.expect("ack");
+                client
+                    .acknowledge_job()
+                    .job_id(&id)
+                    .nonce(job.nonce().unwrap_or_default())
+                    .send()
+                    .await
+                    .expect("ack");
                 lat.push(t.elapsed());
                 let t = Instant::now();
-                client.get_job_details().job_id(&id).send().await.expect("details");
+                client
+                    .get_job_details()
+                    .job_id(&id)
+                    .send()
+                    .await
+                    .expect("details");
                 lat.push(t.elapsed());
                 let t = Instant::now();
                 client
