@@ -12,6 +12,7 @@ pub mod app;
 pub mod aws;
 pub mod cli;
 pub mod config;
+pub mod entry;
 pub mod health;
 pub mod metrics;
 pub mod register;

@@ -3,38 +3,16 @@
 //! reads when a scenario runs.
 
 use std::path::PathBuf;
-use std::process::Command;
-use std::sync::OnceLock;
 
 use scenarios::world::Overrides;
 use scenarios::{RunOptions, Scenario};
-
-/// Builds the reference agent once per test binary and returns its path.
-fn reference_agent() -> &'static PathBuf {
-    static AGENT: OnceLock<PathBuf> = OnceLock::new();
-    AGENT.get_or_init(|| {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            // The same packages `cargo xtask conformance` builds, so both share one set of artifacts.
-            .args(["build", "--quiet", "-p", "agent", "-p", "scenarios"])
-            .current_dir(&root)
-            .status()
-            .expect("run cargo build -p agent");
-        assert!(status.success(), "cargo build -p agent failed");
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root.join("target"));
-        target.join("debug").join("agent")
-    })
-}
 
 async fn timeline(name: &str) -> String {
     let scenario = Scenario::load(&scenarios::builtin_dir().join(format!("{name}.toml")))
         .expect("scenario loads");
     let out_root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("timelines");
     let opts = RunOptions {
-        agent_cmd: format!("'{}'", reference_agent().display()),
+        agent_cmd: format!("'{}'", env!("CARGO_BIN_EXE_reference-agent")),
         out_root: out_root.clone(),
         seed: None,
         overrides: Overrides::default(),
