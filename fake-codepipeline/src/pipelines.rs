@@ -833,6 +833,11 @@ impl Core {
         })
     }
 
+    /// The status of an action execution (cheap: no view is built).
+    pub fn execution_status(&self, label: &str) -> Option<ExecutionStatus> {
+        self.with_world(|w| w.executions.get(label).map(|e| e.status))
+    }
+
     /// Labels of every action execution, in label order.
     pub fn execution_labels(&self) -> Vec<String> {
         self.with_world(|w| w.executions.keys().cloned().collect())

@@ -288,11 +288,10 @@ impl World {
 
     /// Whether every execution has ended.
     pub fn all_finished(&self) -> bool {
+        let core = self.cp.core();
         self.executions.iter().all(|e| {
-            self.cp
-                .core()
-                .execution_view(&e.label)
-                .is_some_and(|v| v["status"] != "InProgress")
+            core.execution_status(&e.label)
+                .is_some_and(|s| s != fake_codepipeline::ExecutionStatus::InProgress)
         })
     }
 
