@@ -105,6 +105,18 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome> {
     let out_dir = opts.out_root.join(&scenario.name);
     std::fs::create_dir_all(&out_dir).with_context(|| format!("create {}", out_dir.display()))?;
     let world = World::start(scenario, seed, &opts.overrides).await?;
+    // The runner keeps every event of the run: the shared log is a bounded ring for HTTP readers, and a
+    // big scenario must not lose its early events before the verdicts read them.
+    let recorded: Arc<Mutex<Vec<Event>>> = Arc::new(Mutex::new(world.sim.events.all()));
+    {
+        let recorded = recorded.clone();
+        world.sim.events.add_listener(move |e| {
+            let mut all = recorded.lock().unwrap_or_else(|p| p.into_inner());
+            if all.last().is_none_or(|last| last.seq < e.seq) {
+                all.push(e.clone());
+            }
+        });
+    }
     let log = open_log(&out_dir.join("agent.log")).context("open agent.log")?;
     let clients_file = out_dir.join("client-tokens.json");
     std::fs::write(
@@ -191,7 +203,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome> {
     }
     runner.shutdown().await;
     runner.world.stop();
-    let events = runner.world.sim.events.all();
+    let events = std::mem::take(&mut *recorded.lock().unwrap_or_else(|p| p.into_inner()));
     Ok(RunOutcome {
         events,
         real: runner.started.elapsed(),
