@@ -222,3 +222,32 @@ where
         .unwrap_or_default()
         .to_string()
 }
+
+/// Polls the custom test type once: the first job's id and the nonce of this dispatch, if any.
+pub async fn poll_custom(client: &Client) -> Option<(String, String)> {
+    let out = client
+        .poll_for_jobs()
+        .action_type_id(sdk_type(CUSTOM))
+        .send()
+        .await
+        .expect("PollForJobs");
+    out.jobs().first().map(|j| {
+        (
+            j.id().expect("job id").to_string(),
+            j.nonce().expect("nonce").to_string(),
+        )
+    })
+}
+
+/// Polls and acknowledges the next custom job; its id.
+pub async fn take_custom(client: &Client) -> String {
+    let (id, nonce) = poll_custom(client).await.expect("a custom job is queued");
+    client
+        .acknowledge_job()
+        .job_id(&id)
+        .nonce(nonce)
+        .send()
+        .await
+        .expect("AcknowledgeJob");
+    id
+}

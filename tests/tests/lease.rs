@@ -5,19 +5,7 @@ use std::time::Duration;
 
 use aws_sdk_codepipeline::types::JobStatus;
 use serde_json::json;
-use tests::{CUSTOM, KEY1, KEY2, TestCp, error_code, sdk_type};
-
-async fn poll_one(client: &aws_sdk_codepipeline::Client) -> Option<(String, String)> {
-    let out = client
-        .poll_for_jobs()
-        .action_type_id(sdk_type(CUSTOM))
-        .send()
-        .await
-        .unwrap();
-    out.jobs()
-        .first()
-        .map(|j| (j.id().unwrap().to_string(), j.nonce().unwrap().to_string()))
-}
+use tests::{CUSTOM, KEY1, KEY2, TestCp, error_code, poll_custom, sdk_type};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unacknowledged_job_is_offered_again_after_the_ack_window_with_a_new_nonce() {
@@ -26,20 +14,22 @@ async fn an_unacknowledged_job_is_offered_again_after_the_ack_window_with_a_new_
     let label = cp.start_execution(CUSTOM, "short");
     let (a, b) = (cp.client(KEY1), cp.client(KEY2));
 
-    let (job, old_nonce) = poll_one(&a).await.expect("first poll gets the job");
+    let (job, old_nonce) = poll_custom(&a).await.expect("first poll gets the job");
     assert_eq!(cp.execution(&label)["jobs"][0]["status"], "Dispatched");
     assert!(
-        poll_one(&b).await.is_none(),
+        poll_custom(&b).await.is_none(),
         "a dispatched job is leased to its poller"
     );
     cp.advance(Duration::from_secs(299));
     assert!(
-        poll_one(&b).await.is_none(),
+        poll_custom(&b).await.is_none(),
         "still leased just before the window ends"
     );
     cp.advance(Duration::from_secs(1));
 
-    let (again, new_nonce) = poll_one(&b).await.expect("offered again after the window");
+    let (again, new_nonce) = poll_custom(&b)
+        .await
+        .expect("offered again after the window");
     assert_eq!(again, job, "the same job comes back");
     assert_ne!(new_nonce, old_nonce, "with a new nonce");
     let err = a
@@ -76,8 +66,8 @@ async fn with_ack_window_zero_two_workers_race_and_exactly_one_acknowledges() {
     let label = cp.start_execution(CUSTOM, "short");
     let (a, b) = (cp.client(KEY1), cp.client(KEY2));
 
-    let (job_a, nonce_a) = poll_one(&a).await.expect("offered to the first poller");
-    let (job_b, nonce_b) = poll_one(&b)
+    let (job_a, nonce_a) = poll_custom(&a).await.expect("offered to the first poller");
+    let (job_b, nonce_b) = poll_custom(&b)
         .await
         .expect("and to the second, until acknowledged");
     assert_eq!(job_a, job_b);
@@ -93,7 +83,7 @@ async fn with_ack_window_zero_two_workers_race_and_exactly_one_acknowledges() {
     };
     assert_eq!(error_code(&loser), "InvalidNonceException");
     assert!(
-        poll_one(&a).await.is_none(),
+        poll_custom(&a).await.is_none(),
         "an acknowledged job is offered to nobody"
     );
     assert_eq!(cp.execution(&label)["jobs"][0]["status"], "InProgress");
@@ -112,7 +102,7 @@ async fn acknowledging_again_with_the_current_nonce_is_safe() {
     cp.register(CUSTOM, json!({}));
     let label = cp.start_execution(CUSTOM, "short");
     let a = cp.client(KEY1);
-    let (job, nonce) = poll_one(&a).await.unwrap();
+    let (job, nonce) = poll_custom(&a).await.unwrap();
     for _ in 0..3 {
         let out = a
             .acknowledge_job()
@@ -190,7 +180,7 @@ async fn the_activity_tracker_attributes_held_jobs_to_the_polling_key() {
     cp.register(CUSTOM, json!({}));
     cp.start_execution(CUSTOM, "short");
     let a = cp.client(KEY1);
-    let (job, nonce) = poll_one(&a).await.unwrap();
+    let (job, nonce) = poll_custom(&a).await.unwrap();
     let snap = cp.sim.activity.snapshot();
     assert_eq!(snap.caller(KEY1.0).unwrap().held_jobs, 1);
     assert_eq!(snap.in_flight, 0);
@@ -227,7 +217,7 @@ async fn a_parked_poll_is_answered_the_moment_a_job_is_queued() {
     .await;
     cp.register(CUSTOM, json!({}));
     let a = cp.client(KEY1);
-    let poll = tokio::spawn(async move { poll_one(&a).await });
+    let poll = tokio::spawn(async move { poll_custom(&a).await });
     // Wait until the poll is parked (the tracker says so), then queue a job.
     loop {
         let parked = cp.sim.activity.notified();
@@ -267,8 +257,8 @@ async fn two_parked_polls_woken_by_one_job_each_get_the_nonce_of_their_own_dispa
     cp.register(CUSTOM, json!({"ackWindow": "0s"}));
     let (a, b) = (cp.client(KEY1), cp.client(KEY2));
     let (a2, b2) = (a.clone(), b.clone());
-    let pa = tokio::spawn(async move { poll_one(&a2).await });
-    let pb = tokio::spawn(async move { poll_one(&b2).await });
+    let pa = tokio::spawn(async move { poll_custom(&a2).await });
+    let pb = tokio::spawn(async move { poll_custom(&b2).await });
     loop {
         let parked = cp.sim.activity.notified();
         if cp.sim.activity.snapshot().parked == 2 {

@@ -1,30 +1,12 @@
 //! What a result does to a job and its action execution (CP-FAIL-FINAL, CP-FINAL-100, AG-FINAL-TOKEN,
 //! CP-ACK, CP-TERMINAL, CP-CLIENT).
 
-use aws_sdk_codepipeline::Client;
 use aws_sdk_codepipeline::types::{ExecutionDetails, FailureDetails, FailureType};
 use serde_json::json;
 use sim_core::Severity;
-use tests::{CLIENT, CUSTOM, KEY1, THIRD_PARTY, TestCp, error_code, error_message, sdk_type};
-
-/// Polls and acknowledges the next custom job.
-async fn take(a: &Client) -> String {
-    let out = a
-        .poll_for_jobs()
-        .action_type_id(sdk_type(CUSTOM))
-        .send()
-        .await
-        .unwrap();
-    let job = out.jobs().first().expect("a job is queued");
-    let id = job.id().unwrap().to_string();
-    a.acknowledge_job()
-        .job_id(&id)
-        .nonce(job.nonce().unwrap())
-        .send()
-        .await
-        .unwrap();
-    id
-}
+use tests::{
+    CLIENT, CUSTOM, KEY1, THIRD_PARTY, TestCp, error_code, error_message, sdk_type, take_custom,
+};
 
 fn pct(p: i32) -> ExecutionDetails {
     ExecutionDetails::builder()
@@ -39,7 +21,7 @@ async fn a_failure_is_final_and_creates_no_further_job() {
     cp.register(CUSTOM, json!({}));
     let label = cp.start_execution(CUSTOM, "short");
     let a = cp.client(KEY1);
-    let job = take(&a).await;
+    let job = take_custom(&a).await;
     a.put_job_failure_result()
         .job_id(&job)
         .failure_details(
@@ -92,7 +74,7 @@ async fn progress_100_is_final_even_without_final_on_no_token() {
     cp.register(CUSTOM, json!({}));
     let label = cp.start_execution(CUSTOM, "short");
     let a = cp.client(KEY1);
-    let job = take(&a).await;
+    let job = take_custom(&a).await;
     a.put_job_success_result()
         .job_id(&job)
         .execution_details(pct(100))
@@ -113,7 +95,7 @@ async fn a_final_success_that_still_carries_a_token_is_final_and_recorded_as_ag_
     cp.register(CUSTOM, json!({}));
     let label = cp.start_execution(CUSTOM, "short");
     let a = cp.client(KEY1);
-    let job = take(&a).await;
+    let job = take_custom(&a).await;
     a.put_job_success_result()
         .job_id(&job)
         .continuation_token("42")
@@ -139,7 +121,7 @@ async fn with_final_on_no_token_a_token_always_continues() {
     cp.register(CUSTOM, json!({"finalOn": "no-token"}));
     let label = cp.start_execution(CUSTOM, "short");
     let a = cp.client(KEY1);
-    let job = take(&a).await;
+    let job = take_custom(&a).await;
     a.put_job_success_result()
         .job_id(&job)
         .continuation_token("42")
@@ -162,7 +144,7 @@ async fn with_final_on_no_token_a_token_always_continues() {
     );
 
     // A success without a token ends it, with a warning when it does not say 100.
-    let job = take(&a).await;
+    let job = take_custom(&a).await;
     a.put_job_success_result()
         .job_id(&job)
         .execution_details(pct(90))

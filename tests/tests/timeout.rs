@@ -3,25 +3,10 @@
 use std::time::Duration;
 
 use serde_json::json;
-use tests::{CUSTOM, KEY1, TestCp, error_code, error_message, sdk_type};
+use tests::{CUSTOM, KEY1, TestCp, error_code, error_message, sdk_type, take_custom};
 
 async fn take_job(cp: &TestCp) -> String {
-    let a = cp.client(KEY1);
-    let out = a
-        .poll_for_jobs()
-        .action_type_id(sdk_type(CUSTOM))
-        .send()
-        .await
-        .unwrap();
-    let job = &out.jobs()[0];
-    let id = job.id().unwrap().to_string();
-    a.acknowledge_job()
-        .job_id(&id)
-        .nonce(job.nonce().unwrap())
-        .send()
-        .await
-        .unwrap();
-    id
+    take_custom(&cp.client(KEY1)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
