@@ -199,9 +199,14 @@ async fn main() -> Result<()> {
         args.jobs.max(1)
     );
     let gate = Arc::new(tokio::sync::Semaphore::new(args.jobs.max(1)));
+    // A progress bar on a terminal; on a pipe (CI) indicatif draws nothing and the lines below remain.
+    let progress = indicatif::ProgressBar::new(total as u64).with_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} scenarios  {elapsed}  {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
     let mut tasks = Vec::new();
     for scenario in scenarios {
-        let (gate, opts) = (gate.clone(), opts.clone());
+        let (gate, opts, progress) = (gate.clone(), opts.clone(), progress.clone());
         let seed = args.seed.unwrap_or(scenario.seed);
         let replay = format!(
             "cargo xtask conformance --scenario {} --seed {seed}{replay_extra}",
@@ -209,21 +214,22 @@ async fn main() -> Result<()> {
         );
         tasks.push(tokio::spawn(async move {
             let _permit = gate.acquire_owned().await;
+            progress.set_message(scenario.name.clone());
             let report = scenarios::run_and_judge(&scenario, &opts, replay).await;
-            eprintln!(
+            let mut lines = vec![format!(
                 "{} {:<28} {:>7.2}s  {}",
                 if report.passed { "pass" } else { "FAIL" },
                 report.name,
                 report.real_ms as f64 / 1000.0,
                 report.simulated
-            );
+            )];
             if !report.passed {
-                for f in report.failures() {
-                    eprintln!("     {f}");
-                }
-                eprintln!("     replay: {}", report.replay);
-                eprintln!("     timeline: {}/timeline.txt", report.dir);
+                lines.extend(report.failures().into_iter().map(|f| format!("     {f}")));
+                lines.push(format!("     replay: {}", report.replay));
+                lines.push(format!("     timeline: {}/timeline.txt", report.dir));
             }
+            progress.suspend(|| eprintln!("{}", lines.join("\n")));
+            progress.inc(1);
             report
         }));
     }
@@ -231,6 +237,7 @@ async fn main() -> Result<()> {
     for t in tasks {
         reports.push(t.await.context("a scenario task panicked")?);
     }
+    progress.finish_and_clear();
     println!("{}", report::summary_table(&reports));
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&reports)?)
