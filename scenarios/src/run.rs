@@ -487,15 +487,7 @@ impl Runner<'_> {
                 }
             }
             StepAction::CpFaults => {
-                let rule = fake_codepipeline::FaultRule {
-                    operation: step.operation.clone().unwrap_or_else(|| "*".into()),
-                    kind: match step.kind.as_deref() {
-                        Some("server-error") => fake_codepipeline::FaultKind::ServerError,
-                        _ => fake_codepipeline::FaultKind::Throttle,
-                    },
-                    rate: step.rate.unwrap_or(0.0),
-                    status: None,
-                };
+                let rule = step.cp_fault_rule();
                 record(
                     &self.world,
                     "step",

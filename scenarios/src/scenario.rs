@@ -284,6 +284,22 @@ pub struct Step {
     pub executions: Vec<ExecutionSection>,
 }
 
+impl Step {
+    /// The CodePipeline fault a `cp-faults` step injects: `rate` of `kind` (`throttle`, the default, or
+    /// `server-error`) on `operation` (`*` by default).
+    pub fn cp_fault_rule(&self) -> fake_codepipeline::FaultRule {
+        fake_codepipeline::FaultRule {
+            operation: self.operation.clone().unwrap_or_else(|| "*".into()),
+            kind: match self.kind.as_deref() {
+                Some("server-error") => fake_codepipeline::FaultKind::ServerError,
+                _ => fake_codepipeline::FaultKind::Throttle,
+            },
+            rate: self.rate.unwrap_or(0.0),
+            status: None,
+        }
+    }
+}
+
 /// What a step does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]

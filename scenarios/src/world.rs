@@ -225,6 +225,16 @@ impl World {
         sections: &[ExecutionSection],
         overrides: &Overrides,
     ) -> Result<()> {
+        // Executions get a unique RunnableFile only when the action type has that property.
+        let has_runnable = self
+            .cp
+            .core()
+            .with_world(|w| {
+                w.action_types
+                    .get(&self.action_type)
+                    .map(|t| t.properties.iter().any(|p| p.name == "RunnableFile"))
+            })
+            .unwrap_or(false);
         for section in sections {
             let count = section.count.unwrap_or(1);
             for i in 0..count {
@@ -244,15 +254,6 @@ impl World {
                         section.presets[i % section.presets.len()].clone(),
                     );
                 }
-                let has_runnable = self
-                    .cp
-                    .core()
-                    .with_world(|w| {
-                        w.action_types
-                            .get(&self.action_type)
-                            .map(|t| t.properties.iter().any(|p| p.name == "RunnableFile"))
-                    })
-                    .unwrap_or(false);
                 let runnable_file = has_runnable.then(|| {
                     let base = configuration
                         .get("RunnableFile")

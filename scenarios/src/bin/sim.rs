@@ -662,15 +662,7 @@ impl Stepper {
     fn apply(&mut self, step: &Step) -> Result<()> {
         let detail = match step.action {
             StepAction::CpFaults => {
-                let rule = fake_codepipeline::FaultRule {
-                    operation: step.operation.clone().unwrap_or_else(|| "*".into()),
-                    kind: match step.kind.as_deref() {
-                        Some("server-error") => fake_codepipeline::FaultKind::ServerError,
-                        _ => fake_codepipeline::FaultKind::Throttle,
-                    },
-                    rate: step.rate.unwrap_or(0.0),
-                    status: None,
-                };
+                let rule = step.cp_fault_rule();
                 let d = format!("CodePipeline faults: {:?} at rate {}", rule.kind, rule.rate);
                 self.world.cp.core().add_fault(rule);
                 d
