@@ -534,20 +534,7 @@ async fn start_pipeline(State(core): State<Arc<Core>>, Path(name): Path<String>)
 // ----- rendering -----
 
 /// Escapes text for HTML element content and quoted attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use sim_core::http::escape_html as escape;
 
 fn status_class(status: &str) -> &'static str {
     match status {

@@ -26,6 +26,22 @@ pub fn routes(sim: Sim) -> Router {
         .with_state(sim)
 }
 
+/// Escapes text for HTML element content and quoted attribute values.
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// A JSON error body `{code, message}` with a status, the admin API's error shape.
 pub fn admin_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     (
@@ -187,6 +203,14 @@ async fn get_events(State(sim): State<Sim>, Query(q): Query<EventsQuery>) -> Res
 mod tests {
     use super::*;
     use crate::DEFAULT_ORIGIN;
+
+    #[test]
+    fn html_is_escaped_for_content_and_attributes() {
+        assert_eq!(
+            escape_html(r#"<a href="x">O'Neil & co</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;O&#39;Neil &amp; co&lt;/a&gt;"
+        );
+    }
 
     #[test]
     fn targets_parse_as_offsets_or_times() {
