@@ -120,16 +120,19 @@ pub fn judge(scenario: &Scenario, run: &RunOutcome) -> Verdict {
     let core = run.world.cp.core();
     let tests = run.world.apica.tests();
     let mut facts = Vec::new();
+    // One pass over the log, not one per execution (many-pipelines has tens of thousands of events).
+    let mut by_execution: std::collections::HashMap<&str, Vec<&Event>> = Default::default();
+    for e in &run.events {
+        if let Some(x) = e.execution.as_deref() {
+            by_execution.entry(x).or_default().push(e);
+        }
+    }
     for started in &run.world.executions {
         let label = &started.label;
         let Some(view) = core.execution_view(label) else {
             continue;
         };
-        let exec_events: Vec<&Event> = run
-            .events
-            .iter()
-            .filter(|e| e.execution.as_deref() == Some(label))
-            .collect();
+        let exec_events: &[&Event] = by_execution.get(label.as_str()).map_or(&[], Vec::as_slice);
         let status = view["status"].as_str().unwrap_or_default().to_string();
         let failure_type = view["errorDetails"]["code"].as_str().map(str::to_string);
         let message = view["errorDetails"]["message"].as_str().map(str::to_string);
