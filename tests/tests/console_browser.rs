@@ -77,19 +77,85 @@ struct Browser {
     base: String,
     session: String,
     driver: Child,
-    profile: PathBuf,
+    home: PathBuf,
 }
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // Kill the whole group (chromedriver and the Chromium it started) if the test ends early.
-        let _ = Command::new("kill")
-            .args(["-KILL", &format!("-{}", self.driver.id())])
-            .stderr(Stdio::null())
-            .status();
+        // The test process is a child subreaper (see `Browser::start`), so everything chromedriver started
+        // is still below it, Chromium's helpers that left the process group included: kill the whole tree
+        // and reap it, so no process outlives the test and nothing is left to the machine's init.
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(self.driver.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
         let _ = self.driver.kill();
         let _ = self.driver.wait();
-        let _ = std::fs::remove_dir_all(&self.profile);
+        reap_descendants(Duration::from_secs(10));
+        let _ = std::fs::remove_dir_all(&self.home);
+    }
+}
+
+/// The processes below this one (children, their children, ...), read from /proc.
+fn descendants() -> Vec<i32> {
+    let mut parent_of: Vec<(i32, i32)> = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for entry in dir.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            // /proc/PID/stat: "pid (comm) state ppid ..."; comm may hold spaces and parentheses.
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+                continue;
+            };
+            if let Some(ppid) = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok()) {
+                parent_of.push((pid, ppid));
+            }
+        }
+    }
+    let mut found = vec![std::process::id() as i32];
+    let mut i = 0;
+    while i < found.len() {
+        let p = found[i];
+        found.extend(parent_of.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
+/// Kills every descendant and reaps them until none is left or `limit` passes.
+fn reap_descendants(limit: Duration) {
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    let started = Instant::now();
+    loop {
+        let left = descendants();
+        for pid in &left {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(*pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        // Reap whatever has exited: adopted orphans are this process's children now.
+        while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            if status == WaitStatus::StillAlive {
+                break;
+            }
+        }
+        if left.is_empty() || started.elapsed() > limit {
+            if !left.is_empty() {
+                eprintln!("browser processes still alive after {limit:?}: {left:?}");
+            }
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -105,9 +171,14 @@ impl Browser {
             .and_then(|l| l.local_addr())
             .expect("a free loopback port")
             .port();
-        let profile = out.join(format!("profile-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&profile);
-        std::fs::create_dir_all(&profile).expect("create the browser profile dir");
+        // Orphans (Chromium's helpers whose parent died, its crash handler that starts a session of its
+        // own) are adopted by this process instead of the machine's init, so `Drop` can end and reap them.
+        nix::sys::prctl::set_child_subreaper(true).expect("become a child subreaper");
+        // A fresh HOME with the profile in it, under target/, removed when the test ends.
+        let home = out.join(format!("home-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&home);
+        let profile = home.join("profile");
+        std::fs::create_dir_all(&profile).expect("create the browser's HOME and profile");
         let driver = {
             use std::os::unix::process::CommandExt;
             Command::new(&chromedriver)
@@ -116,6 +187,11 @@ impl Browser {
                     "--log-path={}",
                     out.join("chromedriver.log").display()
                 ))
+                // Chromium writes its caches and key stores under HOME: keep them in target/.
+                .env("HOME", &home)
+                .env("XDG_CONFIG_HOME", home.join(".config"))
+                .env("XDG_CACHE_HOME", home.join(".cache"))
+                .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .process_group(0)
@@ -133,7 +209,7 @@ impl Browser {
             base,
             session: String::new(),
             driver,
-            profile: profile.clone(),
+            home: home.clone(),
         };
         let started = Instant::now();
         loop {
@@ -168,6 +244,11 @@ impl Browser {
                     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
                     "--disable-dev-shm-usage", "--window-size=1280,1100",
+                    // No extensions, no device discovery on the network, no
+                    // keyring over D-Bus: the browser does only what the test asks of it.
+                    "--disable-extensions", "--mute-audio",
+                    "--disable-features=MediaRouter,DialMediaRouteProvider,Translate,OptimizationHints",
+                    "--password-store=basic", "--no-default-browser-check",
                     format!("--user-data-dir={}", profile.display()),
                 ],
             },
