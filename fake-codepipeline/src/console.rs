@@ -253,9 +253,14 @@ impl PollGap {
 /// not move with real time; a real one does not magnify gaps). Callers with a request in flight or a
 /// parked poll are not waiting between requests and are left out.
 pub fn poll_gaps(core: &Core) -> Vec<PollGap> {
-    let ClockMode::Scaled(factor) = core.sim.clock.mode() else {
+    // The current speed: a paused clock magnifies nothing.
+    let (ClockMode::Scaled(_), Some(factor)) = (core.sim.clock.mode(), core.sim.clock.rate())
+    else {
         return Vec::new();
     };
+    if factor <= 0.0 {
+        return Vec::new();
+    }
     let job_timeout = core.with_world(|w| {
         w.action_types
             .values()
@@ -488,6 +493,8 @@ struct ViewQuery {
     /// How long to wait for a change (real ms).
     #[serde(default)]
     wait: u64,
+    /// The clock speed the caller shows (0 while paused); a pause, resume or new speed is a change.
+    speed: Option<f64>,
 }
 
 /// The page's live part: waits (up to `wait`) until an event after `since` is logged or a manual
@@ -502,7 +509,9 @@ async fn view(State(core): State<Arc<Core>>, Query(q): Query<ViewQuery>) -> Resp
     let manual = core.sim.clock.mode() == ClockMode::Manual;
     loop {
         let changed = q.since.is_none_or(|s| core.sim.events.last_seq() > s)
-            || (manual && q.now.is_none_or(|n| core.sim.clock.now().as_millis() != n));
+            || (manual && q.now.is_none_or(|n| core.sim.clock.now().as_millis() != n))
+            || q.speed
+                .is_some_and(|s| (s - core.sim.clock.rate().unwrap_or(0.0)).abs() > 1e-9);
         let now = tokio::time::Instant::now();
         if changed || now >= deadline {
             break;
@@ -562,7 +571,7 @@ body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#1f2328;background:#f6f8f
 header{background:#24292f;color:#fff;padding:.6rem 1.2rem;display:flex;gap:1.5rem;align-items:center;flex-wrap:wrap}\
 header h1{font-size:1.1rem;margin:0}header .now{font:1.2rem ui-monospace,monospace}\
 header button{font:inherit;padding:.25rem .7rem;border-radius:.3rem;border:1px solid #57606a;background:#32383f;color:#fff;cursor:pointer}\
-header button:hover{background:#444c56}.muted{color:#656d76}header .muted{color:#afb8c1}\
+header button:hover{background:#444c56}header button.current{background:#0969da;border-color:#0969da;cursor:default}.muted{color:#656d76}header .muted{color:#afb8c1}\
 main{padding:1rem 1.2rem;display:grid;gap:1rem}\
 section{background:#fff;border:1px solid #d0d7de;border-radius:.4rem;padding:.6rem 1rem}\
 h2{font-size:1rem;margin:.2rem 0 .6rem}h3{font-size:.9rem;margin:.4rem 0}\
@@ -602,10 +611,15 @@ pub fn render_live(model: &Model) -> String {
     let mut h = String::new();
     let _ = write!(
         h,
-        "<div id=\"console\" data-seq=\"{}\" data-now=\"{}\" data-wait=\"{wait}\" data-mode=\"{}\" data-refresh=\"{MIN_REFRESH_MS}\">",
+        "<div id=\"console\" data-seq=\"{}\" data-now=\"{}\" data-wait=\"{wait}\" data-mode=\"{}\" data-speed=\"{}\" data-refresh=\"{MIN_REFRESH_MS}\">",
         model.seq,
         clock["now_ms"].as_u64().unwrap_or(0),
         escape(mode),
+        if clock["paused"].as_bool().unwrap_or(false) {
+            0.0
+        } else {
+            clock["speed"].as_f64().unwrap_or(0.0)
+        },
     );
     render_header(&mut h, model, manual);
     h.push_str("<main>");
@@ -682,14 +696,66 @@ fn render_header(h: &mut String, model: &Model, manual: bool) {
 <button data-clock='{\"next\":true}' id=\"advance-next\">next event</button> \
 <span class=\"muted\" id=\"clock-error\"></span></div>",
         );
+    } else if clock["mode"].as_str().unwrap_or("").starts_with("scaled:") {
+        render_pace_controls(h, clock);
     } else {
-        let _ = write!(
-            h,
-            "<div class=\"muted\">the clock runs by itself ({}); start with <code>--clock manual</code> to pause it and step by hand</div>",
-            escape(clock["mode"].as_str().unwrap_or(""))
+        h.push_str(
+            "<div class=\"muted\">the clock is the wall clock (real); start with <code>--clock scaled:N</code> to pause it or change its speed, or <code>--clock manual</code> to step by hand</div>",
         );
     }
     h.push_str("</header>");
+}
+
+/// The speeds a scaled clock offers as buttons (simulated seconds per real second).
+const SPEEDS: [f64; 5] = [1.0, 60.0, 600.0, 3600.0, 36_000.0];
+
+/// Pause/resume and speed buttons for a running `scaled:N` clock.
+fn render_pace_controls(h: &mut String, clock: &serde_json::Value) {
+    let paused = clock["paused"].as_bool().unwrap_or(false);
+    // The speed it runs at, or will run at when resumed.
+    let speed = clock["speed"].as_f64().unwrap_or(0.0);
+    h.push_str("<div class=\"controls\">");
+    if paused {
+        h.push_str("<button data-clock='{\"pause\":false}' id=\"clock-resume\">resume</button> ");
+    } else {
+        h.push_str("<button data-clock='{\"pause\":true}' id=\"clock-pause\">pause</button> ");
+    }
+    let _ = write!(
+        h,
+        "<span class=\"muted\" id=\"clock-speed\">{} at {}&times;</span> ",
+        if paused { "paused," } else { "running" },
+        format_speed(speed)
+    );
+    for s in SPEEDS {
+        let current = (s - speed).abs() < 1e-9;
+        let _ = write!(
+            h,
+            "<button data-clock='{{\"speed\":{s}}}' id=\"speed-{s}\"{}>{}&times;</button> ",
+            if current {
+                " class=\"current\" disabled"
+            } else {
+                ""
+            },
+            format_speed(s)
+        );
+    }
+    h.push_str("<span class=\"muted\" id=\"clock-error\"></span></div>");
+}
+
+/// A speed-up factor as people write it: `60`, `0.5`, `36,000`.
+fn format_speed(speed: f64) -> String {
+    if speed.fract() != 0.0 || speed < 1.0 {
+        return format!("{speed}");
+    }
+    let digits = format!("{}", speed as u64);
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn render_pipelines(h: &mut String, model: &Model) {
@@ -996,16 +1062,16 @@ const SCRIPT: &str = r#"
   let ticked = performance.now();
   setInterval(() => {
     const r = root(), el = document.getElementById("clock-elapsed");
-    const m = /^scaled:(.+)$/.exec(r.dataset.mode);
-    if (!m || !el) return;
-    const ms = Number(el.dataset.elapsedMs) + Number(m[1]) * (performance.now() - ticked);
+    const speed = Number(r.dataset.speed) || 0;
+    if (speed <= 0 || !el) return;
+    const ms = Number(el.dataset.elapsedMs) + speed * (performance.now() - ticked);
     const s = Math.floor(ms / 1000), p = (n) => String(n).padStart(2, "0");
     el.textContent = "+" + p(Math.floor(s / 3600)) + ":" + p(Math.floor(s / 60) % 60) + ":" + p(s % 60);
   }, 250);
   (async function live() {
     for (;;) {
       const r = root();
-      const q = "since=" + r.dataset.seq + "&now=" + r.dataset.now + "&wait=" + r.dataset.wait;
+      const q = "since=" + r.dataset.seq + "&now=" + r.dataset.now + "&wait=" + r.dataset.wait + "&speed=" + r.dataset.speed;
       try {
         const resp = await fetch("/_sim/console/view?" + q, { cache: "no-store" });
         if (resp.ok) { const html = await resp.text(); r.outerHTML = html; ticked = performance.now(); }
@@ -1095,5 +1161,43 @@ mod tests {
         };
         assert_eq!(gaps.len(), 1, "{gaps:?}");
         assert!(gaps[0].describe().contains("AKID1"));
+    }
+
+    #[test]
+    fn a_scaled_clock_offers_pause_resume_and_speeds_and_a_paused_one_reports_no_gaps() {
+        let core = Core::new(Sim::new(ClockMode::Scaled(60.0)), Settings::default());
+        let html = render_page(&Model::build(&core));
+        assert!(
+            html.contains("id=\"clock-pause\""),
+            "a running clock can be paused"
+        );
+        assert!(
+            !html.contains("id=\"advance-10m\""),
+            "only a manual clock is stepped by hand"
+        );
+        assert!(html.contains("data-speed=\"60\""));
+        assert!(
+            html.contains("id=\"speed-60\" class=\"current\" disabled"),
+            "{html}"
+        );
+        assert!(html.contains("data-clock='{\"speed\":3600}'"));
+
+        core.sim.clock.pause().unwrap();
+        let html = render_page(&Model::build(&core));
+        assert!(html.contains("id=\"clock-resume\""));
+        assert!(
+            html.contains("data-speed=\"0\""),
+            "a paused page does not tick"
+        );
+        assert!(html.contains("paused, at 60&times;"));
+        drop(core.sim.activity.begin(Some("AKID1"), "PollForJobs"));
+        assert!(
+            poll_gaps(&core).is_empty(),
+            "a paused clock magnifies no gap"
+        );
+
+        assert_eq!(format_speed(36_000.0), "36,000");
+        assert_eq!(format_speed(0.5), "0.5");
+        assert_eq!(format_speed(600.0), "600");
     }
 }

@@ -20,7 +20,8 @@ struct Args {
     #[arg(long, default_value = "127.0.0.1:8080", env = "FAKE_CP_LISTEN")]
     listen: SocketAddr,
 
-    /// Simulated clock: `manual` (moves only through POST /_sim/clock), `scaled:N` (N x real time) or `real`.
+    /// Simulated clock: `manual` (moves only through POST /_sim/clock), `scaled:N` (N x real time; pause,
+    /// resume and change speed through POST /_sim/clock or the console) or `real`.
     #[arg(long, default_value = "real", env = "FAKE_CP_CLOCK")]
     clock: ClockMode,
 

@@ -3,7 +3,8 @@
 //! Every duration in the fakes (job timeout, ack window, continuation delay, load-test length, fault
 //! windows) is a timer on one [`SimClock`]. In `manual` mode time moves only when told
 //! ([`SimClock::advance_to`]), firing each due timer in order at its own timestamp; in `scaled:N` and `real`
-//! modes a driver task ([`SimClock::spawn_driver`]) fires timers as real time passes.
+//! modes a driver task ([`SimClock::spawn_driver`]) fires timers as real time passes. A `scaled` clock can
+//! be paused, resumed and given another speed while it runs ([`SimClock::pause`], [`SimClock::set_speed`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -21,7 +22,7 @@ use crate::time::{DEFAULT_ORIGIN, SimTime};
 pub enum ClockMode {
     /// Time moves only when told (the scenario runner, tests).
     Manual,
-    /// `origin + N x` the real time since the clock was made.
+    /// Runs N times faster than real time, from `origin`; can be paused and re-speeded while it runs.
     Scaled(f64),
     /// Simulated time is the wall clock.
     Real,
@@ -87,6 +88,35 @@ pub enum ClockError {
     /// Time never moves backwards.
     #[error("cannot move the clock back from {now} to {target}")]
     Backwards { now: SimTime, target: SimTime },
+    /// Only a scaled clock can be paused or given another speed.
+    #[error(
+        "the clock is in `{0}` mode; only a `scaled:N` clock can be paused or given another speed"
+    )]
+    NotScaled(ClockMode),
+    /// A speed-up factor must be a positive, finite number.
+    #[error("`{0}` is not a positive speed-up factor (e.g. 60)")]
+    BadSpeed(f64),
+}
+
+/// How a running (`scaled`/`real`) clock maps real time to simulated time: simulated time was `sim` at the
+/// real instant `real` and has run `speed` times faster since, unless paused.
+#[derive(Clone, Copy, Debug)]
+struct Pace {
+    real: Instant,
+    sim: SimTime,
+    speed: f64,
+    paused: bool,
+}
+
+impl Pace {
+    fn now(&self) -> SimTime {
+        if self.paused {
+            return self.sim;
+        }
+        self.sim.plus(Duration::from_secs_f64(
+            self.real.elapsed().as_secs_f64() * self.speed,
+        ))
+    }
 }
 
 /// The next timer due, for the runner's stepping and the console.
@@ -102,7 +132,7 @@ pub struct Deadline {
 pub struct SimClock {
     mode: ClockMode,
     origin: SimTime,
-    real_origin: Instant,
+    pace: Mutex<Pace>,
     inner: Mutex<Inner>,
     // Serialises advances so timers fire in order even when two callers move the clock.
     advancing: Mutex<()>,
@@ -131,10 +161,19 @@ impl SimClock {
 
     /// A clock in `mode` whose time starts at `origin`.
     pub fn with_origin(mode: ClockMode, origin: SimTime) -> Arc<Self> {
+        let speed = match mode {
+            ClockMode::Scaled(n) => n,
+            _ => 1.0,
+        };
         Arc::new(SimClock {
             mode,
             origin,
-            real_origin: Instant::now(),
+            pace: Mutex::new(Pace {
+                real: Instant::now(),
+                sim: origin,
+                speed,
+                paused: false,
+            }),
             inner: Mutex::new(Inner {
                 manual_now: origin,
                 next_id: 0,
@@ -156,9 +195,92 @@ impl SimClock {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The clock's mode.
+    fn pace(&self) -> MutexGuard<'_, Pace> {
+        self.pace.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The clock's mode, as it was started (a scaled clock's current speed is [`SimClock::speed`]).
     pub fn mode(&self) -> ClockMode {
         self.mode
+    }
+
+    /// The speed a running clock is set to (simulated seconds per real second), paused or not; `None`
+    /// for a manual clock.
+    pub fn speed(&self) -> Option<f64> {
+        match self.mode {
+            ClockMode::Manual => None,
+            _ => Some(self.pace().speed),
+        }
+    }
+
+    /// How many simulated seconds pass per real second right now: the speed, `0` while paused, `None`
+    /// for a manual clock.
+    pub fn rate(&self) -> Option<f64> {
+        match self.mode {
+            ClockMode::Manual => None,
+            _ => {
+                let pace = self.pace();
+                Some(if pace.paused { 0.0 } else { pace.speed })
+            }
+        }
+    }
+
+    /// Whether a scaled clock is paused.
+    pub fn is_paused(&self) -> bool {
+        self.mode != ClockMode::Manual && self.pace().paused
+    }
+
+    /// Changes a scaled clock's speed from now on (simulated time does not jump); a paused clock stays
+    /// paused and runs at the new speed when resumed.
+    pub fn set_speed(&self, speed: f64) -> Result<(), ClockError> {
+        if !matches!(self.mode, ClockMode::Scaled(_)) {
+            return Err(ClockError::NotScaled(self.mode));
+        }
+        if !(speed.is_finite() && speed > 0.0) {
+            return Err(ClockError::BadSpeed(speed));
+        }
+        {
+            let mut pace = self.pace();
+            let now = pace.now();
+            *pace = Pace {
+                real: Instant::now(),
+                sim: now,
+                speed,
+                paused: pace.paused,
+            };
+        }
+        self.changed.notify_waiters();
+        Ok(())
+    }
+
+    /// Stops a scaled clock where it is: no time passes and no timer fires until [`SimClock::resume`].
+    pub fn pause(&self) -> Result<(), ClockError> {
+        self.set_paused(true)
+    }
+
+    /// Lets a paused scaled clock run again from where it stopped.
+    pub fn resume(&self) -> Result<(), ClockError> {
+        self.set_paused(false)
+    }
+
+    fn set_paused(&self, paused: bool) -> Result<(), ClockError> {
+        if !matches!(self.mode, ClockMode::Scaled(_)) {
+            return Err(ClockError::NotScaled(self.mode));
+        }
+        {
+            let mut pace = self.pace();
+            if pace.paused != paused {
+                let now = pace.now();
+                *pace = Pace {
+                    real: Instant::now(),
+                    sim: now,
+                    speed: pace.speed,
+                    paused,
+                };
+            }
+        }
+        self.changed.notify_waiters();
+        Ok(())
     }
 
     /// Where this clock's time started; timelines show offsets from here.
@@ -170,11 +292,7 @@ impl SimClock {
     pub fn now(&self) -> SimTime {
         match self.mode {
             ClockMode::Manual => self.lock().manual_now,
-            ClockMode::Scaled(n) => {
-                let real = self.real_origin.elapsed().as_secs_f64() * n;
-                self.origin.plus(Duration::from_secs_f64(real))
-            }
-            ClockMode::Real => self.origin.plus(self.real_origin.elapsed()),
+            ClockMode::Scaled(_) | ClockMode::Real => self.pace().now(),
         }
     }
 
@@ -329,13 +447,13 @@ impl SimClock {
         self.changed.notified().await
     }
 
-    /// Real time until simulated time reaches `at` in `scaled`/`real` mode (`None` in manual mode).
+    /// Real time until simulated time reaches `at` in `scaled`/`real` mode (`None` for a manual or a
+    /// paused clock: time does not move by itself).
     pub fn real_time_until(&self, at: SimTime) -> Option<Duration> {
         let sim = at.since(self.now());
-        match self.mode {
-            ClockMode::Manual => None,
-            ClockMode::Scaled(n) => Some(Duration::from_secs_f64(sim.as_secs_f64() / n)),
-            ClockMode::Real => Some(sim),
+        match self.rate() {
+            Some(rate) if rate > 0.0 => Some(Duration::from_secs_f64(sim.as_secs_f64() / rate)),
+            _ => None,
         }
     }
 
@@ -471,5 +589,107 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_paused_clock_stands_still_fires_nothing_and_resumes_where_it_stopped() {
+        let clock = SimClock::new(ClockMode::Scaled(10_000.0));
+        let _driver = clock.spawn_driver();
+        clock.pause().unwrap();
+        assert!(clock.is_paused());
+        assert_eq!((clock.rate(), clock.speed()), (Some(0.0), Some(10_000.0)));
+        let stopped = clock.now();
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        clock.schedule(
+            stopped.plus(Duration::from_secs(1)),
+            "one sim second",
+            move |_| {
+                let _ = tx.send(());
+            },
+        );
+        // 50 ms of real time is 500 simulated seconds at this speed, were the clock running.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(
+            clock.now(),
+            stopped,
+            "no simulated time passes while paused"
+        );
+        assert_eq!(clock.fire_due(), 0);
+        assert!(rx.try_recv().is_err(), "no timer fires while paused");
+        assert_eq!(
+            clock.real_time_until(stopped.plus(Duration::from_secs(1))),
+            None
+        );
+
+        clock.resume().unwrap();
+        assert!(!clock.is_paused());
+        assert!(clock.now() >= stopped, "time resumes from where it stopped");
+        assert!(
+            clock.now() < stopped.plus(Duration::from_secs(100)),
+            "time does not jump by the paused interval"
+        );
+        tokio::time::timeout(Duration::from_secs(5), rx)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    #[test]
+    fn a_new_speed_applies_from_now_without_a_jump() {
+        let clock = SimClock::new(ClockMode::Scaled(1.0));
+        let before = clock.now();
+        clock.set_speed(3600.0).unwrap();
+        assert_eq!(clock.speed(), Some(3600.0));
+        assert_eq!(
+            clock.mode(),
+            ClockMode::Scaled(1.0),
+            "the mode says how it started"
+        );
+        let at = clock.now();
+        assert!(
+            at.since(before) < Duration::from_secs(1),
+            "changing speed moves no time"
+        );
+        // At 3600x an hour of simulated time is one real second away.
+        let hour = clock
+            .real_time_until(at.plus(Duration::from_secs(3600)))
+            .unwrap();
+        assert!(
+            hour <= Duration::from_secs(1) && hour > Duration::from_millis(900),
+            "{hour:?}"
+        );
+        // A paused clock keeps its new speed for when it resumes.
+        clock.pause().unwrap();
+        clock.set_speed(60.0).unwrap();
+        assert_eq!((clock.rate(), clock.speed()), (Some(0.0), Some(60.0)));
+        clock.resume().unwrap();
+        assert_eq!(clock.rate(), Some(60.0));
+    }
+
+    #[test]
+    fn only_scaled_clocks_pause_or_change_speed() {
+        for mode in [ClockMode::Manual, ClockMode::Real] {
+            let clock = SimClock::new(mode);
+            assert_eq!(clock.pause(), Err(ClockError::NotScaled(mode)));
+            assert_eq!(clock.set_speed(2.0), Err(ClockError::NotScaled(mode)));
+            assert!(!clock.is_paused());
+        }
+        assert_eq!(
+            (SimClock::manual().speed(), SimClock::manual().rate()),
+            (None, None)
+        );
+        assert_eq!(SimClock::new(ClockMode::Real).speed(), Some(1.0));
+        let scaled = SimClock::new(ClockMode::Scaled(60.0));
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            assert!(matches!(
+                scaled.set_speed(bad),
+                Err(ClockError::BadSpeed(_))
+            ));
+        }
+        assert!(
+            ClockError::NotScaled(ClockMode::Manual)
+                .to_string()
+                .contains("only a `scaled:N` clock")
+        );
     }
 }

@@ -1,8 +1,10 @@
 //! The `/_sim/clock` and `/_sim/events` endpoints every fake mounts.
 //!
-//! - `GET /_sim/clock` -> `{mode, now, now_ms, elapsed_ms, elapsed, next_deadline?}`
+//! - `GET /_sim/clock` -> `{mode, speed, paused, now, now_ms, elapsed_ms, elapsed, next_deadline?}`
+//!   (`speed`: simulated seconds per real second while running, paused or not; `null` for a manual clock)
 //! - `POST /_sim/clock` with `{"by": "10m"}`, `{"to": "+01:00:00" | "2025-01-01T02:00:00Z"}` or
-//!   `{"next": true}` (manual clocks only) -> the same document after the move
+//!   `{"next": true}` (manual clocks), or `{"pause": true|false}` and/or `{"speed": 60}` (scaled clocks)
+//!   -> the same document after the change
 //! - `GET /_sim/events?since=SEQ&wait=MS&limit=N` -> JSON lines, one event per line
 
 use std::time::Duration;
@@ -67,6 +69,8 @@ pub fn clock_document(sim: &Sim) -> serde_json::Value {
     });
     json!({
         "mode": clock.mode().to_string(),
+        "speed": clock.speed(),
+        "paused": clock.is_paused(),
         "now": now.rfc3339(),
         "now_ms": now.as_millis(),
         "origin": clock.origin().rfc3339(),
@@ -83,39 +87,91 @@ async fn get_clock(State(sim): State<Sim>) -> Json<serde_json::Value> {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Advance {
+struct ClockRequest {
     by: Option<String>,
     to: Option<String>,
     #[serde(default)]
     next: bool,
+    pause: Option<bool>,
+    speed: Option<f64>,
 }
 
+const CLOCK_REQUEST_SHAPES: &str = "{\"by\": \"10m\"}, {\"to\": \"+01:00:00\"} or {\"next\": true} for a manual clock; \
+{\"pause\": true|false} or {\"speed\": 60} for a scaled one";
+
 async fn post_clock(State(sim): State<Sim>, body: axum::body::Bytes) -> Response {
-    let req: Advance = match serde_json::from_slice(&body) {
+    let req: ClockRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
             return admin_error(
                 StatusCode::BAD_REQUEST,
                 "BadRequest",
-                format!(
-                    "clock request must be {{\"by\": \"10m\"}}, {{\"to\": \"+01:00:00\"}} or {{\"next\": true}}: {e}"
-                ),
+                format!("clock request must be {CLOCK_REQUEST_SHAPES}: {e}"),
             );
         }
     };
-    if sim.clock.mode() != ClockMode::Manual {
+    let clock = sim.clock.clone();
+    let moves =
+        usize::from(req.by.is_some()) + usize::from(req.to.is_some()) + usize::from(req.next);
+    let paces = usize::from(req.pause.is_some()) + usize::from(req.speed.is_some());
+    if moves + paces == 0 || moves > 1 || (moves == 1 && paces > 0) {
+        return admin_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "BadRequest",
+            format!(
+                "give exactly one of `by`, `to` or `next: true`, or `pause` and/or `speed`: {CLOCK_REQUEST_SHAPES}"
+            ),
+        );
+    }
+    if paces > 0 {
+        // Pause, resume and speed: a running (scaled) clock only.
+        if !matches!(clock.mode(), ClockMode::Scaled(_)) {
+            return admin_error(
+                StatusCode::CONFLICT,
+                "NotScaled",
+                format!(
+                    "the clock runs in `{}` mode; only a `--clock scaled:N` clock can be paused or given another speed{}",
+                    clock.mode(),
+                    if clock.mode() == ClockMode::Manual {
+                        " (a manual clock stands still until moved with `by`, `to` or `next`)"
+                    } else {
+                        ""
+                    }
+                ),
+            );
+        }
+        if let Some(speed) = req.speed
+            && let Err(e) = clock.set_speed(speed)
+        {
+            return admin_error(StatusCode::UNPROCESSABLE_ENTITY, "BadSpeed", e.to_string());
+        }
+        let paused = match req.pause {
+            Some(true) => clock.pause(),
+            Some(false) => clock.resume(),
+            None => Ok(()),
+        };
+        return match paused {
+            Ok(()) => Json(clock_document(&sim)).into_response(),
+            Err(e) => admin_error(StatusCode::CONFLICT, "ClockError", e.to_string()),
+        };
+    }
+    if clock.mode() != ClockMode::Manual {
         return admin_error(
             StatusCode::CONFLICT,
             "NotManual",
             format!(
-                "the clock runs in `{}` mode; start with `--clock manual` to move it by hand",
-                sim.clock.mode()
+                "the clock runs in `{}` mode; start with `--clock manual` to move it by hand{}",
+                clock.mode(),
+                if matches!(clock.mode(), ClockMode::Scaled(_)) {
+                    ", or send {\"pause\": true} to stop it"
+                } else {
+                    ""
+                }
             ),
         );
     }
-    let clock = sim.clock.clone();
-    let result = match (req.by, req.to, req.next) {
-        (Some(by), None, false) => match parse_duration(&by) {
+    let result = match (req.by, req.to) {
+        (Some(by), _) => match parse_duration(&by) {
             Ok(d) => clock.advance_by(d).map(|_| ()),
             Err(e) => {
                 return admin_error(
@@ -125,7 +181,7 @@ async fn post_clock(State(sim): State<Sim>, body: axum::body::Bytes) -> Response
                 );
             }
         },
-        (None, Some(to), false) => match parse_target(&to, clock.origin()) {
+        (None, Some(to)) => match parse_target(&to, clock.origin()) {
             Ok(t) => clock.advance_to(t).map(|_| ()),
             Err(e) => {
                 return admin_error(
@@ -135,14 +191,7 @@ async fn post_clock(State(sim): State<Sim>, body: axum::body::Bytes) -> Response
                 );
             }
         },
-        (None, None, true) => clock.advance_to_next().map(|_| ()),
-        _ => {
-            return admin_error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "BadRequest",
-                "give exactly one of `by`, `to` or `next: true`",
-            );
-        }
+        (None, None) => clock.advance_to_next().map(|_| ()),
     };
     match result {
         Ok(()) => Json(clock_document(&sim)).into_response(),
@@ -228,5 +277,83 @@ mod tests {
             DEFAULT_ORIGIN.plus(h)
         );
         assert!(parse_target("soon", DEFAULT_ORIGIN).is_err());
+    }
+
+    async fn post(sim: &Sim, body: serde_json::Value) -> (StatusCode, serde_json::Value) {
+        use http_body_util::BodyExt;
+        use tower::ServiceExt;
+        let resp = routes(sim.clone())
+            .oneshot(
+                axum::http::Request::post("/_sim/clock")
+                    .body(axum::body::Body::from(body.to_string()))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_scaled_clock_pauses_resumes_and_changes_speed_over_http() {
+        let sim = Sim::new(ClockMode::Scaled(60.0));
+        let (status, doc) = post(&sim, json!({"pause": true})).await;
+        assert_eq!(status, StatusCode::OK, "{doc}");
+        assert_eq!(
+            (doc["paused"].clone(), doc["speed"].clone()),
+            (json!(true), json!(60.0))
+        );
+        let (status, doc) = post(&sim, json!({"speed": 3600, "pause": false})).await;
+        assert_eq!(status, StatusCode::OK, "{doc}");
+        assert_eq!(
+            (doc["paused"].clone(), doc["speed"].clone()),
+            (json!(false), json!(3600.0))
+        );
+        assert_eq!(doc["mode"], "scaled:60");
+
+        let (status, doc) = post(&sim, json!({"speed": -2})).await;
+        assert_eq!(
+            (status, doc["code"].clone()),
+            (StatusCode::UNPROCESSABLE_ENTITY, json!("BadSpeed"))
+        );
+        let (status, doc) = post(&sim, json!({"by": "10m"})).await;
+        assert_eq!(
+            (status, doc["code"].clone()),
+            (StatusCode::CONFLICT, json!("NotManual"))
+        );
+        assert!(doc["message"].as_str().unwrap().contains("pause"), "{doc}");
+        let (status, doc) = post(&sim, json!({"by": "10m", "pause": true})).await;
+        assert_eq!(
+            (status, doc["code"].clone()),
+            (StatusCode::UNPROCESSABLE_ENTITY, json!("BadRequest"))
+        );
+        assert!(!sim.clock.is_paused(), "a refused request changes nothing");
+    }
+
+    #[tokio::test]
+    async fn a_manual_clock_refuses_pause_and_speed_and_says_how_it_moves() {
+        let sim = Sim::manual();
+        let (status, doc) = post(&sim, json!({"pause": true})).await;
+        assert_eq!(
+            (status, doc["code"].clone()),
+            (StatusCode::CONFLICT, json!("NotScaled"))
+        );
+        assert!(
+            doc["message"].as_str().unwrap().contains("stands still"),
+            "{doc}"
+        );
+        let (status, doc) = post(&sim, json!({"by": "10m"})).await;
+        assert_eq!(status, StatusCode::OK, "{doc}");
+        assert_eq!(
+            (doc["elapsed"].clone(), doc["speed"].clone()),
+            (json!("+00:10:00"), json!(null))
+        );
+        let (status, doc) = post(&sim, json!({"faster": true})).await;
+        assert_eq!(
+            (status, doc["code"].clone()),
+            (StatusCode::BAD_REQUEST, json!("BadRequest"))
+        );
+        assert!(doc["message"].as_str().unwrap().contains("faster"), "{doc}");
     }
 }

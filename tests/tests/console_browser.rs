@@ -610,7 +610,77 @@ async fn the_console_shows_progress_and_the_details_link_live_in_a_real_browser(
         "the backend's page should show test {external} of preset half-hour:\n{text}"
     );
 
-    browser.quit().await;
     agent.abort();
     world.stop();
+
+    scaled_clock_controls(&browser).await;
+    browser.quit().await;
+}
+
+/// A fake on a `scaled:60` clock: the page pauses it, changes its speed and resumes it, and the clock the
+/// fake runs on (not just the page) does what the buttons say.
+async fn scaled_clock_controls(browser: &Browser) {
+    use fake_codepipeline::{FakeCodePipeline, Settings};
+    use sim_core::{ClockMode, Sim};
+
+    let sim = Sim::new(ClockMode::Scaled(60.0));
+    let _driver = sim.clock.spawn_driver();
+    let fake = FakeCodePipeline::new(sim.clone(), Settings::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let url = format!("http://{}", listener.local_addr().expect("local addr"));
+    let server = tokio::spawn(fake.serve(listener, std::future::pending()));
+
+    browser.goto(&format!("{url}/")).await;
+    browser
+        .wait_for(
+            "the pause button of a running clock",
+            "return !!document.getElementById('clock-pause') && !document.getElementById('advance-10m')",
+        )
+        .await;
+    browser.click("#clock-pause").await;
+    browser
+        .wait_for(
+            "the page to show the clock paused",
+            "return !!document.getElementById('clock-resume') && document.getElementById('console').dataset.speed === '0'",
+        )
+        .await;
+    assert!(sim.clock.is_paused(), "the button paused the fake's clock");
+    let stopped = sim.clock.now();
+    assert_eq!(
+        browser
+            .exec("return document.getElementById('clock-speed').textContent")
+            .await,
+        json!("paused, at 60\u{d7}")
+    );
+    assert_eq!(
+        sim.clock.now(),
+        stopped,
+        "no simulated time passes while paused"
+    );
+
+    // A new speed while paused is kept for the resume; at 3600x an hour passes in a real second.
+    browser.click("#speed-3600").await;
+    browser
+        .wait_for(
+            "3600x to be the current speed",
+            "const b = document.getElementById('speed-3600'); return !!b && b.classList.contains('current')",
+        )
+        .await;
+    assert_eq!(
+        (sim.clock.speed(), sim.clock.is_paused()),
+        (Some(3600.0), true)
+    );
+    browser.click("#clock-resume").await;
+    browser
+        .wait_for(
+            "the page's clock to tick past an hour at 3600x",
+            "const r = document.getElementById('console'); const t = document.getElementById('clock-elapsed').textContent; \
+             return r.dataset.speed === '3600' && t >= '+01:00:00'",
+        )
+        .await;
+    assert!(!sim.clock.is_paused());
+    assert!(sim.clock.now() > stopped, "the resumed clock runs again");
+    server.abort();
 }

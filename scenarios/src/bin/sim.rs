@@ -27,7 +27,8 @@ use tokio::sync::watch;
 #[derive(Parser, Debug)]
 #[command(name = "sim", version)]
 struct Args {
-    /// Simulated clock: `scaled:N` (N x real time; default `scaled:60`) or `manual` (moves only from the
+    /// Simulated clock: `scaled:N` (N x real time; default `scaled:60`; the console pauses it and changes
+    /// its speed) or `manual` (moves only from the
     /// console or POST /_sim/clock). A --scenario always runs on a manual clock.
     #[arg(long)]
     clock: Option<ClockMode>,
