@@ -31,8 +31,6 @@ pub struct RunOptions {
 
 /// How long a replica may take to exit after SIGTERM (AG-REDEPLOY).
 pub const REDEPLOY_GRACE: Duration = Duration::from_secs(10);
-/// How long a started replica may take to make its first request (AG-START).
-pub const START_GRACE: Duration = Duration::from_secs(30);
 
 /// What a run leaves for the verdicts.
 pub struct RunOutcome {
@@ -79,6 +77,8 @@ struct Runner<'a> {
     budget: Duration,
     started: Instant,
     watchdog: Duration,
+    // AG-START: how long a started replica may take to make its first request.
+    start_grace: Duration,
 }
 
 fn record(
@@ -174,6 +174,8 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome> {
     let budget =
         duration("answer_budget", &scenario.harness.answer_budget).map_err(|e| anyhow!(e))?;
     let watchdog = duration("watchdog", &scenario.harness.watchdog).map_err(|e| anyhow!(e))?;
+    let start_grace =
+        duration("start_grace", &scenario.harness.start_grace).map_err(|e| anyhow!(e))?;
     let mut runner = Runner {
         scenario,
         opts,
@@ -189,6 +191,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome> {
         budget,
         started: Instant::now(),
         watchdog,
+        start_grace,
     };
     let harness_error = runner.drive().await.err().map(|e| e.to_string());
     if let Some(e) = &harness_error {
@@ -262,6 +265,11 @@ impl Runner<'_> {
                 .clock
                 .advance_to(target)
                 .map_err(|e| anyhow!("clock: {e}"))?;
+            // The world changed (a fault cleared, a job queued): a replica that was neither parked nor
+            // holding a job, say sleeping in a retry backoff, gets a fresh answer budget to notice.
+            for live in &mut self.live {
+                live.busy_since = None;
+            }
         }
     }
 
@@ -288,7 +296,7 @@ impl Runner<'_> {
             let c = snap.caller(&live.replica.access_key);
             let requests = c.map_or(0, |c| c.requests);
             if requests == 0 {
-                if live.replica.started.elapsed() > START_GRACE {
+                if live.replica.started.elapsed() > self.start_grace {
                     let name = live.replica.name.clone();
                     record(
                         &self.world,
@@ -298,7 +306,7 @@ impl Runner<'_> {
                         Some(&live.replica.access_key),
                         format!(
                             "{name} made no request within {} of starting",
-                            sim_core::format_duration(START_GRACE)
+                            sim_core::format_duration(self.start_grace)
                         ),
                     );
                     live.first_request = Some(Instant::now());

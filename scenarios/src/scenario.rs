@@ -123,6 +123,9 @@ pub struct HarnessSection {
     /// Simulated time after the last execution ends that the run goes on (to catch late mistakes).
     #[serde(default = "d_tail")]
     pub tail: String,
+    /// AG-START: real time a started replica has to make its first request.
+    #[serde(default = "d_30s")]
+    pub start_grace: String,
 }
 
 impl Default for HarnessSection {
@@ -132,6 +135,7 @@ impl Default for HarnessSection {
             watchdog: d_120s(),
             backoff_limit: d_rate(),
             tail: d_tail(),
+            start_grace: d_30s(),
         }
     }
 }
@@ -418,6 +422,7 @@ impl Scenario {
             ("harness.answer_budget", &self.harness.answer_budget),
             ("harness.watchdog", &self.harness.watchdog),
             ("harness.tail", &self.harness.tail),
+            ("harness.start_grace", &self.harness.start_grace),
         ] {
             duration(k, v)?;
         }

@@ -113,3 +113,16 @@ async fn ignoring_sigterm_is_failed_with_ag_redeploy() {
 async fn no_external_execution_id_is_failed_with_ag_link_early() {
     assert_caught("no-external-id", "short-test", "AG-LINK-EARLY").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hammering_a_throttled_api_is_failed_with_ag_backoff() {
+    assert_caught("no-backoff", "throttle-storm", "AG-BACKOFF").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_never_polls_is_failed_with_ag_start() {
+    // The default grace is PROTOCOL.md's 30 s; two keep the test short, and the rule is the same.
+    let mut s = scenario("short-test");
+    s.harness.start_grace = "2s".into();
+    assert_caught_in("never-polls", s, "AG-START").await;
+}

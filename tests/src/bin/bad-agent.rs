@@ -12,6 +12,8 @@
 //! | `final-with-token` | the final success still carries the token | AG-FINAL-TOKEN |
 //! | `ignores-sigterm` | keeps running after SIGTERM | AG-REDEPLOY |
 //! | `no-external-id` | never sends an externalExecutionId | AG-LINK-EARLY |
+//! | `no-backoff` | no SDK retries and no pause after a refused call: a throttled API is hammered | AG-BACKOFF |
+//! | `never-polls` | starts and then never makes a request | AG-START |
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -34,6 +36,8 @@ enum Mode {
     FinalWithToken,
     IgnoresSigterm,
     NoExternalId,
+    NoBackoff,
+    NeverPolls,
 }
 
 impl Mode {
@@ -48,6 +52,8 @@ impl Mode {
             "final-with-token" => Mode::FinalWithToken,
             "ignores-sigterm" => Mode::IgnoresSigterm,
             "no-external-id" => Mode::NoExternalId,
+            "no-backoff" => Mode::NoBackoff,
+            "never-polls" => Mode::NeverPolls,
             other => bail!("unknown --mode `{other}`"),
         })
     }
@@ -357,9 +363,11 @@ async fn main() -> Result<()> {
         )?,
         Err(_) => HashMap::new(),
     };
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await;
+    let mut conf = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if mode == Mode::NoBackoff {
+        conf = conf.retry_config(aws_config::retry::RetryConfig::disabled());
+    }
+    let conf = conf.load().await;
     let mut agent = Agent {
         cp: Client::new(&conf),
         http: reqwest::Client::new(),
@@ -378,6 +386,11 @@ async fn main() -> Result<()> {
             .and_then(|v| v.parse().ok())
             .unwrap_or(1000),
     );
+    if mode == Mode::NeverPolls {
+        eprintln!("bad-agent: started, and will never poll");
+        term.recv().await;
+        return Ok(());
+    }
     loop {
         tokio::select! {
             _ = term.recv() => {
@@ -395,6 +408,11 @@ async fn main() -> Result<()> {
                                 eprintln!("bad-agent: {e:#}");
                             }
                         }
+                    }
+                    Err(e) if mode == Mode::NoBackoff => {
+                        // Straight back at it: no pause after a refused call.
+                        eprintln!("bad-agent: poll: {e:#}; again at once");
+                        continue;
                     }
                     Err(e) => eprintln!("bad-agent: poll: {e:#}"),
                 }
