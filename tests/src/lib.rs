@@ -2,7 +2,7 @@
 //! manual clock, and real `aws-sdk-codepipeline` clients signed with per-replica keys.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
@@ -10,6 +10,9 @@ use aws_credential_types::Credentials;
 use aws_sdk_codepipeline::Client;
 use aws_sdk_codepipeline::config::Region;
 use aws_sdk_codepipeline::types::{ActionCategory, ActionOwner, ActionTypeId as SdkActionTypeId};
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::sign::v4::SigningParams;
+use aws_smithy_runtime_api::client::identity::Identity;
 use fake_codepipeline::{FakeCodePipeline, Settings};
 use serde_json::{Value, json};
 use sim_core::Sim;
@@ -250,4 +253,40 @@ pub async fn take_custom(client: &Client) -> String {
         .await
         .expect("AcknowledgeJob");
     id
+}
+
+/// The headers the signer adds (`x-amz-date`, `authorization`) to a `POST /` in us-east-1 that signs
+/// exactly `headers` plus `x-amz-date`, with `key`, as if the client's clock read `at`.
+pub fn sigv4_headers(
+    key: (&str, &str),
+    at: SystemTime,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> Vec<(String, String)> {
+    let identity: Identity = Credentials::new(key.0, key.1, None, None, "tests").into();
+    let mut settings = SigningSettings::default();
+    // Sign every header handed in and nothing else; the request carries no user-agent or
+    // transfer-encoding the default exclusions would matter for, and content-length is not passed.
+    settings.excluded_headers = None;
+    let params = SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name("codepipeline")
+        .time(at)
+        .settings(settings)
+        .build()
+        .expect("signing params")
+        .into();
+    let request = SignableRequest::new(
+        "POST",
+        "/",
+        headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        SignableBody::Bytes(body),
+    )
+    .expect("signable request");
+    let (instructions, _signature) = sign(request, &params).expect("sign").into_parts();
+    instructions
+        .headers()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
+        .collect()
 }

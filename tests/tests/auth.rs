@@ -8,15 +8,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_credential_types::Credentials;
 use aws_sdk_codepipeline::operation::RequestId;
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use aws_sigv4::sign::v4::SigningParams;
 use aws_smithy_async::time::TimeSource;
-use aws_smithy_runtime_api::client::identity::Identity;
 use aws_smithy_types::DateTime;
 use aws_smithy_types::date_time::Format;
 use fake_codepipeline::{Owner, Settings};
 use serde_json::{Value, json};
-use tests::{CLIENT, CUSTOM, KEY1, THIRD_PARTY, TestCp, error_code, error_message, sdk_type};
+use tests::{
+    CLIENT, CUSTOM, KEY1, THIRD_PARTY, TestCp, error_code, error_message, sdk_type, sigv4_headers,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const TARGET: &str = "CodePipeline_20150709.";
@@ -199,42 +198,6 @@ fn amz_date(t: SystemTime) -> String {
         .fmt(Format::DateTime)
         .expect("format date");
     iso.replace(['-', ':'], "")
-}
-
-/// The headers the signer adds (`x-amz-date`, `authorization`) to a `POST /` in us-east-1 that signs
-/// exactly `headers` plus `x-amz-date`, with `key`, as if the client's clock read `at`.
-fn sigv4_headers(
-    key: (&str, &str),
-    at: SystemTime,
-    headers: &[(String, String)],
-    body: &[u8],
-) -> Vec<(String, String)> {
-    let identity: Identity = Credentials::new(key.0, key.1, None, None, "auth-tests").into();
-    let mut settings = SigningSettings::default();
-    // Sign every header handed in and nothing else; the request carries no user-agent or
-    // transfer-encoding the default exclusions would matter for, and content-length is not passed.
-    settings.excluded_headers = None;
-    let params = SigningParams::builder()
-        .identity(&identity)
-        .region("us-east-1")
-        .name("codepipeline")
-        .time(at)
-        .settings(settings)
-        .build()
-        .expect("signing params")
-        .into();
-    let request = SignableRequest::new(
-        "POST",
-        "/",
-        headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        SignableBody::Bytes(body),
-    )
-    .expect("signable request");
-    let (instructions, _signature) = sign(request, &params).expect("sign").into_parts();
-    instructions
-        .headers()
-        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
-        .collect()
 }
 
 // ----- helpers on the fake -----

@@ -135,9 +135,14 @@ fn bench(args: &[String]) -> Result<ExitCode, String> {
         simulated / m2
     );
     println!("whole suite:   median {ms:.2} s real over {runs} run(s) (target < 30 s on 2 cores)");
-    // The fake CodePipeline alone: job-worker cycles with real SDK clients, and memory with 10,000
+    // The fake CodePipeline: job-worker cycles with real SDK clients (end to end, and the server's CPU per
+    // request), pre-signed requests from a light client (the server's own rate), and memory with 10,000
     // executions in flight (targets: 20,000 requests/s with p99 < 5 ms; under 200 MB).
-    for example in [["cp_throughput", "8", "5"], ["cp_memory", "10000", ""]] {
+    for example in [
+        ["cp_throughput", "8", "5"],
+        ["cp_server_load", "16", "5"],
+        ["cp_memory", "10000", ""],
+    ] {
         let mut c = cargo();
         c.args([
             "run",
