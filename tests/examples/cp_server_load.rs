@@ -19,35 +19,9 @@ use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 use serde_json::json;
-use tests::{CUSTOM, KEY1, TestCp, sigv4_headers};
-
-/// CPU seconds (user + system) used so far by this process's threads named `name` (1/100 s ticks).
-fn cpu_seconds_of_threads(name: &str) -> f64 {
-    let mut ticks = 0u64;
-    for task in std::fs::read_dir("/proc/self/task")
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
-            continue;
-        };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        if &stat[open + 1..close] != name {
-            continue;
-        }
-        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
-        for i in [11, 12] {
-            ticks += fields
-                .get(i)
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0);
-        }
-    }
-    ticks as f64 / 100.0
-}
+use tests::{
+    CUSTOM, KEY1, SERVER_THREADS, TestCp, cpu_seconds_of_threads, server_runtime, sigv4_headers,
+};
 
 /// One signed `POST /` of `operation` with `body`, ready to send any number of times.
 fn signed(host: &str, operation: &str, body: serde_json::Value) -> (Vec<(String, String)>, Bytes) {
@@ -73,13 +47,7 @@ fn main() {
     let connections: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(16);
     let seconds: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(5);
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let server = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(cores)
-        .thread_name("cp-server")
-        .enable_all()
-        .build()
-        .expect("server runtime");
-    let cp = server.block_on(TestCp::start());
+    let (server, cp) = server_runtime();
     // The client: one thread, so it can never take more than one core from the server.
     let client = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -124,7 +92,7 @@ async fn run(cp: &TestCp, connections: usize, seconds: u64, cores: usize) {
     ];
 
     let deadline = Instant::now() + Duration::from_secs(seconds);
-    let server_cpu_before = cpu_seconds_of_threads("cp-server");
+    let server_cpu_before = cpu_seconds_of_threads(SERVER_THREADS);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..connections {
@@ -168,7 +136,7 @@ async fn run(cp: &TestCp, connections: usize, seconds: u64, cores: usize) {
         all.extend(t.await.expect("connection task"));
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let server_cpu = cpu_seconds_of_threads("cp-server") - server_cpu_before;
+    let server_cpu = cpu_seconds_of_threads(SERVER_THREADS) - server_cpu_before;
     all.sort();
     let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
     println!(

@@ -14,39 +14,9 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_codepipeline::types::ExecutionDetails;
 use serde_json::json;
-use tests::{CUSTOM, KEY1, KEY2, TestCp, sdk_type};
-
-/// CPU seconds (user + system) used so far by this process's threads named `name`, from
-/// /proc/self/task/*/stat (clock ticks of 1/100 s).
-fn cpu_seconds_of_threads(name: &str) -> f64 {
-    let mut ticks = 0u64;
-    for task in std::fs::read_dir("/proc/self/task")
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
-            continue;
-        };
-        // "tid (comm) state ..." with utime and stime the 14th and 15th fields.
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        if &stat[open + 1..close] != name {
-            continue;
-        }
-        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
-        ticks += fields
-            .get(11)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
-        ticks += fields
-            .get(12)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
-    }
-    ticks as f64 / 100.0
-}
+use tests::{
+    CUSTOM, KEY1, KEY2, SERVER_THREADS, TestCp, cpu_seconds_of_threads, sdk_type, server_runtime,
+};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -54,13 +24,7 @@ fn main() {
     let seconds: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(5);
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     // The server's runtime: as many workers as cores, like the binary; its threads are told apart by name.
-    let server = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(cores)
-        .thread_name("cp-server")
-        .enable_all()
-        .build()
-        .expect("server runtime");
-    let cp = server.block_on(TestCp::start());
+    let (server, cp) = server_runtime();
     let clients = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cores)
         .thread_name("sdk-client")
@@ -79,7 +43,7 @@ async fn run(cp: &TestCp, workers: usize, seconds: u64, cores: usize) {
         cp.start_execution(CUSTOM, "short");
     }
     let stop = Arc::new(AtomicBool::new(false));
-    let server_cpu_before = cpu_seconds_of_threads("cp-server");
+    let server_cpu_before = cpu_seconds_of_threads(SERVER_THREADS);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for w in 0..workers {
@@ -137,7 +101,7 @@ async fn run(cp: &TestCp, workers: usize, seconds: u64, cores: usize) {
         all.extend(t.await.expect("worker"));
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let server_cpu = cpu_seconds_of_threads("cp-server") - server_cpu_before;
+    let server_cpu = cpu_seconds_of_threads(SERVER_THREADS) - server_cpu_before;
     all.sort();
     let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
     println!(

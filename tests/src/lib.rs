@@ -290,3 +290,51 @@ pub fn sigv4_headers(
         .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
         .collect()
 }
+
+/// CPU seconds (user + system) this process's threads named `name` have used so far, read from
+/// /proc/self/task/*/stat (1/100 s ticks): the benchmarks run the fake on a runtime of its own with named
+/// threads and read the server's share apart from their clients'.
+pub fn cpu_seconds_of_threads(name: &str) -> f64 {
+    let mut ticks = 0u64;
+    for task in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        // "tid (comm) state ...": utime and stime are the 14th and 15th fields.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        if &stat[open + 1..close] != name {
+            continue;
+        }
+        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        for i in [11, 12] {
+            ticks += fields
+                .get(i)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    ticks as f64 / 100.0
+}
+
+/// The name of the threads [`server_runtime`] runs the fake on.
+pub const SERVER_THREADS: &str = "cp-server";
+
+/// A fake CodePipeline ([`TestCp::start`]) on a multi-thread runtime of its own, one worker per core, its
+/// threads named [`SERVER_THREADS`]; keep the runtime alive as long as the fake is used.
+pub fn server_runtime() -> (tokio::runtime::Runtime, TestCp) {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores)
+        .thread_name(SERVER_THREADS)
+        .enable_all()
+        .build()
+        .expect("server runtime");
+    let cp = runtime.block_on(TestCp::start());
+    (runtime, cp)
+}
