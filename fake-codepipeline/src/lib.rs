@@ -12,6 +12,7 @@
 //! ```
 
 pub mod admin;
+pub mod cli;
 pub mod console;
 pub mod engine;
 pub mod error;

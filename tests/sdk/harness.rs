@@ -8,6 +8,9 @@
 //! continuation delay and the script's second run finishes the continuation job with 100%. After each run
 //! the test checks what the SDK parsed (the script's JSON on stdout) and the fake's own view.
 
+// Included by several test crates, each of which uses a part.
+#![allow(dead_code)]
+
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
@@ -403,4 +406,67 @@ pub async fn smoke(script: Script) {
         cp.events_with_rule("AG-FINAL-TOKEN").is_empty(),
         "{s}: no final success carried a token"
     );
+}
+
+/// Installs the Python packages pinned in `tests/sdk/<requirements>` (if not yet there) into
+/// `<target>/<subdir>/` with `python -m pip install --target`, and returns the folder to put on
+/// `PYTHONPATH` (its `bin/` holds the packages' scripts). Needs Python >= 3.9 with pip, else fails with
+/// `missing`.
+pub async fn install_pip(
+    python: &str,
+    requirements: &str,
+    subdir: &str,
+    what: &str,
+    missing: &str,
+) -> String {
+    let version = require_tool(
+        python,
+        &["-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        missing,
+    )
+    .await;
+    let (major, minor) = version.split_once('.').expect("python version");
+    let (major, minor): (u32, u32) = (major.parse().expect("major"), minor.parse().expect("minor"));
+    assert!(
+        (major, minor) >= (3, 9),
+        "{python} is Python {version}: {missing}"
+    );
+    require_tool(python, &["-m", "pip", "--version"], missing).await;
+
+    let requirements = sdk_dir().join(requirements);
+    let pins =
+        std::fs::read(&requirements).unwrap_or_else(|e| panic!("{}: {e}", requirements.display()));
+    let key = format!("py{version}-{}", fingerprint(&[&pins, version.as_bytes()]));
+    let dir = install_once(
+        &target_dir().join(subdir),
+        &key,
+        what,
+        |staging| async move {
+            let mut pip = tokio::process::Command::new(python);
+            pip.args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--no-input",
+                "--disable-pip-version-check",
+            ])
+            .args([
+                "--no-warn-conflicts",
+                "--no-warn-script-location",
+                "--target",
+            ])
+            .arg(&staging)
+            .arg("-r")
+            .arg(&requirements);
+            run_checked(
+                &mut pip,
+                &format!("pip install {what} (PyPI must be reachable)"),
+                INSTALL_TIMEOUT,
+            )
+            .await;
+        },
+    )
+    .await;
+    dir.to_string_lossy().into_owned()
 }

@@ -1,0 +1,165 @@
+//! The `fake-codepipeline` command line: the fake CodePipeline job-worker API as a standalone server.
+//! `src/main.rs` calls [`main`]; so does the `tests` package's copy of the binary, whose path its
+//! integration tests can see.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::{FakeCodePipeline, Settings, Timing};
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use sim_core::{ClockMode, Sim};
+
+/// A fake AWS CodePipeline for job workers: the job-worker API over awsJson1.1 with SigV4 checks,
+/// enforcing the protocol (job timeout, leases, continuation jobs, final results) on a simulated clock.
+///
+/// Point any SDK at it with `--endpoint-url http://LISTEN` (or AWS_ENDPOINT_URL_CODEPIPELINE) and the
+/// access keys given here. The admin API lives under /_sim/ (see the README).
+#[derive(Parser, Debug)]
+#[command(name = "fake-codepipeline", version)]
+struct Args {
+    /// Address to listen on (loopback only is the sane choice).
+    #[arg(long, default_value = "127.0.0.1:8080", env = "FAKE_CP_LISTEN")]
+    listen: SocketAddr,
+
+    /// Simulated clock: `manual` (moves only through POST /_sim/clock), `scaled:N` (N x real time; pause,
+    /// resume and change speed through POST /_sim/clock or the console) or `real`.
+    #[arg(long, default_value = "real", env = "FAKE_CP_CLOCK")]
+    clock: ClockMode,
+
+    /// An accepted access key as ID:SECRET; repeat for several callers (each replica its own).
+    #[arg(
+        long = "access-key",
+        value_name = "ID:SECRET",
+        env = "FAKE_CP_ACCESS_KEYS",
+        value_delimiter = ','
+    )]
+    access_keys: Vec<String>,
+
+    /// Accept unsigned and wrongly signed requests (manual exploration only; never the default).
+    #[arg(long)]
+    no_verify_signatures: bool,
+
+    /// Allowed difference between a request's X-Amz-Date and real time.
+    #[arg(long, default_value = "5m", value_parser = duration)]
+    signature_skew: Duration,
+
+    /// Default job timeout (simulated time; 1m..12h). Per action type through the admin API.
+    #[arg(long, default_value = "1h", value_parser = duration)]
+    job_timeout: Duration,
+
+    /// Default ack window: how long a polled job waits for AcknowledgeJob before it is offered again
+    /// with a new nonce. `0s` offers it to every poller until one acknowledges.
+    #[arg(long, default_value = "5m", value_parser = duration)]
+    ack_window: Duration,
+
+    /// Default delay before a continuation job is queued (at least 1s).
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    continuation_delay: Duration,
+
+    /// Default action timeout: the longest one action execution may run over all its jobs.
+    #[arg(long, default_value = "24h", value_parser = duration)]
+    action_timeout: Duration,
+
+    /// Which successes end an action execution: `progress-100` (100% or no token) or `no-token`.
+    #[arg(long, default_value = "progress-100")]
+    final_on: crate::FinalOn,
+
+    /// In manual mode, hold an empty poll open up to this long (real time) until a job is queued.
+    #[arg(long, value_parser = duration)]
+    park_polls: Option<Duration>,
+
+    /// Seed for job ids, nonces and injected faults.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+
+    /// Log format.
+    #[arg(long, default_value = "human", value_parser = ["human", "json"])]
+    log_format: String,
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    sim_core::parse_duration(s)
+}
+
+fn parse_key(spec: &str) -> Result<(String, String)> {
+    match spec.split_once(':') {
+        Some((id, secret)) if !id.is_empty() && !secret.is_empty() => {
+            Ok((id.to_string(), secret.to_string()))
+        }
+        _ => bail!("--access-key `{spec}` must be ID:SECRET, e.g. AKIDREPLICA1:secret1"),
+    }
+}
+
+/// Runs the server until SIGTERM or Ctrl-C; a bad flag or a port in use is an error message and exit 1.
+pub fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("fake-codepipeline: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fake-codepipeline: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: Args) -> Result<()> {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    if args.log_format == "json" {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
+
+    let timing = Timing {
+        job_timeout: args.job_timeout,
+        ack_window: args.ack_window,
+        continuation_delay: args.continuation_delay,
+        action_timeout: args.action_timeout,
+        final_on: args.final_on,
+    };
+    timing
+        .check()
+        .map_err(anyhow::Error::msg)
+        .context("bad timing flags")?;
+    let mut settings = Settings {
+        timing,
+        verify_signatures: !args.no_verify_signatures,
+        signature_skew: args.signature_skew,
+        park_polls: args.park_polls,
+        seed: args.seed,
+        ..Settings::default()
+    };
+    for spec in &args.access_keys {
+        let (id, secret) = parse_key(spec)?;
+        settings.access_keys.insert(id, secret);
+    }
+    if settings.verify_signatures && settings.access_keys.is_empty() {
+        bail!(
+            "no --access-key given: every signed request would be refused (give ID:SECRET, or --no-verify-signatures)"
+        );
+    }
+
+    let sim = Sim::new(args.clock);
+    let _driver = sim.clock.spawn_driver();
+    let fake = FakeCodePipeline::new(sim, settings);
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    tracing::info!(addr = %listener.local_addr()?, clock = %args.clock, "fake CodePipeline listening");
+    fake.serve(listener, sim_core::shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,6 @@
+//! The `fake-codepipeline` server, built as a binary of this package so integration tests get its path
+//! from `CARGO_BIN_EXE_fake-codepipeline-bin` (a test cannot see another package's binaries). Same program.
+
+fn main() -> std::process::ExitCode {
+    fake_codepipeline::cli::main()
+}

@@ -1,0 +1,218 @@
+//! The AWS CLI section of `fake-codepipeline/README.md`, run as it stands: the `fake-codepipeline` binary
+//! started with the README's flags (on a free port instead of 8080), then the README's shell block with the
+//! AWS CLI v1 pinned in `tests/sdk/requirements-cli.txt` (installed by this test into `<target>/sdk-cli/`,
+//! once) and curl. The block registers an action type, starts an execution, polls, acknowledges, answers
+//! with a continuation token, moves the manual clock and polls the continuation job; the test checks what
+//! the CLI printed and the fake's own view of the execution.
+//!
+//! Needs `python3` (>= 3.9) with pip and PyPI, `bash` and `curl`; fails, never skips, without them.
+
+#[path = "../sdk/harness.rs"]
+mod harness;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+const MISSING: &str = "the AWS CLI README test needs Python 3 (>= 3.9) with pip: install them (Debian/Ubuntu: apt-get install python3 python3-pip)";
+
+/// The README's ```sh block under `heading`.
+fn readme_block(readme: &str, heading: &str) -> String {
+    let section = readme
+        .split_once(heading)
+        .unwrap_or_else(|| panic!("the README has no `{heading}` section"))
+        .1;
+    let block = section
+        .split_once("```sh\n")
+        .unwrap_or_else(|| panic!("no ```sh block under `{heading}`"))
+        .1;
+    block
+        .split_once("```")
+        .unwrap_or_else(|| panic!("the ```sh block under `{heading}` is not closed"))
+        .0
+        .to_string()
+}
+
+/// The binary, killed when the test ends however it ends.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the binary with the README's flags on a free port and returns it with its address, read off its
+/// own "listening" log line.
+fn start_server() -> (Server, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fake-codepipeline-bin"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--clock",
+            "manual",
+            "--access-key",
+            "AKIDEXAMPLE:secretexample",
+            "--log-format",
+            "json",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start fake-codepipeline");
+    let stdout = child.stdout.take().expect("stdout");
+    let server = Server(child);
+    let mut lines = BufReader::new(stdout).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("fake-codepipeline exited before it was listening")
+            .expect("read its log");
+        let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+        if let Some(addr) = v["fields"]["addr"].as_str() {
+            break addr.to_string();
+        }
+    };
+    // Keep draining its log so it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (server, addr)
+}
+
+/// A bin/ folder with an `aws` that runs the installed CLI with `site` on its path.
+fn aws_on_path(site: &str, dir: &Path) -> std::path::PathBuf {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).expect("create the bin dir");
+    let aws = bin.join("aws");
+    std::fs::write(
+        &aws,
+        format!(
+            "#!/bin/sh\nPYTHONPATH='{site}' PYTHONNOUSERSITE=1 PYTHONDONTWRITEBYTECODE=1 exec python3 -s '{site}/bin/aws' \"$@\"\n"
+        ),
+    )
+    .expect("write the aws wrapper");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&aws, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    bin
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_aws_cli_walkthrough_works_against_the_binary() {
+    harness::require_tool(
+        "curl",
+        &["--version"],
+        "the README walkthrough uses curl: apt-get install curl",
+    )
+    .await;
+    harness::require_tool(
+        "bash",
+        &["--version"],
+        "the README walkthrough is a bash block",
+    )
+    .await;
+    let site = harness::install_pip(
+        "python3",
+        "requirements-cli.txt",
+        "sdk-cli",
+        "awscli",
+        MISSING,
+    )
+    .await;
+    let work = harness::target_dir().join("tmp").join("awscli-readme");
+    let _ = std::fs::remove_dir_all(&work);
+    let bin = aws_on_path(&site, &work);
+
+    let readme = std::fs::read_to_string(
+        harness::workspace_root()
+            .join("fake-codepipeline")
+            .join("README.md"),
+    )
+    .expect("fake-codepipeline/README.md");
+    let start = readme_block(&readme, "# fake-codepipeline");
+    assert!(
+        start.contains("--clock manual --access-key AKIDEXAMPLE:secretexample"),
+        "the README starts the server with other flags than this test: {start}"
+    );
+    let (_server, addr) = start_server();
+    let block = readme_block(&readme, "## Talking to it with the AWS CLI")
+        .replace("localhost:8080", &addr)
+        .replace("127.0.0.1:8080", &addr);
+
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = harness::run_checked(
+        tokio::process::Command::new("bash")
+            .args(["-euo", "pipefail", "-c", &block])
+            .env("PATH", path)
+            .env("HOME", &work)
+            .env("AWS_CONFIG_FILE", work.join("no-config"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", work.join("no-credentials"))
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_ENDPOINT_URL")
+            .stdin(Stdio::null()),
+        "the README's AWS CLI block",
+        Duration::from_secs(180),
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let lines: Vec<&str> = stdout
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(
+        lines.last().copied(),
+        Some("153245"),
+        "the last poll should print the continuation job's token; the block printed:\n{stdout}"
+    );
+    let acknowledged = lines
+        .iter()
+        .any(|l| l.contains("\"status\": \"InProgress\""));
+    assert!(
+        acknowledged,
+        "acknowledge-job should print status InProgress:\n{stdout}"
+    );
+
+    // The fake's own view: job 1 succeeded with the token and the Details link, job 2 was handed out.
+    let http = reqwest::Client::builder().no_proxy().build().expect("http");
+    let executions: Value = http
+        .get(format!("http://{addr}/_sim/executions"))
+        .send()
+        .await
+        .expect("GET /_sim/executions")
+        .json()
+        .await
+        .expect("JSON");
+    let text = executions.to_string();
+    assert!(
+        text.contains("153245") && text.contains("http://127.0.0.1:8081/jobs/153245"),
+        "the execution should carry the token and its Details link: {executions:#}"
+    );
+    let events: String = http
+        .get(format!("http://{addr}/_sim/events"))
+        .send()
+        .await
+        .expect("GET /_sim/events")
+        .text()
+        .await
+        .expect("events");
+    let violations: Vec<&str> = events
+        .lines()
+        .filter(|l| l.contains("\"rule\":\""))
+        .collect();
+    assert!(
+        !events.is_empty()
+            && violations
+                .iter()
+                .all(|l| !l.contains("\"severity\":\"error\"")),
+        "the walkthrough breaks no rule: {violations:?}"
+    );
+}
