@@ -23,7 +23,7 @@ use tokio::sync::watch;
 /// Without --scenario it registers the demo action types `Test/ThirdParty/ApicaLoadtest/1` and
 /// `Test/Custom/ApicaLoadtest/1` and the demo pipelines; start a run from the console. With --scenario
 /// it plays that scenario's world and steps its manual clock while you watch (your agent replaces the
-/// scenario's: its agent steps are skipped, its fault and execution steps applied).
+/// scenario's: its agent steps are skipped, its fault and execution steps applied, timed or on events).
 #[derive(Parser, Debug)]
 #[command(name = "sim", version)]
 struct Args {
@@ -174,9 +174,12 @@ async fn main() -> Result<()> {
         tokio::spawn(watch_poll_gaps(hosted.cp.clone(), stop_rx.clone()));
     }
     let stepper = hosted.scenario.take().map(|(scenario, world)| {
+        let (steps, triggered) = world_steps(&scenario);
         let stepper = Stepper {
             world,
-            steps: timed_steps(&scenario),
+            steps,
+            triggered,
+            seen_seq: 0,
             step_delay: args.step_delay,
             answer_budget: args.answer_budget,
             waiting: HashMap::new(),
@@ -530,9 +533,20 @@ async fn watch_poll_gaps(cp: FakeCodePipeline, mut stop: watch::Receiver<bool>) 
     }
 }
 
-/// The scenario's timed steps, in order; the agent's steps are yours to take.
-fn timed_steps(scenario: &Scenario) -> Vec<(Duration, Step)> {
+/// A step that waits for the `nth` event named `on` (at or after `after`, simulated).
+struct Triggered {
+    on: String,
+    after: Option<Duration>,
+    nth: usize,
+    seen: usize,
+    step: Step,
+}
+
+/// The scenario's steps that are the world's (the agent's steps are yours to take): the timed ones in
+/// order, and the event-triggered ones.
+fn world_steps(scenario: &Scenario) -> (Vec<(Duration, Step)>, Vec<Triggered>) {
     let mut out = Vec::new();
+    let mut triggered = Vec::new();
     for step in &scenario.steps {
         let own = matches!(
             step.action,
@@ -547,15 +561,33 @@ fn timed_steps(scenario: &Scenario) -> Vec<(Duration, Step)> {
                 Ok(d) => out.push((d, step.clone())),
                 Err(e) => tracing::warn!("scenario step `{:?}` skipped: {e:#}", step.action),
             },
-            (None, false) => tracing::warn!(
-                "scenario step `{:?}` on `{}` skipped: sim applies timed steps only",
-                step.action,
-                step.on.as_deref().unwrap_or("?")
-            ),
+            (None, false) => {
+                let after = step
+                    .after
+                    .as_deref()
+                    .map(|a| scenarios::scenario::duration("after", a))
+                    .transpose();
+                match (step.on.clone(), after) {
+                    (Some(on), Ok(after)) => triggered.push(Triggered {
+                        on,
+                        after,
+                        nth: step.nth.unwrap_or(1).max(1),
+                        seen: 0,
+                        step: step.clone(),
+                    }),
+                    (None, _) => tracing::warn!(
+                        "scenario step `{:?}` skipped: it has neither `at` nor `on`",
+                        step.action
+                    ),
+                    (Some(_), Err(e)) => {
+                        tracing::warn!("scenario step `{:?}` skipped: {e}", step.action)
+                    }
+                }
+            }
         }
     }
     out.sort_by_key(|(d, _)| *d);
-    out
+    (out, triggered)
 }
 
 /// Steps a scenario's manual clock to the next timer or step once your agent has made a request, no
@@ -563,6 +595,9 @@ fn timed_steps(scenario: &Scenario) -> Vec<(Duration, Step)> {
 struct Stepper {
     world: World,
     steps: Vec<(Duration, Step)>,
+    // Event-triggered steps still waiting for their event, and the last event looked at.
+    triggered: Vec<Triggered>,
+    seen_seq: u64,
     step_delay: Duration,
     answer_budget: Duration,
     // Jobs waiting for an agent (queued, dispatched, acknowledged) and since when (real).
@@ -581,6 +616,7 @@ impl Stepper {
                 return Some(self.world);
             }
             self.apply_due_steps();
+            self.apply_triggered_steps();
             let done = self.steps.is_empty() && self.world.all_finished();
             if done && !told_done {
                 told_done = true;
@@ -660,6 +696,34 @@ impl Stepper {
         }
     }
 
+    /// Applies each event-triggered step whose event has been logged since the last look.
+    fn apply_triggered_steps(&mut self) {
+        if self.triggered.is_empty() {
+            return;
+        }
+        let events = self.world.sim.events.since(self.seen_seq, usize::MAX);
+        let mut due = Vec::new();
+        for e in &events {
+            self.seen_seq = e.seq;
+            let name = e.name();
+            for (i, t) in self.triggered.iter_mut().enumerate() {
+                if t.on == name && t.after.is_none_or(|a| Duration::from_millis(e.sim_ms) >= a) {
+                    t.seen += 1;
+                    if t.seen == t.nth {
+                        due.push(i);
+                    }
+                }
+            }
+        }
+        due.sort_unstable();
+        for i in due.into_iter().rev() {
+            let t = self.triggered.remove(i);
+            if let Err(e) = self.apply(&t.step) {
+                tracing::warn!("scenario step `{:?}` failed: {e:#}", t.step.action);
+            }
+        }
+    }
+
     fn apply(&mut self, step: &Step) -> Result<()> {
         let detail = match step.action {
             StepAction::CpFaults => {
@@ -693,5 +757,71 @@ impl Stepper {
             .events
             .record(NewEvent::new("sim", "step").detail(detail));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SCENARIO: &str = r#"
+name = "triggered"
+summary = "A fault set by an event, and one waiting for a later event."
+
+[action_type]
+id = "Test/Custom/ApicaLoadtest/1"
+
+[[backend.presets]]
+name = "short"
+duration = "5m"
+outcome = "passed"
+
+[[executions]]
+id = "e-1"
+configuration = { PresetName = "short", RunnableFile = "e.jmx" }
+
+[[steps]]
+at = "0s"
+do = "start-agent"
+
+[[steps]]
+on = "cp.job_queued"
+do = "cp-faults"
+operation = "PollForJobs"
+rate = 1.0
+
+[[steps]]
+on = "cp.job_queued"
+nth = 2
+do = "clear-cp-faults"
+"#;
+
+    #[tokio::test]
+    async fn event_triggered_world_steps_apply_when_their_event_is_logged() {
+        let scenario = Scenario::parse(SCENARIO, Path::new("triggered.toml")).unwrap();
+        let (timed, triggered) = world_steps(&scenario);
+        assert!(timed.is_empty(), "start-agent is yours, not sim's");
+        assert_eq!(triggered.len(), 2);
+        let world = World::start(&scenario, 1, &Overrides::default())
+            .await
+            .unwrap();
+        let mut stepper = Stepper {
+            world,
+            steps: timed,
+            triggered,
+            seen_seq: 0,
+            step_delay: Duration::ZERO,
+            answer_budget: Duration::from_secs(5),
+            waiting: HashMap::new(),
+        };
+        // The execution's first job was queued when the world started: the fault applies, the clearing
+        // waits for a second job.
+        stepper.apply_triggered_steps();
+        let faults = |s: &Stepper| s.world.cp.core().with_world(|w| w.faults.len());
+        assert_eq!(faults(&stepper), 1);
+        assert_eq!(stepper.triggered.len(), 1);
+        stepper.apply_triggered_steps();
+        assert_eq!(faults(&stepper), 1, "the same event does not count twice");
+        stepper.world.stop();
     }
 }
