@@ -59,7 +59,9 @@ impl FakeApica {
         let clock = &self.sim().clock;
         let mode = match clock.mode() {
             ClockMode::Manual => "manual clock".to_string(),
-            _ if clock.is_paused() => format!("{} clock, paused", clock.mode()),
+            _ if clock.is_paused() => {
+                format!("scaled:{} clock, paused", clock.speed().unwrap_or(0.0))
+            }
             ClockMode::Scaled(_) => format!("scaled:{} clock", clock.speed().unwrap_or(0.0)),
             other => format!("{other} clock"),
         };

@@ -493,8 +493,10 @@ struct ViewQuery {
     /// How long to wait for a change (real ms).
     #[serde(default)]
     wait: u64,
-    /// The clock speed the caller shows (0 while paused); a pause, resume or new speed is a change.
+    /// The running clock's speed the caller shows; a new speed is a change.
     speed: Option<f64>,
+    /// Whether the caller shows the clock paused (`1`) or running (`0`); a pause or resume is a change.
+    paused: Option<u8>,
 }
 
 /// The page's live part: waits (up to `wait`) until an event after `since` is logged or a manual
@@ -511,7 +513,9 @@ async fn view(State(core): State<Arc<Core>>, Query(q): Query<ViewQuery>) -> Resp
         let changed = q.since.is_none_or(|s| core.sim.events.last_seq() > s)
             || (manual && q.now.is_none_or(|n| core.sim.clock.now().as_millis() != n))
             || q.speed
-                .is_some_and(|s| (s - core.sim.clock.rate().unwrap_or(0.0)).abs() > 1e-9);
+                .is_some_and(|s| (s - core.sim.clock.speed().unwrap_or(0.0)).abs() > 1e-9)
+            || q.paused
+                .is_some_and(|p| (p != 0) != core.sim.clock.is_paused());
         let now = tokio::time::Instant::now();
         if changed || now >= deadline {
             break;
@@ -611,15 +615,12 @@ pub fn render_live(model: &Model) -> String {
     let mut h = String::new();
     let _ = write!(
         h,
-        "<div id=\"console\" data-seq=\"{}\" data-now=\"{}\" data-wait=\"{wait}\" data-mode=\"{}\" data-speed=\"{}\" data-refresh=\"{MIN_REFRESH_MS}\">",
+        "<div id=\"console\" data-seq=\"{}\" data-now=\"{}\" data-wait=\"{wait}\" data-mode=\"{}\" data-speed=\"{}\" data-paused=\"{}\" data-refresh=\"{MIN_REFRESH_MS}\">",
         model.seq,
         clock["now_ms"].as_u64().unwrap_or(0),
         escape(mode),
-        if clock["paused"].as_bool().unwrap_or(false) {
-            0.0
-        } else {
-            clock["speed"].as_f64().unwrap_or(0.0)
-        },
+        clock["speed"].as_f64().unwrap_or(0.0),
+        u8::from(clock["paused"].as_bool().unwrap_or(false)),
     );
     render_header(&mut h, model, manual);
     h.push_str("<main>");
@@ -1062,7 +1063,7 @@ const SCRIPT: &str = r#"
   let ticked = performance.now();
   setInterval(() => {
     const r = root(), el = document.getElementById("clock-elapsed");
-    const speed = Number(r.dataset.speed) || 0;
+    const speed = r.dataset.paused === "1" ? 0 : Number(r.dataset.speed) || 0;
     if (speed <= 0 || !el) return;
     const ms = Number(el.dataset.elapsedMs) + speed * (performance.now() - ticked);
     const s = Math.floor(ms / 1000), p = (n) => String(n).padStart(2, "0");
@@ -1071,7 +1072,7 @@ const SCRIPT: &str = r#"
   (async function live() {
     for (;;) {
       const r = root();
-      const q = "since=" + r.dataset.seq + "&now=" + r.dataset.now + "&wait=" + r.dataset.wait + "&speed=" + r.dataset.speed;
+      const q = "since=" + r.dataset.seq + "&now=" + r.dataset.now + "&wait=" + r.dataset.wait + "&speed=" + r.dataset.speed + "&paused=" + r.dataset.paused;
       try {
         const resp = await fetch("/_sim/console/view?" + q, { cache: "no-store" });
         if (resp.ok) { const html = await resp.text(); r.outerHTML = html; ticked = performance.now(); }
@@ -1186,8 +1187,8 @@ mod tests {
         let html = render_page(&Model::build(&core));
         assert!(html.contains("id=\"clock-resume\""));
         assert!(
-            html.contains("data-speed=\"0\""),
-            "a paused page does not tick"
+            html.contains("data-speed=\"60\" data-paused=\"1\""),
+            "a paused page does not tick, and keeps the speed it resumes at"
         );
         assert!(html.contains("paused, at 60&times;"));
         drop(core.sim.activity.begin(Some("AKID1"), "PollForJobs"));

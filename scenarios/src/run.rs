@@ -265,11 +265,6 @@ impl Runner<'_> {
                 .clock
                 .advance_to(target)
                 .map_err(|e| anyhow!("clock: {e}"))?;
-            // The world changed (a fault cleared, a job queued): a replica that was neither parked nor
-            // holding a job, say sleeping in a retry backoff, gets a fresh answer budget to notice.
-            for live in &mut self.live {
-                live.busy_since = None;
-            }
         }
     }
 
@@ -387,6 +382,11 @@ impl Runner<'_> {
     }
 
     async fn execute(&mut self, step: &Step, cause: Option<&Event>) -> Result<()> {
+        // A scenario step changes the world (a fault cleared, an outage over): a replica that was neither
+        // parked nor holding a job, say sleeping in a retry backoff, gets a fresh answer budget to notice.
+        for live in &mut self.live {
+            live.busy_since = None;
+        }
         let why = match cause {
             Some(e) => format!(" on {} ({})", e.name(), e.detail),
             None => String::new(),

@@ -17,6 +17,17 @@ use tokio::sync::Notify;
 
 use crate::time::{DEFAULT_ORIGIN, SimTime};
 
+/// The slowest a scaled clock may run: a thousandth of real time.
+pub const MIN_SPEED: f64 = 0.001;
+/// The fastest a scaled clock may run: a million times real time (a real day is 2,700 simulated years;
+/// faster, the simulated calendar would run out within days).
+pub const MAX_SPEED: f64 = 1_000_000.0;
+
+/// Whether `speed` is a speed-up factor a scaled clock accepts.
+fn speed_ok(speed: f64) -> bool {
+    speed.is_finite() && (MIN_SPEED..=MAX_SPEED).contains(&speed)
+}
+
 /// How simulated time relates to real time.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ClockMode {
@@ -40,9 +51,9 @@ impl FromStr for ClockMode {
                     format!("unknown clock mode `{other}`: use `manual`, `real` or `scaled:N` (e.g. `scaled:60`)")
                 })?;
                 match factor.parse::<f64>() {
-                    Ok(n) if n.is_finite() && n > 0.0 => Ok(ClockMode::Scaled(n)),
+                    Ok(n) if speed_ok(n) => Ok(ClockMode::Scaled(n)),
                     _ => Err(format!(
-                        "`{factor}` in `{other}` is not a positive speed-up factor (e.g. `scaled:60`)"
+                        "`{factor}` in `{other}` is not a speed-up factor from {MIN_SPEED} to {MAX_SPEED} (e.g. `scaled:60`)"
                     )),
                 }
             }
@@ -93,8 +104,8 @@ pub enum ClockError {
         "the clock is in `{0}` mode; only a `scaled:N` clock can be paused or given another speed"
     )]
     NotScaled(ClockMode),
-    /// A speed-up factor must be a positive, finite number.
-    #[error("`{0}` is not a positive speed-up factor (e.g. 60)")]
+    /// A speed-up factor must be a number from [`MIN_SPEED`] to [`MAX_SPEED`].
+    #[error("`{0}` is not a speed-up factor from 0.001 to 1000000 (e.g. 60)")]
     BadSpeed(f64),
 }
 
@@ -113,9 +124,9 @@ impl Pace {
         if self.paused {
             return self.sim;
         }
-        self.sim.plus(Duration::from_secs_f64(
-            self.real.elapsed().as_secs_f64() * self.speed,
-        ))
+        let sim = self.real.elapsed().as_secs_f64() * self.speed;
+        self.sim
+            .plus(Duration::try_from_secs_f64(sim).unwrap_or(Duration::MAX))
     }
 }
 
@@ -236,7 +247,7 @@ impl SimClock {
         if !matches!(self.mode, ClockMode::Scaled(_)) {
             return Err(ClockError::NotScaled(self.mode));
         }
-        if !(speed.is_finite() && speed > 0.0) {
+        if !speed_ok(speed) {
             return Err(ClockError::BadSpeed(speed));
         }
         {
@@ -452,7 +463,9 @@ impl SimClock {
     pub fn real_time_until(&self, at: SimTime) -> Option<Duration> {
         let sim = at.since(self.now());
         match self.rate() {
-            Some(rate) if rate > 0.0 => Some(Duration::from_secs_f64(sim.as_secs_f64() / rate)),
+            Some(rate) if rate > 0.0 => {
+                Some(Duration::try_from_secs_f64(sim.as_secs_f64() / rate).unwrap_or(Duration::MAX))
+            }
             _ => None,
         }
     }
@@ -468,13 +481,17 @@ impl SimClock {
             loop {
                 let Some(c) = clock.upgrade() else { return };
                 c.fire_due();
+                // Listen before looking: a timer scheduled, or a pause, resume or new speed, between the
+                // look and the wait wakes the driver at once.
+                let changed = c.changed.notified();
+                tokio::pin!(changed);
+                changed.as_mut().enable();
                 let wait = c
                     .next_deadline()
                     .and_then(|d| c.real_time_until(d.at))
                     .unwrap_or(Duration::from_secs(1))
                     .clamp(Duration::from_millis(1), Duration::from_secs(1));
                 // Holding the clock for at most one wait (<= 1 s) is harmless.
-                let changed = c.changed.notified();
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
                     _ = changed => {}
@@ -621,12 +638,17 @@ mod tests {
             None
         );
 
+        let resumed = Instant::now();
         clock.resume().unwrap();
+        let now = clock.now();
+        // However long this thread was held up: no more than the real time since the resume, sped up.
+        let bound = Duration::from_secs_f64(resumed.elapsed().as_secs_f64() * 10_000.0);
         assert!(!clock.is_paused());
-        assert!(clock.now() >= stopped, "time resumes from where it stopped");
+        assert!(now >= stopped, "time resumes from where it stopped");
         assert!(
-            clock.now() < stopped.plus(Duration::from_secs(100)),
-            "time does not jump by the paused interval"
+            now.since(stopped) <= bound + Duration::from_millis(1),
+            "time does not jump by the paused interval: {:?} after resuming, at most {bound:?}",
+            now.since(stopped)
         );
         tokio::time::timeout(Duration::from_secs(5), rx)
             .await
@@ -637,6 +659,7 @@ mod tests {
     #[test]
     fn a_new_speed_applies_from_now_without_a_jump() {
         let clock = SimClock::new(ClockMode::Scaled(1.0));
+        let started = Instant::now();
         let before = clock.now();
         clock.set_speed(3600.0).unwrap();
         assert_eq!(clock.speed(), Some(3600.0));
@@ -646,17 +669,22 @@ mod tests {
             "the mode says how it started"
         );
         let at = clock.now();
-        assert!(
-            at.since(before) < Duration::from_secs(1),
-            "changing speed moves no time"
-        );
-        // At 3600x an hour of simulated time is one real second away.
         let hour = clock
             .real_time_until(at.plus(Duration::from_secs(3600)))
             .unwrap();
+        let real = started.elapsed();
+        // Changing speed moves no time: at most the real time spent here, at the new speed.
+        let most = Duration::from_secs_f64(real.as_secs_f64() * 3600.0) + Duration::from_millis(1);
         assert!(
-            hour <= Duration::from_secs(1) && hour > Duration::from_millis(900),
-            "{hour:?}"
+            at.since(before) <= most,
+            "{:?} passed in {real:?}",
+            at.since(before)
+        );
+        // At 3600x an hour of simulated time is a real second away, less what passed since `at`.
+        assert!(hour <= Duration::from_secs(1), "{hour:?}");
+        assert!(
+            hour + real + Duration::from_millis(2) >= Duration::from_secs(1),
+            "{hour:?} after {real:?}"
         );
         // A paused clock keeps its new speed for when it resumes.
         clock.pause().unwrap();
@@ -680,12 +708,27 @@ mod tests {
         );
         assert_eq!(SimClock::new(ClockMode::Real).speed(), Some(1.0));
         let scaled = SimClock::new(ClockMode::Scaled(60.0));
-        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
-            assert!(matches!(
-                scaled.set_speed(bad),
-                Err(ClockError::BadSpeed(_))
-            ));
+        for bad in [
+            0.0,
+            -1.0,
+            f64::NAN,
+            f64::INFINITY,
+            1e-15,
+            1e9,
+            MAX_SPEED * 2.0,
+        ] {
+            assert!(
+                matches!(scaled.set_speed(bad), Err(ClockError::BadSpeed(_))),
+                "{bad}"
+            );
+            assert!(
+                format!("scaled:{bad}").parse::<ClockMode>().is_err(),
+                "{bad}"
+            );
         }
+        scaled.set_speed(MAX_SPEED).unwrap();
+        scaled.set_speed(MIN_SPEED).unwrap();
+        assert_eq!(scaled.speed(), Some(MIN_SPEED));
         assert!(
             ClockError::NotScaled(ClockMode::Manual)
                 .to_string()

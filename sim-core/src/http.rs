@@ -18,7 +18,7 @@ use axum::routing::get;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::{ClockMode, Sim, SimTime, format_offset, parse_duration};
+use crate::{ClockMode, NewEvent, Sim, SimTime, format_offset, parse_duration};
 
 /// The routes, with the world as state; merge them into a fake's router.
 pub fn routes(sim: Sim) -> Router {
@@ -150,10 +150,19 @@ async fn post_clock(State(sim): State<Sim>, body: axum::body::Bytes) -> Response
             Some(false) => clock.resume(),
             None => Ok(()),
         };
-        return match paused {
-            Ok(()) => Json(clock_document(&sim)).into_response(),
-            Err(e) => admin_error(StatusCode::CONFLICT, "ClockError", e.to_string()),
-        };
+        if let Err(e) = paused {
+            return admin_error(StatusCode::CONFLICT, "ClockError", e.to_string());
+        }
+        // On the timeline, and a change every open console sees at once.
+        let speed = clock.speed().unwrap_or(0.0);
+        sim.events.record(
+            NewEvent::new("sim", "clock_paced").detail(if clock.is_paused() {
+                format!("clock paused (runs at {speed}x when resumed)")
+            } else {
+                format!("clock running at {speed}x")
+            }),
+        );
+        return Json(clock_document(&sim)).into_response();
     }
     if clock.mode() != ClockMode::Manual {
         return admin_error(
@@ -329,6 +338,20 @@ mod tests {
             (StatusCode::UNPROCESSABLE_ENTITY, json!("BadRequest"))
         );
         assert!(!sim.clock.is_paused(), "a refused request changes nothing");
+        let paced: Vec<String> = sim
+            .events
+            .since(0, 100)
+            .into_iter()
+            .filter(|e| e.kind == "clock_paced")
+            .map(|e| e.detail)
+            .collect();
+        assert_eq!(
+            paced,
+            [
+                "clock paused (runs at 60x when resumed)",
+                "clock running at 3600x"
+            ]
+        );
     }
 
     #[tokio::test]

@@ -11,7 +11,7 @@ pub mod time;
 use std::sync::Arc;
 
 pub use activity::{Activity, ActivitySnapshot, CallerActivity, RequestGuard};
-pub use clock::{ClockError, ClockMode, Deadline, SimClock, TimerId};
+pub use clock::{ClockError, ClockMode, Deadline, MAX_SPEED, MIN_SPEED, SimClock, TimerId};
 pub use events::{Event, EventLog, NewEvent, Severity};
 pub use signal::shutdown_signal;
 pub use time::{DEFAULT_ORIGIN, SimTime, format_duration, format_offset, parse_duration};

@@ -45,7 +45,10 @@ impl SimTime {
 
     /// This point moved `d` later (saturating).
     pub fn plus(self, d: Duration) -> Self {
-        SimTime(self.0.saturating_add(d.as_millis() as u64))
+        SimTime(
+            self.0
+                .saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        )
     }
 
     /// The span from `earlier` to `self`, zero if `earlier` is later.
@@ -53,9 +56,12 @@ impl SimTime {
         Duration::from_millis(self.0.saturating_sub(earlier.0))
     }
 
-    /// RFC 3339 text, e.g. `2025-01-01T01:00:30Z`.
+    /// RFC 3339 text, e.g. `2025-01-01T01:00:30Z`; past the year 9999, which RFC 3339 cannot write, the
+    /// last instant it can.
     pub fn rfc3339(self) -> String {
-        humantime::format_rfc3339_millis(self.to_system_time()).to_string()
+        // 9999-12-31T23:59:59.999Z
+        const LAST: u64 = 253_402_300_799_999;
+        humantime::format_rfc3339_millis(SimTime(self.0.min(LAST)).to_system_time()).to_string()
     }
 }
 
@@ -97,6 +103,18 @@ pub fn format_duration(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_past_the_year_9999_are_written_as_its_last_instant_not_a_panic() {
+        assert_eq!(
+            SimTime::from_millis(u64::MAX).rfc3339(),
+            "9999-12-31T23:59:59.999Z"
+        );
+        assert_eq!(
+            DEFAULT_ORIGIN.plus(Duration::MAX),
+            SimTime::from_millis(u64::MAX)
+        );
+    }
 
     #[test]
     fn offsets_are_formatted_as_timeline_stamps() {

@@ -138,6 +138,10 @@ async fn run(cp: &TestCp, connections: usize, seconds: u64, cores: usize) {
     let elapsed = started.elapsed().as_secs_f64();
     let server_cpu = cpu_seconds_of_threads(SERVER_THREADS) - server_cpu_before;
     all.sort();
+    if all.is_empty() {
+        println!("no request completed in {elapsed:.1} s");
+        return;
+    }
     let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
     println!(
         "{connections} connections, {elapsed:.1} s: {} requests = {:.0} requests/s (PollForJobs, GetJobDetails, AcknowledgeJob); latency p50 {:?}, p99 {:?}",

@@ -60,6 +60,8 @@ fn start_server() -> (Server, String) {
             "--log-format",
             "json",
         ])
+        // Its "listening" line is an info line, whatever the caller's RUST_LOG.
+        .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -67,19 +69,20 @@ fn start_server() -> (Server, String) {
         .expect("start fake-codepipeline");
     let stdout = child.stdout.take().expect("stdout");
     let server = Server(child);
-    let mut lines = BufReader::new(stdout).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("fake-codepipeline exited before it was listening")
-            .expect("read its log");
-        let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-        if let Some(addr) = v["fields"]["addr"].as_str() {
-            break addr.to_string();
+    // Its log is read on a thread of its own (and drained to the end, so it never blocks on a full
+    // pipe); the address comes back over a channel, with a bound.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+            if let Some(addr) = v["fields"]["addr"].as_str() {
+                let _ = tx.send(addr.to_string());
+            }
         }
-    };
-    // Keep draining its log so it never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("fake-codepipeline said where it listens within 30 s");
     (server, addr)
 }
 
@@ -156,7 +159,17 @@ async fn the_readme_aws_cli_walkthrough_works_against_the_binary() {
             .env("AWS_SHARED_CREDENTIALS_FILE", work.join("no-credentials"))
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env_remove("AWS_PROFILE")
+            .env_remove("AWS_SESSION_TOKEN")
             .env_remove("AWS_ENDPOINT_URL")
+            .env_remove("AWS_ENDPOINT_URL_CODEPIPELINE")
+            // Loopback only: no proxy in between.
+            .env("NO_PROXY", "*")
+            .env_remove("HTTP_PROXY")
+            .env_remove("HTTPS_PROXY")
+            .env_remove("ALL_PROXY")
+            .env_remove("http_proxy")
+            .env_remove("https_proxy")
+            .env_remove("all_proxy")
             .stdin(Stdio::null()),
         "the README's AWS CLI block",
         Duration::from_secs(180),

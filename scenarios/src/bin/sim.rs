@@ -175,11 +175,13 @@ async fn main() -> Result<()> {
     }
     let stepper = hosted.scenario.take().map(|(scenario, world)| {
         let (steps, triggered) = world_steps(&scenario);
+        // Like the runner's listeners, triggers count the events after the world has started.
+        let seen_seq = world.sim.events.last_seq();
         let stepper = Stepper {
             world,
             steps,
             triggered,
-            seen_seq: 0,
+            seen_seq,
             step_delay: args.step_delay,
             answer_budget: args.answer_budget,
             waiting: HashMap::new(),
@@ -715,11 +717,19 @@ impl Stepper {
                 }
             }
         }
-        due.sort_unstable();
-        for i in due.into_iter().rev() {
-            let t = self.triggered.remove(i);
-            if let Err(e) = self.apply(&t.step) {
-                tracing::warn!("scenario step `{:?}` failed: {e:#}", t.step.action);
+        // In the order their events came (the runner's order), then out of the waiting list.
+        let steps: Vec<Step> = due
+            .iter()
+            .map(|i| self.triggered[*i].step.clone())
+            .collect();
+        let mut gone = due;
+        gone.sort_unstable();
+        for i in gone.into_iter().rev() {
+            self.triggered.remove(i);
+        }
+        for step in steps {
+            if let Err(e) = self.apply(&step) {
+                tracing::warn!("scenario step `{:?}` failed: {e:#}", step.action);
             }
         }
     }
@@ -766,7 +776,7 @@ mod tests {
 
     const SCENARIO: &str = r#"
 name = "triggered"
-summary = "A fault set by an event, and one waiting for a later event."
+summary = "A fault set by the second job queued, cleared by the third."
 
 [action_type]
 id = "Test/Custom/ApicaLoadtest/1"
@@ -785,6 +795,14 @@ at = "0s"
 do = "start-agent"
 
 [[steps]]
+at = "1m"
+do = "start-executions"
+executions = [
+  { id = "e-2", configuration = { PresetName = "short", RunnableFile = "e.jmx" } },
+  { id = "e-3", configuration = { PresetName = "short", RunnableFile = "e.jmx" } },
+]
+
+[[steps]]
 on = "cp.job_queued"
 do = "cp-faults"
 operation = "PollForJobs"
@@ -794,34 +812,65 @@ rate = 1.0
 on = "cp.job_queued"
 nth = 2
 do = "clear-cp-faults"
+
+[[steps]]
+on = "cp.job_queued"
+nth = 3
+do = "cp-faults"
+operation = "AcknowledgeJob"
+rate = 1.0
 "#;
 
     #[tokio::test]
-    async fn event_triggered_world_steps_apply_when_their_event_is_logged() {
+    async fn event_triggered_world_steps_apply_in_event_order_counting_from_the_start() {
         let scenario = Scenario::parse(SCENARIO, Path::new("triggered.toml")).unwrap();
         let (timed, triggered) = world_steps(&scenario);
-        assert!(timed.is_empty(), "start-agent is yours, not sim's");
-        assert_eq!(triggered.len(), 2);
+        assert_eq!(timed.len(), 1, "start-agent is yours, not sim's");
+        assert_eq!(triggered.len(), 3);
         let world = World::start(&scenario, 1, &Overrides::default())
             .await
             .unwrap();
+        let seen_seq = world.sim.events.last_seq();
         let mut stepper = Stepper {
             world,
             steps: timed,
             triggered,
-            seen_seq: 0,
+            seen_seq,
             step_delay: Duration::ZERO,
             answer_budget: Duration::from_secs(5),
             waiting: HashMap::new(),
         };
-        // The execution's first job was queued when the world started: the fault applies, the clearing
-        // waits for a second job.
+        let faults = |s: &Stepper| {
+            s.world.cp.core().with_world(|w| {
+                w.faults
+                    .iter()
+                    .map(|f| f.operation.clone())
+                    .collect::<Vec<_>>()
+            })
+        };
+        // e-1's job, queued as the world started, is not counted (nor is it by the runner).
         stepper.apply_triggered_steps();
-        let faults = |s: &Stepper| s.world.cp.core().with_world(|w| w.faults.len());
-        assert_eq!(faults(&stepper), 1);
-        assert_eq!(stepper.triggered.len(), 1);
+        assert!(faults(&stepper).is_empty());
+        assert_eq!(stepper.triggered.len(), 3);
+        // Two jobs queued in one step: the fault, then the clearing, in the order of their events.
+        stepper.step_to(
+            stepper
+                .world
+                .sim
+                .clock
+                .origin()
+                .plus(Duration::from_secs(60)),
+        );
+        stepper.apply_due_steps();
         stepper.apply_triggered_steps();
-        assert_eq!(faults(&stepper), 1, "the same event does not count twice");
+        assert!(
+            faults(&stepper).is_empty(),
+            "set, then cleared: {:?}",
+            faults(&stepper)
+        );
+        assert_eq!(stepper.triggered.len(), 1, "the third job is still to come");
+        stepper.apply_triggered_steps();
+        assert!(faults(&stepper).is_empty(), "an event does not count twice");
         stepper.world.stop();
     }
 }
