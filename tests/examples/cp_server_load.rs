@@ -20,7 +20,8 @@ use hyper::Request;
 use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tests::{
-    CUSTOM, KEY1, SERVER_THREADS, TestCp, cpu_seconds_of_threads, server_runtime, sigv4_headers,
+    CUSTOM, KEY1, SERVER_THREADS, TestCp, cpu_seconds_of_threads, latency_summary, server_runtime,
+    sigv4_headers,
 };
 
 /// One signed `POST /` of `operation` with `body`, ready to send any number of times.
@@ -137,22 +138,20 @@ async fn run(cp: &TestCp, connections: usize, seconds: u64, cores: usize) {
     }
     let elapsed = started.elapsed().as_secs_f64();
     let server_cpu = cpu_seconds_of_threads(SERVER_THREADS) - server_cpu_before;
-    all.sort();
-    if all.is_empty() {
+    let Some((calls, p50, p99)) = latency_summary(all) else {
         println!("no request completed in {elapsed:.1} s");
         return;
-    }
-    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
+    };
     println!(
         "{connections} connections, {elapsed:.1} s: {} requests = {:.0} requests/s (PollForJobs, GetJobDetails, AcknowledgeJob); latency p50 {:?}, p99 {:?}",
-        all.len(),
-        all.len() as f64 / elapsed,
-        pct(0.50),
-        pct(0.99)
+        calls,
+        calls as f64 / elapsed,
+        p50,
+        p99
     );
     println!(
         "server: {server_cpu:.1} s CPU = {:.1} us per request, {:.0}% of {cores} cores",
-        server_cpu / all.len().max(1) as f64 * 1e6,
+        server_cpu / calls as f64 * 1e6,
         100.0 * server_cpu / (elapsed * cores as f64)
     );
 }

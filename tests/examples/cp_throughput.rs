@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use aws_sdk_codepipeline::types::ExecutionDetails;
 use serde_json::json;
 use tests::{
-    CUSTOM, KEY1, KEY2, SERVER_THREADS, TestCp, cpu_seconds_of_threads, sdk_type, server_runtime,
+    CUSTOM, KEY1, KEY2, SERVER_THREADS, TestCp, cpu_seconds_of_threads, latency_summary, sdk_type,
+    server_runtime,
 };
 
 fn main() {
@@ -102,27 +103,25 @@ async fn run(cp: &TestCp, workers: usize, seconds: u64, cores: usize) {
     }
     let elapsed = started.elapsed().as_secs_f64();
     let server_cpu = cpu_seconds_of_threads(SERVER_THREADS) - server_cpu_before;
-    all.sort();
-    if all.is_empty() {
+    let Some((calls, p50, p99)) = latency_summary(all) else {
         println!("no request completed in {elapsed:.1} s");
         return;
-    }
-    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
+    };
     println!(
         "{workers} workers, {:.1} s: {} calls = {:.0} requests/s ({:.0} poll/ack/get/put cycles/s); latency p50 {:?}, p99 {:?}",
         elapsed,
-        all.len(),
-        all.len() as f64 / elapsed,
-        all.len() as f64 / elapsed / 4.0,
-        pct(0.50),
-        pct(0.99)
+        calls,
+        calls as f64 / elapsed,
+        calls as f64 / elapsed / 4.0,
+        p50,
+        p99
     );
-    let per_request = server_cpu / all.len().max(1) as f64;
+    let per_request = server_cpu / calls as f64;
     println!(
         "server alone: {:.1} s CPU for {} requests = {:.1} us per request (SigV4 check, validation, engine, JSON); \
          {cores} cores of that = {:.0} requests/s server-only capacity (the clients used the rest: {:.0}% of the machine went to the server)",
         server_cpu,
-        all.len(),
+        calls,
         per_request * 1e6,
         cores as f64 / per_request.max(1e-9),
         100.0 * server_cpu / (elapsed * cores as f64)

@@ -338,3 +338,14 @@ pub fn server_runtime() -> (tokio::runtime::Runtime, TestCp) {
     let cp = runtime.block_on(TestCp::start());
     (runtime, cp)
 }
+
+/// What a benchmark's clients saw: how many calls, and the p50 and p99 of their latencies; `None` when no
+/// call completed.
+pub fn latency_summary(mut latencies: Vec<Duration>) -> Option<(usize, Duration, Duration)> {
+    if latencies.is_empty() {
+        return None;
+    }
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    Some((latencies.len(), pct(0.50), pct(0.99)))
+}
