@@ -84,6 +84,11 @@ fn violation(e: &Event) -> Violation {
     }
 }
 
+/// AG-LINK-EARLY: the most simulated time between acknowledging an execution's first job and answering
+/// it. The runner moves the clock under a held job only after the answer budget (5 s real), and then only
+/// to the next timer: a correct agent answers at the instant it acknowledged.
+pub const LINK_PROMPT: std::time::Duration = std::time::Duration::from_secs(60);
+
 fn agent_violation(rule: &str, execution: &str, at: String, detail: String) -> Violation {
     Violation {
         rule: rule.into(),
@@ -114,6 +119,26 @@ pub fn judge(scenario: &Scenario, run: &RunOutcome) -> Verdict {
             violations.push(violation(e));
         } else {
             warnings.push(violation(e));
+        }
+        // AG-NO-TIMEOUT: in a healthy run (the scenario expects no violation at all) no job times out,
+        // whatever the test's length; a run that crashes its agent or misconfigures it expects CP-TIMEOUT.
+        if e.kind == "job_timed_out"
+            && scenario
+                .expect
+                .violations
+                .as_ref()
+                .is_some_and(|v| v.is_empty())
+        {
+            violations.push(Violation {
+                rule: "AG-NO-TIMEOUT".into(),
+                severity: Severity::Error,
+                execution: e.execution.clone(),
+                at: e.stamp(),
+                detail: format!(
+                    "a job timed out in a healthy run: the agent must answer every job within the job timeout, however long the test ({})",
+                    e.detail
+                ),
+            });
         }
     }
 
@@ -172,8 +197,28 @@ pub fn judge(scenario: &Scenario, run: &RunOutcome) -> Verdict {
             ));
         }
 
-        // AG-LINK-EARLY: the first success carries an externalExecutionId.
+        // AG-LINK-EARLY: the first job is answered promptly (the runner holds the clock while a job is
+        // held, so a correct agent answers at the simulated instant it acknowledged) ...
         let first_result = exec_events.iter().find(|e| e.kind == "result_applied");
+        let first_ack = exec_events.iter().find(|e| e.kind == "job_acknowledged");
+        if let (Some(first), Some(ack)) = (first_result, first_ack)
+            && first.job == ack.job
+            && first.sim_ms.saturating_sub(ack.sim_ms) > LINK_PROMPT.as_millis() as u64
+        {
+            violations.push(agent_violation(
+                "AG-LINK-EARLY",
+                label,
+                first.stamp(),
+                format!(
+                    "the first job of {label} was answered {} after it was acknowledged (at most {} is prompt), so the Details link came late",
+                    sim_core::format_duration(std::time::Duration::from_millis(
+                        first.sim_ms - ack.sim_ms
+                    )),
+                    sim_core::format_duration(LINK_PROMPT)
+                ),
+            ));
+        }
+        // ... and, if it is a success, carries an externalExecutionId.
         if let Some(first) = first_result
             && first.data["result"] == "success"
             && first.data["externalExecutionId"].is_null()

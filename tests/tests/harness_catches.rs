@@ -69,8 +69,16 @@ async fn a_correct_agent_passes_the_short_test() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn naive_agent_holding_the_first_job_is_failed_with_cp_timeout() {
-    assert_caught("naive", "two-hour-test", "CP-TIMEOUT").await;
+async fn naive_agent_holding_the_first_job_is_failed_with_cp_timeout_and_ag_no_timeout() {
+    let report = run_mode("naive", "two-hour-test").await;
+    assert!(!report.passed);
+    for rule in ["CP-TIMEOUT", "AG-NO-TIMEOUT"] {
+        assert!(
+            rules(&report).iter().any(|r| r == rule),
+            "naive on two-hour-test must be reported with {rule}; got {:?}",
+            rules(&report)
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
