@@ -353,3 +353,68 @@ async fn a_custom_action_polls_by_its_queryable_property() {
     );
     agent.stop().await;
 }
+
+/// The timed wait (the real-account smoke test's action) through the runtime: the first job answers at
+/// once with a token and a Details id, continuation jobs report how much of the wait has passed, and the
+/// first job after the deadline succeeds with 100 and no token. The wait is in real time, so the test
+/// waits out its 2 s; the fake's clock moves one continuation delay per round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_wait_runs_over_continuation_jobs_and_succeeds_after_its_duration() {
+    const TIMED_WAIT: &str = "Test/Custom/TimedWait/1";
+    let world = World::start().await;
+    world
+        .admin(
+            "/_sim/action-types",
+            json!({
+                "actionType": TIMED_WAIT,
+                "configurationProperties": [
+                    {"name": "Duration", "required": true, "key": false, "secret": false},
+                ],
+            }),
+        )
+        .await;
+    let agent = Agent::start_with(
+        &world,
+        TIMED_WAIT,
+        KEY1,
+        std::sync::Arc::new(agent::actions::TimedWaitAction),
+        |_| {},
+    );
+    let started = std::time::Instant::now();
+    let v = world
+        .admin(
+            "/_sim/executions",
+            json!({"actionType": TIMED_WAIT, "configuration": {"Duration": "2s"}}),
+        )
+        .await;
+    let id = v["executionId"].as_str().expect("executionId").to_string();
+    world.job_in(&id, 1, "Succeeded").await;
+    let e = world.execution(&id);
+    assert!(
+        e["externalExecutionId"]
+            .as_str()
+            .is_some_and(|x| x.starts_with("wait-")),
+        "the first answer names the wait: {e}"
+    );
+    assert!(
+        e["jobs"][1]["continuationToken"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("wait:")),
+        "and carries it on in a token: {e}"
+    );
+    // One round at once: less than the 2 s has passed, so the wait goes on with a progress below 100.
+    world.advance(CONTINUATION);
+    world.job_in(&id, 2, "Succeeded").await;
+    let e = world.execution(&id);
+    if started.elapsed() < Duration::from_secs(2) {
+        assert_eq!(e["status"], "InProgress", "{e}");
+        assert!(e["percentComplete"].as_i64().unwrap_or(100) < 100, "{e}");
+    }
+    // The wait is real time: let it pass, then the next job is the last.
+    tokio::time::sleep(Duration::from_secs(2).saturating_sub(started.elapsed())).await;
+    let e = world.run_rounds(&id, 3).await;
+    assert_eq!(e["status"], "Succeeded", "{e}");
+    assert_eq!(e["percentComplete"], 100);
+    assert!(world.errors().is_empty(), "{:?}", world.errors());
+    assert_eq!(agent.stop().await.unanswered, 0);
+}

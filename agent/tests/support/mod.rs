@@ -103,7 +103,7 @@ impl World {
         }
     }
 
-    async fn admin(&self, path: &str, body: Value) -> Value {
+    pub async fn admin(&self, path: &str, body: Value) -> Value {
         let response = self
             .http
             .post(format!("{}{path}", self.cp_url))
@@ -288,11 +288,30 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// Starts a runtime for `action_type` signing with `key`; `tweak` adjusts the settings.
+    /// Starts a runtime running the Apica action for `action_type` signing with `key`; `tweak` adjusts the
+    /// settings.
     pub fn start(
         world: &World,
         action_type: &str,
         key: (&str, &str),
+        tweak: impl FnOnce(&mut RuntimeConfig),
+    ) -> Agent {
+        let mut apica = ApicaClientConfig::new(&world.apica_url);
+        apica.retry_budget = Duration::from_millis(600);
+        apica.initial_backoff = Duration::from_millis(20);
+        let action: Arc<dyn Action> = Arc::new(ApicaAction::new(
+            ApicaClient::new(apica).expect("client"),
+            Some(APICA_TOKEN.into()),
+        ));
+        Self::start_with(world, action_type, key, action, tweak)
+    }
+
+    /// Starts a runtime running `action` for `action_type` signing with `key`.
+    pub fn start_with(
+        world: &World,
+        action_type: &str,
+        key: (&str, &str),
+        action: Arc<dyn Action>,
         tweak: impl FnOnce(&mut RuntimeConfig),
     ) -> Agent {
         let id: ActionTypeId = action_type.parse().expect("action type");
@@ -310,13 +329,6 @@ impl Agent {
         )])));
         let api =
             JobApi::new(client, &id, Some(tokens), config.query_param.clone()).expect("job api");
-        let mut apica = ApicaClientConfig::new(&world.apica_url);
-        apica.retry_budget = Duration::from_millis(600);
-        apica.initial_backoff = Duration::from_millis(20);
-        let action: Arc<dyn Action> = Arc::new(ApicaAction::new(
-            ApicaClient::new(apica).expect("client"),
-            Some(APICA_TOKEN.into()),
-        ));
         let runtime = Runtime::new(config, api, action, metrics.clone()).expect("runtime");
         let shutdown = Shutdown::new();
         let handle = tokio::spawn(runtime.run(shutdown.clone()));
