@@ -2,7 +2,8 @@
 //! chromedriver (packages `chromium` and `chromium-driver`; nothing is downloaded). Both fakes run in this
 //! process on one manual clock; a small agent in this test answers the jobs through the real SDK.
 //!
-//! It opens the console, starts an execution through the admin API, waits for the Details link, clicks
+//! It creates a pipeline (a source stage and the load test), opens the console, presses the pipeline's Run
+//! button (StartPipelineExecution), waits for the Details link, clicks
 //! "+10 m", sees the progress bar move, saves a screenshot (`target/tmp/console.png`;
 //! `UPDATE_CONSOLE_SCREENSHOT=1` refreshes `docs/console.png`), follows the Details link to the
 //! backend's page, and reports the requests per second the page made.
@@ -508,37 +509,54 @@ async fn the_console_shows_progress_and_the_details_link_live_in_a_real_browser(
         replica_key(1, scenario.seed),
     ));
 
+    // A pipeline with a source stage and the load test, as CreatePipeline makes it; the page runs it.
+    world
+        .cp
+        .core()
+        .create_pipeline(&json!({"pipeline": {
+            "name": "console-demo",
+            "roleArn": "arn:aws:iam::123456789012:role/console-test",
+            "artifactStore": {"type": "S3", "location": "console-artifacts"},
+            "stages": [
+                {"name": "Source", "actions": [{
+                    "name": "Source", "runOrder": 1,
+                    "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
+                    "configuration": {"S3Bucket": "console-artifacts", "S3ObjectKey": "app.zip"},
+                }]},
+                {"name": "LoadTest", "actions": [{
+                    "name": "ApicaLoadtest", "runOrder": 1,
+                    "actionTypeId": {"category": "Test", "owner": "Custom", "provider": "ApicaLoadtest", "version": "1"},
+                    "configuration": {"PresetName": "half-hour", "RunnableFile": "console.jmx"},
+                }]},
+            ],
+        }}))
+        .expect("create the pipeline");
+
     browser.goto(&format!("{}/", world.cp_url)).await;
     browser
         .wait_for(
-            "the console's header",
-            "return document.title.includes('console') && !!document.getElementById('advance-10m')",
+            "the console's header and the pipeline's Run button",
+            "return document.title.includes('console') && !!document.getElementById('advance-10m') \
+             && !!document.querySelector('button[data-start=\"console-demo\"]')",
         )
         .await;
 
-    // Start an execution through the admin API; the open page shows it without a reload.
-    let http = reqwest::Client::builder().no_proxy().build().expect("http");
-    let started = http
-        .post(format!("{}/_sim/executions", world.cp_url))
-        .json(&json!({
-            "actionType": CUSTOM,
-            "id": "e-1",
-            "configuration": {"PresetName": "half-hour", "RunnableFile": "console.jmx"},
-        }))
-        .send()
-        .await
-        .expect("POST /_sim/executions");
-    assert_eq!(
-        started.status(),
-        201,
-        "{}",
-        started.text().await.unwrap_or_default()
-    );
-
+    // Run it from the page (StartPipelineExecution); the open page shows the run without a reload.
+    browser.click("button[data-start=\"console-demo\"]").await;
+    let label = browser
+        .wait_for(
+            "the run's load-test action",
+            "const e = document.querySelector('section[data-pipeline=\"console-demo\"] progress[data-execution]'); \
+             return e ? e.dataset.execution : null",
+        )
+        .await;
+    let label = label.as_str().expect("execution label").to_string();
     let link = browser
         .wait_for(
-            "the Details link of e-1",
-            "const a = document.querySelector('[data-execution=\"e-1\"] a.details'); return a ? a.href : null",
+            "the Details link of the run",
+            &format!(
+                "const a = document.querySelector('[data-execution=\"{label}\"] a.details'); return a ? a.href : null"
+            ),
         )
         .await;
     let link = link.as_str().expect("href").to_string();
@@ -547,8 +565,10 @@ async fn the_console_shows_progress_and_the_details_link_live_in_a_real_browser(
         "the Details link {link} should point at the backend {}",
         world.apica_url
     );
-    let progress_script = "const p = document.querySelector('progress[data-execution=\"e-1\"]'); return p ? p.value : null";
-    let before = browser.exec(progress_script).await;
+    let progress_script = format!(
+        "const p = document.querySelector('progress[data-execution=\"{label}\"]'); return p ? p.value : null"
+    );
+    let before = browser.exec(&progress_script).await;
     assert_eq!(before, json!(0), "a new test is 0% complete");
 
     // Ten simulated minutes of a thirty-minute test: the next continuation job reports a third.
@@ -556,7 +576,7 @@ async fn the_console_shows_progress_and_the_details_link_live_in_a_real_browser(
     let after = browser
         .wait_for(
             "the progress bar to move",
-            "const p = document.querySelector('progress[data-execution=\"e-1\"]'); return p && p.value > 0 ? p.value : null",
+            &format!("const p = document.querySelector('progress[data-execution=\"{label}\"]'); return p && p.value > 0 ? p.value : null"),
         )
         .await;
     assert_eq!(after, json!(33), "10 of 30 minutes is 33%");
@@ -602,7 +622,9 @@ async fn the_console_shows_progress_and_the_details_link_live_in_a_real_browser(
 
     // Follow the Details link to the backend's page for the test.
     let external = link.rsplit('/').next().unwrap_or_default().to_string();
-    browser.click("[data-execution=\"e-1\"] a.details").await;
+    browser
+        .click(&format!("[data-execution=\"{label}\"] a.details"))
+        .await;
     let text = browser
         .wait_for(
             "the backend's page for the test",
