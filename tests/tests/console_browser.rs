@@ -86,6 +86,9 @@ impl Drop for Browser {
         // The test process is a child subreaper (see `Browser::start`), so everything chromedriver started
         // is still below it, Chromium's helpers that left the process group included: kill the whole tree
         // and reap it, so no process outlives the test and nothing is left to the machine's init.
+        // Signals go through the syscall, never the `kill` program: Debian's procps-ng 4.0.2 reads
+        // `kill -KILL -12345` as kill(-1, SIGKILL) (its first digit taken for the group), which as root
+        // kills every process on the machine; that is what ended a CI run here.
         let _ = nix::sys::signal::killpg(
             nix::unistd::Pid::from_raw(self.driver.id() as i32),
             nix::sys::signal::Signal::SIGKILL,
