@@ -493,14 +493,11 @@ struct ViewQuery {
     /// How long to wait for a change (real ms).
     #[serde(default)]
     wait: u64,
-    /// The running clock's speed the caller shows; a new speed is a change.
-    speed: Option<f64>,
-    /// Whether the caller shows the clock paused (`1`) or running (`0`); a pause or resume is a change.
-    paused: Option<u8>,
 }
 
 /// The page's live part: waits (up to `wait`) until an event after `since` is logged or a manual
-/// clock no longer shows `now`, then renders.
+/// clock no longer shows `now`, then renders. A pause, resume or new speed of a running clock is an
+/// event (`sim.clock_paced`), so it answers at once too.
 async fn view(State(core): State<Arc<Core>>, Query(q): Query<ViewQuery>) -> Response {
     let limit = if core.sim.clock.mode() == ClockMode::Manual {
         WAIT_MANUAL_MS
@@ -511,11 +508,7 @@ async fn view(State(core): State<Arc<Core>>, Query(q): Query<ViewQuery>) -> Resp
     let manual = core.sim.clock.mode() == ClockMode::Manual;
     loop {
         let changed = q.since.is_none_or(|s| core.sim.events.last_seq() > s)
-            || (manual && q.now.is_none_or(|n| core.sim.clock.now().as_millis() != n))
-            || q.speed
-                .is_some_and(|s| (s - core.sim.clock.speed().unwrap_or(0.0)).abs() > 1e-9)
-            || q.paused
-                .is_some_and(|p| (p != 0) != core.sim.clock.is_paused());
+            || (manual && q.now.is_none_or(|n| core.sim.clock.now().as_millis() != n));
         let now = tokio::time::Instant::now();
         if changed || now >= deadline {
             break;
@@ -1072,7 +1065,7 @@ const SCRIPT: &str = r#"
   (async function live() {
     for (;;) {
       const r = root();
-      const q = "since=" + r.dataset.seq + "&now=" + r.dataset.now + "&wait=" + r.dataset.wait + "&speed=" + r.dataset.speed + "&paused=" + r.dataset.paused;
+      const q = "since=" + r.dataset.seq + "&now=" + r.dataset.now + "&wait=" + r.dataset.wait;
       try {
         const resp = await fetch("/_sim/console/view?" + q, { cache: "no-store" });
         if (resp.ok) { const html = await resp.text(); r.outerHTML = html; ticked = performance.now(); }

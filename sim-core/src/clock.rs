@@ -94,14 +94,18 @@ struct Inner {
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ClockError {
     /// Only a manual clock can be moved by hand.
-    #[error("the clock is in `{0}` mode; only a `manual` clock can be advanced")]
+    #[error(
+        "the clock runs in `{0}` mode; only a `manual` clock (`--clock manual`) is moved by hand{hint}",
+        hint = if matches!(.0, ClockMode::Scaled(_)) { "; a scaled one can be paused or given another speed instead" } else { "" }
+    )]
     NotManual(ClockMode),
     /// Time never moves backwards.
     #[error("cannot move the clock back from {now} to {target}")]
     Backwards { now: SimTime, target: SimTime },
     /// Only a scaled clock can be paused or given another speed.
     #[error(
-        "the clock is in `{0}` mode; only a `scaled:N` clock can be paused or given another speed"
+        "the clock runs in `{0}` mode; only a `scaled:N` clock (`--clock scaled:N`) can be paused or given another speed{hint}",
+        hint = if *.0 == ClockMode::Manual { " (a manual clock stands still until it is moved by hand)" } else { "" }
     )]
     NotScaled(ClockMode),
     /// A speed-up factor must be a number from [`MIN_SPEED`] to [`MAX_SPEED`].

@@ -18,7 +18,7 @@ use axum::routing::get;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::{ClockMode, NewEvent, Sim, SimTime, format_offset, parse_duration};
+use crate::{ClockError, NewEvent, Sim, SimTime, format_offset, parse_duration};
 
 /// The routes, with the world as state; merge them into a fake's router.
 pub fn routes(sim: Sim) -> Router {
@@ -124,34 +124,17 @@ async fn post_clock(State(sim): State<Sim>, body: axum::body::Bytes) -> Response
         );
     }
     if paces > 0 {
-        // Pause, resume and speed: a running (scaled) clock only.
-        if !matches!(clock.mode(), ClockMode::Scaled(_)) {
-            return admin_error(
-                StatusCode::CONFLICT,
-                "NotScaled",
-                format!(
-                    "the clock runs in `{}` mode; only a `--clock scaled:N` clock can be paused or given another speed{}",
-                    clock.mode(),
-                    if clock.mode() == ClockMode::Manual {
-                        " (a manual clock stands still until moved with `by`, `to` or `next`)"
-                    } else {
-                        ""
-                    }
-                ),
-            );
-        }
-        if let Some(speed) = req.speed
-            && let Err(e) = clock.set_speed(speed)
-        {
-            return admin_error(StatusCode::UNPROCESSABLE_ENTITY, "BadSpeed", e.to_string());
-        }
-        let paused = match req.pause {
-            Some(true) => clock.pause(),
-            Some(false) => clock.resume(),
-            None => Ok(()),
-        };
-        if let Err(e) = paused {
-            return admin_error(StatusCode::CONFLICT, "ClockError", e.to_string());
+        // Pause, resume and speed: the clock refuses them unless it is a scaled one.
+        let paced = req
+            .speed
+            .map_or(Ok(()), |speed| clock.set_speed(speed))
+            .and_then(|()| match req.pause {
+                Some(true) => clock.pause(),
+                Some(false) => clock.resume(),
+                None => Ok(()),
+            });
+        if let Err(e) = paced {
+            return clock_error(e);
         }
         // On the timeline, and a change every open console sees at once.
         let speed = clock.speed().unwrap_or(0.0);
@@ -164,21 +147,7 @@ async fn post_clock(State(sim): State<Sim>, body: axum::body::Bytes) -> Response
         );
         return Json(clock_document(&sim)).into_response();
     }
-    if clock.mode() != ClockMode::Manual {
-        return admin_error(
-            StatusCode::CONFLICT,
-            "NotManual",
-            format!(
-                "the clock runs in `{}` mode; start with `--clock manual` to move it by hand{}",
-                clock.mode(),
-                if matches!(clock.mode(), ClockMode::Scaled(_)) {
-                    ", or send {\"pause\": true} to stop it"
-                } else {
-                    ""
-                }
-            ),
-        );
-    }
+    // By hand: the clock refuses unless it is a manual one.
     let result = match (req.by, req.to) {
         (Some(by), _) => match parse_duration(&by) {
             Ok(d) => clock.advance_by(d).map(|_| ()),
@@ -204,8 +173,19 @@ async fn post_clock(State(sim): State<Sim>, body: axum::body::Bytes) -> Response
     };
     match result {
         Ok(()) => Json(clock_document(&sim)).into_response(),
-        Err(e) => admin_error(StatusCode::CONFLICT, "ClockError", e.to_string()),
+        Err(e) => clock_error(e),
     }
+}
+
+/// A refused clock change as the admin API answers it.
+fn clock_error(e: ClockError) -> Response {
+    let (status, code) = match e {
+        ClockError::NotManual(_) => (StatusCode::CONFLICT, "NotManual"),
+        ClockError::NotScaled(_) => (StatusCode::CONFLICT, "NotScaled"),
+        ClockError::BadSpeed(_) => (StatusCode::UNPROCESSABLE_ENTITY, "BadSpeed"),
+        ClockError::Backwards { .. } => (StatusCode::CONFLICT, "ClockError"),
+    };
+    admin_error(status, code, e.to_string())
 }
 
 /// A target time: RFC 3339 (`2025-01-01T02:00:00Z`) or an offset from the origin (`+01:00:00`, `90m`).
@@ -260,6 +240,7 @@ async fn get_events(State(sim): State<Sim>, Query(q): Query<EventsQuery>) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ClockMode;
     use crate::DEFAULT_ORIGIN;
 
     #[test]
