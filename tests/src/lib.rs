@@ -301,17 +301,13 @@ pub fn cpu_seconds_of_threads(name: &str) -> f64 {
         .flatten()
         .flatten()
     {
-        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+        let Some((comm, fields)) = proc_stat(&task.path()) else {
             continue;
         };
-        // "tid (comm) state ...": utime and stime are the 14th and 15th fields.
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        if &stat[open + 1..close] != name {
+        if comm != name {
             continue;
         }
-        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        // utime and stime: the 14th and 15th fields of the line.
         for i in [11, 12] {
             ticks += fields
                 .get(i)
@@ -320,6 +316,20 @@ pub fn cpu_seconds_of_threads(name: &str) -> f64 {
         }
     }
     ticks as f64 / 100.0
+}
+
+/// The `stat` file of a /proc process or task folder (`/proc/PID`, `/proc/self/task/TID`): its command
+/// name and the fields after it, the state first (field 3 of the line), then the parent's pid, ...
+/// The name may hold spaces and parentheses, so it is cut at the last `)`.
+pub fn proc_stat(dir: &std::path::Path) -> Option<(String, Vec<String>)> {
+    let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+    let (open, close) = (stat.find('(')?, stat.rfind(')')?);
+    let fields = stat
+        .get(close + 1..)?
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    Some((stat.get(open + 1..close)?.to_string(), fields))
 }
 
 /// The name of the threads [`server_runtime`] runs the fake on.

@@ -72,7 +72,7 @@ fn find_program(names: &[&str]) -> Option<PathBuf> {
 
 // ----- a minimal W3C WebDriver client -----
 
-/// A chromedriver process (in its own process group, so Chromium goes with it) and one session.
+/// A chromedriver process (everything it starts is ended and reaped on drop) and one session.
 struct Browser {
     http: reqwest::Client,
     base: String,
@@ -84,17 +84,8 @@ struct Browser {
 impl Drop for Browser {
     fn drop(&mut self) {
         // The test process is a child subreaper (see `Browser::start`), so everything chromedriver started
-        // is still below it, Chromium's helpers that left the process group included: kill the whole tree
-        // and reap it, so no process outlives the test and nothing is left to the machine's init.
-        // Signals go through the syscall, never the `kill` program: Debian's procps-ng 4.0.2 reads
-        // `kill -KILL -12345` as kill(-1, SIGKILL) (its first digit taken for the group), which as root
-        // kills every process on the machine; that is what ended a CI run here.
-        let _ = nix::sys::signal::killpg(
-            nix::unistd::Pid::from_raw(self.driver.id() as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        // is still below it, Chromium's helpers that left for a session of their own included: kill the
+        // whole tree and reap it, so no process outlives the test and nothing is left to the machine's init.
         reap_descendants(Duration::from_secs(10));
         let _ = std::fs::remove_dir_all(&self.home);
     }
@@ -112,14 +103,9 @@ fn descendants() -> Vec<i32> {
             else {
                 continue;
             };
-            // /proc/PID/stat: "pid (comm) state ppid ..."; comm may hold spaces and parentheses.
-            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-                continue;
-            };
-            let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-                continue;
-            };
-            if let Some(ppid) = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok()) {
+            let ppid = tests::proc_stat(&entry.path())
+                .and_then(|(_, fields)| fields.get(1).and_then(|p| p.parse().ok()));
+            if let Some(ppid) = ppid {
                 parent_of.push((pid, ppid));
             }
         }
@@ -135,7 +121,10 @@ fn descendants() -> Vec<i32> {
     found
 }
 
-/// Kills every descendant and reaps them until none is left or `limit` passes.
+/// Kills every descendant and reaps them until none is left or `limit` passes. Signals go through the
+/// syscall, never the `kill` program: Debian's procps-ng 4.0.2 reads `kill -KILL -12345` as
+/// kill(-1, SIGKILL) (the group's first digit taken for the target), which as root kills every process on
+/// the machine; that is what ended a CI run here.
 fn reap_descendants(limit: Duration) {
     use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
     let started = Instant::now();
@@ -183,25 +172,21 @@ impl Browser {
         let _ = std::fs::remove_dir_all(&home);
         let profile = home.join("profile");
         std::fs::create_dir_all(&profile).expect("create the browser's HOME and profile");
-        let driver = {
-            use std::os::unix::process::CommandExt;
-            Command::new(&chromedriver)
-                .arg(format!("--port={port}"))
-                .arg(format!(
-                    "--log-path={}",
-                    out.join("chromedriver.log").display()
-                ))
-                // Chromium writes its caches and key stores under HOME: keep them in target/.
-                .env("HOME", &home)
-                .env("XDG_CONFIG_HOME", home.join(".config"))
-                .env("XDG_CACHE_HOME", home.join(".cache"))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .process_group(0)
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {}: {e}", chromedriver.display()))
-        };
+        let driver = Command::new(&chromedriver)
+            .arg(format!("--port={port}"))
+            .arg(format!(
+                "--log-path={}",
+                out.join("chromedriver.log").display()
+            ))
+            // Chromium writes its caches and key stores under HOME: keep them in target/.
+            .env("HOME", &home)
+            .env("XDG_CONFIG_HOME", home.join(".config"))
+            .env("XDG_CACHE_HOME", home.join(".cache"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", chromedriver.display()));
         let http = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(60))
@@ -371,39 +356,15 @@ impl Browser {
 
     async fn screenshot(&self) -> Vec<u8> {
         let v = self.call("GET", "/screenshot", None).await;
-        decode_base64(v.as_str().expect("screenshot is base64 text"))
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().expect("screenshot is base64 text"))
+            .expect("the screenshot is valid base64")
     }
 
     async fn quit(&self) {
         let _ = self.try_call("DELETE", "", None).await;
     }
-}
-
-fn decode_base64(text: &str) -> Vec<u8> {
-    let val = |c: u8| -> u32 {
-        match c {
-            b'A'..=b'Z' => (c - b'A') as u32,
-            b'a'..=b'z' => (c - b'a' + 26) as u32,
-            b'0'..=b'9' => (c - b'0' + 52) as u32,
-            b'+' => 62,
-            b'/' => 63,
-            _ => panic!("not base64: {:?}", c as char),
-        }
-    };
-    let clean: Vec<u8> = text
-        .bytes()
-        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
-        .collect();
-    let mut out = Vec::with_capacity(clean.len() * 3 / 4);
-    for chunk in clean.chunks(4) {
-        let mut n = 0u32;
-        for (i, c) in chunk.iter().enumerate() {
-            n |= val(*c) << (18 - 6 * i);
-        }
-        let bytes = n.to_be_bytes();
-        out.extend_from_slice(&bytes[1..chunk.len()]);
-    }
-    out
 }
 
 // ----- a small agent: the continuation-token protocol through the real SDK -----
