@@ -103,6 +103,13 @@ fn agent_violation(rule: &str, execution: &str, at: String, detail: String) -> V
 pub fn judge(scenario: &Scenario, run: &RunOutcome) -> Verdict {
     let mut violations = Vec::new();
     let mut warnings = Vec::new();
+    // A healthy run is one whose scenario expects no violation at all; one that crashes its agent or
+    // misconfigures it expects CP-TIMEOUT.
+    let healthy = scenario
+        .expect
+        .violations
+        .as_ref()
+        .is_some_and(|v| v.is_empty());
     for e in &run.events {
         if e.rule.is_none() || e.severity == Severity::Info {
             continue;
@@ -120,15 +127,8 @@ pub fn judge(scenario: &Scenario, run: &RunOutcome) -> Verdict {
         } else {
             warnings.push(violation(e));
         }
-        // AG-NO-TIMEOUT: in a healthy run (the scenario expects no violation at all) no job times out,
-        // whatever the test's length; a run that crashes its agent or misconfigures it expects CP-TIMEOUT.
-        if e.kind == "job_timed_out"
-            && scenario
-                .expect
-                .violations
-                .as_ref()
-                .is_some_and(|v| v.is_empty())
-        {
+        // AG-NO-TIMEOUT: in a healthy run no job times out, whatever the test's length.
+        if healthy && e.kind == "job_timed_out" {
             violations.push(Violation {
                 rule: "AG-NO-TIMEOUT".into(),
                 severity: Severity::Error,
