@@ -381,14 +381,23 @@ async fn a_timed_wait_runs_over_continuation_jobs_and_succeeds_after_its_duratio
         |_| {},
     );
     let started = std::time::Instant::now();
-    let v = world
-        .admin(
-            "/_sim/executions",
-            json!({"actionType": TIMED_WAIT, "configuration": {"Duration": "2s"}}),
-        )
-        .await;
-    let id = v["executionId"].as_str().expect("executionId").to_string();
+    let start = |duration: &'static str| {
+        let world = &world;
+        async move {
+            let v = world
+                .admin(
+                    "/_sim/executions",
+                    json!({"actionType": TIMED_WAIT, "configuration": {"Duration": duration}}),
+                )
+                .await;
+            v["executionId"].as_str().expect("executionId").to_string()
+        }
+    };
+    // A 2 s wait, run to its end, and an hour's, which is certainly still waiting after one round.
+    let id = start("2s").await;
+    let long = start("1h").await;
     world.job_in(&id, 1, "Succeeded").await;
+    world.job_in(&long, 1, "Succeeded").await;
     let e = world.execution(&id);
     assert!(
         e["externalExecutionId"]
@@ -402,14 +411,18 @@ async fn a_timed_wait_runs_over_continuation_jobs_and_succeeds_after_its_duratio
             .is_some_and(|t| t.starts_with("wait:")),
         "and carries it on in a token: {e}"
     );
-    // One round at once: less than the 2 s has passed, so the wait goes on with a progress below 100.
+    // One round: the hour's wait goes on, with a token and a progress below 100.
     world.advance(CONTINUATION);
-    world.job_in(&id, 2, "Succeeded").await;
-    let e = world.execution(&id);
-    if started.elapsed() < Duration::from_secs(2) {
-        assert_eq!(e["status"], "InProgress", "{e}");
-        assert!(e["percentComplete"].as_i64().unwrap_or(100) < 100, "{e}");
-    }
+    world.job_in(&long, 2, "Succeeded").await;
+    let e = world.execution(&long);
+    assert_eq!(e["status"], "InProgress", "{e}");
+    assert!(e["percentComplete"].as_i64().unwrap_or(100) < 100, "{e}");
+    assert!(
+        e["jobs"][2]["continuationToken"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("wait:")),
+        "a wait still running carries its token on: {e}"
+    );
     // The wait is real time: let it pass, then the next job is the last.
     tokio::time::sleep(Duration::from_secs(2).saturating_sub(started.elapsed())).await;
     let e = world.run_rounds(&id, 3).await;
