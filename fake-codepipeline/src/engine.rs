@@ -464,7 +464,8 @@ impl Core {
                 }
             }
             let ack_window = at.timing.ack_window;
-            // Only the first `max` matching jobs are looked at: a poll costs O(max), not O(queue).
+            // The queue is walked only until `max` matching jobs are found (O(max) without a query
+            // parameter); nothing is collected for the rest.
             let matches = |job_id: &String| {
                 let exec = world.jobs.get(job_id).and_then(|j| world.executions.get(&j.execution));
                 match query {
