@@ -23,6 +23,10 @@ use aws_sigv4::http_request::{
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use http::{HeaderMap, HeaderName, Method, Uri};
+use subtle::ConstantTimeEq;
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
+use time::{OffsetDateTime, PrimitiveDateTime};
 
 /// The only signing algorithm accepted.
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
@@ -604,13 +608,10 @@ fn signed_headers_of(authorization: &str) -> Option<&str> {
         .find_map(|part| part.strip_prefix("SignedHeaders="))
 }
 
-/// Compares two byte strings without an early exit on the first difference.
+/// Compares two byte strings in constant time (a length difference, which is no secret, answers
+/// at once).
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
+    a.ct_eq(b).into()
 }
 
 /// A client-supplied value, shortened for quoting in an error message.
@@ -625,79 +626,29 @@ fn excerpt(value: &str) -> String {
     format!("{}...", &value[..end])
 }
 
+/// The `X-Amz-Date` form, `YYYYMMDD'T'HHMMSS'Z'` (UTC).
+const AMZ_DATE: &[BorrowedFormatItem<'static>] =
+    format_description!("[year][month][day]T[hour][minute][second]Z");
+
 /// Seconds since the Unix epoch of an `X-Amz-Date` (`YYYYMMDD'T'HHMMSS'Z'`, UTC, 1970..=9999),
 /// or `None` if it is not exactly that form or not a real time.
 fn parse_amz_date(value: &str) -> Option<u64> {
-    let b = value.as_bytes();
-    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+    // `[year]` also takes a sign before its four digits; an X-Amz-Date has none, so it is 16 long.
+    if value.len() != 16 {
         return None;
     }
-    let digits = |range: std::ops::Range<usize>| -> Option<i64> {
-        b[range].iter().try_fold(0i64, |acc, &c| {
-            c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
-        })
-    };
-    let (year, month, day) = (digits(0..4)?, digits(4..6)?, digits(6..8)?);
-    let (hour, minute, second) = (digits(9..11)?, digits(11..13)?, digits(13..15)?);
-    if year < 1970
-        || !(1..=12).contains(&month)
-        || day < 1
-        || day > days_in_month(year, month)
-        || hour > 23
-        || minute > 59
-        || second > 59
-    {
-        return None;
-    }
-    let secs = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second;
-    u64::try_from(secs).ok()
+    let time = PrimitiveDateTime::parse(value, AMZ_DATE).ok()?;
+    u64::try_from(time.assume_utc().unix_timestamp()).ok()
 }
 
-/// Formats seconds since the Unix epoch as `YYYYMMDD'T'HHMMSS'Z'` (any value, never panics).
+/// Formats seconds since the Unix epoch as `YYYYMMDD'T'HHMMSS'Z'`; a time outside the years
+/// -9999..=9999 (only an absurd clock or skew gives one) as `unix time <seconds>`. Never panics.
 fn format_amz_date(secs: i128) -> String {
-    let secs = i64::try_from(secs).unwrap_or(if secs < 0 { i64::MIN } else { i64::MAX });
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+    i64::try_from(secs)
+        .ok()
+        .and_then(|secs| OffsetDateTime::from_unix_timestamp(secs).ok())
+        .and_then(|time| time.format(AMZ_DATE).ok())
+        .unwrap_or_else(|| format!("unix time {secs}"))
 }
 
 #[cfg(test)]
@@ -2113,6 +2064,42 @@ mod tests {
         // Out-of-range values format without panicking.
         let _ = format_amz_date(i128::MAX);
         let _ = format_amz_date(i128::MIN);
+    }
+
+    #[test]
+    fn amz_dates_are_exactly_the_basic_form_and_odd_times_still_format() {
+        for bad in [
+            "+20250101T000000Z",
+            "-20250101T000000Z",
+            "+2025101T000000Z",
+            "20250101t000000Z",
+            "20250101T000000z",
+            " 20250101T000000Z",
+            "20250101T000000Z ",
+            "2025011T0000000Z",
+            "20250101T240000Z",
+            "20250101T235960Z",
+            "00000101T000000Z",
+            "20250\u{e9}1T000000Z",
+        ] {
+            assert_eq!(parse_amz_date(bad), None, "{bad}");
+        }
+        assert_eq!(format_amz_date(-62_135_596_800), "00010101T000000Z");
+        // Past the years `time` represents: the raw seconds, not a wrong date.
+        assert_eq!(format_amz_date(253_402_300_800), "unix time 253402300800");
+        assert_eq!(
+            format_amz_date(i128::MIN),
+            format!("unix time {}", i128::MIN)
+        );
+        let req = Client::boto3().sign();
+        let err = req
+            .verify_at(UNIX_EPOCH + Duration::from_secs(1 << 40))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Signature expired: 20250101T000000Z is now earlier than unix time 1099511627476 \
+             (unix time 1099511627776 - 5 min.)"
+        );
     }
 
     #[test]
