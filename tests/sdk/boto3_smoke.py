@@ -2,7 +2,7 @@
 
 Drives the job-worker API exactly as a boto3 worker would and prints one JSON object on stdout with what
 the SDK parsed. It asserts nothing itself: the Rust test holds boto3 and the JavaScript SDK to the same
-expectations (tests/sdk/harness.rs). A call that fails unexpectedly raises, which exits non-zero with the
+expectations (tests/src/smoke.rs). A call that fails unexpectedly raises, which exits non-zero with the
 traceback on stderr.
 
 Phase `first`: the first third-party job (answered with a continuation token and the Details link), the

@@ -3,7 +3,7 @@
 //
 // Drives the job-worker API exactly as a Node worker would and prints one JSON object on stdout with what
 // the SDK parsed, in the same shape as tests/sdk/boto3_smoke.py. It asserts nothing itself: the Rust test
-// holds both SDKs to the same expectations (tests/sdk/harness.rs). A call that fails unexpectedly throws,
+// holds both SDKs to the same expectations (tests/src/smoke.rs). A call that fails unexpectedly throws,
 // which exits non-zero with the stack on stderr.
 //
 // Phase `first`: the first third-party job (answered with a continuation token and the Details link), the

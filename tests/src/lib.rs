@@ -1,5 +1,18 @@
-//! Shared helpers for the workspace integration tests: a fake CodePipeline on a loopback port with a
-//! manual clock, and real `aws-sdk-codepipeline` clients signed with per-replica keys.
+//! The support library of the workspace integration tests (`tests/tests/`, `tests/examples/`).
+//!
+//! This file: a fake CodePipeline on a loopback port with a manual clock, real `aws-sdk-codepipeline`
+//! clients signed with per-replica keys, hand-made SigV4 headers, and the benchmarks' CPU and latency
+//! readings. The modules:
+//!
+//! - [`sdk`]: installing and running the pinned SDKs and tools the wire tests drive (pip / npm installs
+//!   into the cargo target dir, running a tool and failing with its output, the workspace's paths);
+//! - [`smoke`]: the SDK wire smoke scenario, run through boto3 and the JavaScript SDK, and the
+//!   expectations both are held to.
+//!
+//! The scripts and the pinned dependency lists those modules use stay in `tests/sdk/`.
+
+pub mod sdk;
+pub mod smoke;
 
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};

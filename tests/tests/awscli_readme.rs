@@ -7,15 +7,13 @@
 //!
 //! Needs `python3` (>= 3.9) with pip and PyPI, `bash` and `curl`; fails, never skips, without them.
 
-#[path = "../sdk/harness.rs"]
-mod harness;
-
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
+use tests::sdk::{install_pip, require_tool, run_checked, target_dir, workspace_root};
 
 const MISSING: &str = "the AWS CLI README test needs Python 3 (>= 3.9) with pip: install them (Debian/Ubuntu: apt-get install python3 python3-pip)";
 
@@ -105,19 +103,19 @@ fn aws_on_path(site: &str, dir: &Path) -> std::path::PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readme_aws_cli_walkthrough_works_against_the_binary() {
-    harness::require_tool(
+    require_tool(
         "curl",
         &["--version"],
         "the README walkthrough uses curl: apt-get install curl",
     )
     .await;
-    harness::require_tool(
+    require_tool(
         "bash",
         &["--version"],
         "the README walkthrough is a bash block",
     )
     .await;
-    let site = harness::install_pip(
+    let site = install_pip(
         "python3",
         "requirements-cli.txt",
         "sdk-cli",
@@ -125,16 +123,13 @@ async fn the_readme_aws_cli_walkthrough_works_against_the_binary() {
         MISSING,
     )
     .await;
-    let work = harness::target_dir().join("tmp").join("awscli-readme");
+    let work = target_dir().join("tmp").join("awscli-readme");
     let _ = std::fs::remove_dir_all(&work);
     let bin = aws_on_path(&site, &work);
 
-    let readme = std::fs::read_to_string(
-        harness::workspace_root()
-            .join("fake-codepipeline")
-            .join("README.md"),
-    )
-    .expect("fake-codepipeline/README.md");
+    let readme =
+        std::fs::read_to_string(workspace_root().join("fake-codepipeline").join("README.md"))
+            .expect("fake-codepipeline/README.md");
     let start = readme_block(&readme, "# fake-codepipeline");
     assert!(
         start.contains("--clock manual --access-key AKIDEXAMPLE:secretexample"),
@@ -166,7 +161,7 @@ async fn the_readme_aws_cli_walkthrough_works_against_the_binary() {
     ] {
         bash.env_remove(var);
     }
-    let out = harness::run_checked(
+    let out = run_checked(
         bash.args(["-euo", "pipefail", "-c", &block])
             .env("PATH", path)
             .env("HOME", &work)

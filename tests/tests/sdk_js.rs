@@ -1,16 +1,16 @@
 //! Wire compatibility through the AWS SDK for JavaScript v3 (`@aws-sdk/client-codepipeline`): the
 //! job-worker flows, error codes (`err.name`), SigV4 as the JS signer signs it, and GetPipelineState's
 //! Details link, driven by `tests/sdk/js_smoke.mjs` against an in-process fake (scenario and expectations:
-//! `tests/sdk/harness.rs`).
+//! `tests/src/smoke.rs`).
 //!
 //! The test installs the SDK pinned in `tests/sdk/package.json` + `package-lock.json` into
 //! `<target>/sdk-js/` itself with `npm ci` (once; later runs reuse it). It needs Node.js (>= 20) with npm and
 //! access to the npm registry, and fails, never skips, without them.
 
-#[path = "../sdk/harness.rs"]
-mod harness;
-
-use harness::{Script, fingerprint, install_once, require_tool, run_checked, sdk_dir, target_dir};
+use tests::sdk::{
+    INSTALL_TIMEOUT, fingerprint, install_once, require_tool, run_checked, sdk_dir, target_dir,
+};
+use tests::smoke::{Script, smoke};
 
 const MISSING: &str = "the JavaScript SDK wire test needs Node.js >= 20 with npm: install them (Debian/Ubuntu: apt-get install nodejs npm, or the NodeSource packages for Node 20+)";
 
@@ -53,7 +53,7 @@ async fn install_js_sdk(node: &str) -> String {
             run_checked(
                 &mut npm,
                 "npm ci (the npm registry must be reachable)",
-                harness::INSTALL_TIMEOUT,
+                INSTALL_TIMEOUT,
             )
             .await;
         },
@@ -67,7 +67,7 @@ async fn js_sdk_v3_runs_both_job_flows_and_parses_every_error_code() {
     let node = "node";
     let modules = install_js_sdk(node).await;
     let script = sdk_dir().join("js_smoke.mjs");
-    harness::smoke(Script {
+    smoke(Script {
         program: node.to_string(),
         args: vec![script.to_string_lossy().into_owned()],
         env: vec![("SDK_JS_NODE_MODULES".to_string(), modules)],
