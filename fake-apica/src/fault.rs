@@ -3,10 +3,12 @@
 //! Every fault has an optional window in simulated time (`from`, `until`); outside it the fault does
 //! nothing. Faults answer only the `/v1` API (the agent's side): the details page and `/_sim/` stay up.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 use sim_core::http::parse_target;
 use sim_core::{SimClock, SimTime, format_duration, format_offset, parse_duration};
@@ -221,13 +223,15 @@ impl Fault {
 /// Added latency above this would look like a hang to the harness's watchdog.
 pub const MAX_LATENCY: Duration = Duration::from_secs(60);
 
-/// The admin API's JSON form of a fault. Windows are written as people write them:
+/// The admin API's JSON form of a fault (a scenario's `[[backend.faults]]` and `fault = {...}` write
+/// the same keys in TOML). Windows are written as people write them:
 /// `{"kind": "outage", "from": "+00:10:00", "for": "10m"}`, `"from": "now"`, `"until": "+01:00:00"`.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+///
+/// serde reads it: an unknown `kind` is refused naming it and the valid ones, a missing or mistyped
+/// field naming the field. A key that is neither a window key nor one of the kind's own fields is
+/// refused by [`FaultSpec::resolve`], naming it.
+#[derive(Clone, Debug, Deserialize)]
 pub struct FaultSpec {
-    /// `outage`, `error_rate`, `latency`, `rate_limit`, `lost_test` or `slow_start`.
-    pub kind: String,
     /// `now` (the default) or a time: an offset from the origin (`+00:10:00`, `10m`) or RFC 3339.
     pub from: Option<String>,
     /// How long the window stays open (`10m`); exclusive with `until`.
@@ -235,22 +239,77 @@ pub struct FaultSpec {
     pub for_: Option<String>,
     /// When the window closes, written like `from`; exclusive with `for`.
     pub until: Option<String>,
-    /// `error_rate`: probability 0..=1.
-    pub rate: Option<f64>,
-    /// `error_rate`: the status to answer (default 500).
-    pub status: Option<u16>,
-    /// `latency`: real time added to each request (`200ms`).
-    pub latency: Option<String>,
-    /// `rate_limit`: requests allowed per window.
-    pub limit: Option<u32>,
-    /// `rate_limit`: the window, real time (default `1s`).
-    pub per: Option<String>,
-    /// `lost_test`: the one test to lose.
-    pub job_id: Option<u64>,
-    /// `lost_test`: lose every test of this runnable file.
-    pub runnable_file: Option<String>,
-    /// `slow_start`: how late tests start (simulated time).
-    pub delay: Option<String>,
+    /// `kind` and that kind's own fields.
+    #[serde(flatten)]
+    pub kind: FaultKindSpec,
+}
+
+/// Keys a fault's kind does not take. Collected, not refused with `deny_unknown_fields`, so that
+/// the refusal names the kind they do not apply to (``field `delay` does not apply to a `lost_test`
+/// fault``, as the admin API answers); `FaultSpec` itself cannot deny unknown fields anyway, since it
+/// flattens the kind in.
+pub type OtherFields = BTreeMap<String, IgnoredAny>;
+
+/// A fault's `kind` and its fields as written (durations still text), one variant per kind.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(
+    tag = "kind",
+    rename_all = "snake_case",
+    rename_all_fields = "camelCase"
+)]
+pub enum FaultKindSpec {
+    /// `outage`: no fields.
+    Outage {
+        /// Keys it does not take.
+        #[serde(flatten)]
+        other: OtherFields,
+    },
+    /// `error_rate`.
+    ErrorRate {
+        /// Probability 0..=1.
+        rate: f64,
+        /// The status to answer (default 500).
+        status: Option<u16>,
+        /// Keys it does not take.
+        #[serde(flatten)]
+        other: OtherFields,
+    },
+    /// `latency`.
+    Latency {
+        /// Real time added to each request (`200ms`).
+        latency: String,
+        /// Keys it does not take.
+        #[serde(flatten)]
+        other: OtherFields,
+    },
+    /// `rate_limit`.
+    RateLimit {
+        /// Requests allowed per window.
+        limit: u32,
+        /// The window, real time (default `1s`).
+        per: Option<String>,
+        /// Keys it does not take.
+        #[serde(flatten)]
+        other: OtherFields,
+    },
+    /// `lost_test`: one test (`jobId`), a runnable file's tests (`runnableFile`), or neither: all.
+    LostTest {
+        /// The one test to lose.
+        job_id: Option<u64>,
+        /// Lose every test of this runnable file.
+        runnable_file: Option<String>,
+        /// Keys it does not take.
+        #[serde(flatten)]
+        other: OtherFields,
+    },
+    /// `slow_start`.
+    SlowStart {
+        /// How late tests start (simulated time).
+        delay: String,
+        /// Keys it does not take.
+        #[serde(flatten)]
+        other: OtherFields,
+    },
 }
 
 /// What is wrong with a fault definition.
@@ -267,7 +326,7 @@ impl FaultSpecError {
 impl FaultSpec {
     /// Resolves the written form against `clock` (`now` and offsets become instants) and checks it.
     pub fn resolve(&self, clock: &SimClock) -> Result<Fault, FaultSpecError> {
-        let kind = self.kind()?;
+        let kind = self.kind.resolve()?;
         let from = match self.from.as_deref().map(str::trim) {
             None | Some("now") => clock.now(),
             Some(text) => parse_target(text, clock.origin())
@@ -292,72 +351,65 @@ impl FaultSpec {
         fault.validate()?;
         Ok(fault)
     }
+}
 
-    fn kind(&self) -> Result<FaultKind, FaultSpecError> {
-        let kind = self.kind.trim();
-        // Fields that belong to another kind are refused, so a typo never silently does nothing.
-        let allowed: &[&str] = match kind {
-            "outage" => &[],
-            "error_rate" => &["rate", "status"],
-            "latency" => &["latency"],
-            "rate_limit" => &["limit", "per"],
-            "lost_test" => &["jobId", "runnableFile"],
-            "slow_start" => &["delay"],
-            other => {
-                return Err(FaultSpecError::new(format!(
-                    "unknown fault kind `{other}`: use outage, error_rate, latency, rate_limit, lost_test or slow_start"
-                )));
-            }
-        };
-        let present = [
-            ("rate", self.rate.is_some()),
-            ("status", self.status.is_some()),
-            ("latency", self.latency.is_some()),
-            ("limit", self.limit.is_some()),
-            ("per", self.per.is_some()),
-            ("jobId", self.job_id.is_some()),
-            ("runnableFile", self.runnable_file.is_some()),
-            ("delay", self.delay.is_some()),
-        ];
-        if let Some((field, _)) = present.iter().find(|(f, set)| *set && !allowed.contains(f)) {
-            return Err(FaultSpecError::new(format!(
-                "field `{field}` does not apply to a `{kind}` fault"
-            )));
-        }
-        let required =
-            |field: &str| FaultSpecError::new(format!("a `{kind}` fault needs `{field}`"));
-        Ok(match kind {
-            "outage" => FaultKind::Outage,
-            "error_rate" => FaultKind::ErrorRate {
-                rate: self.rate.ok_or_else(|| required("rate"))?,
-                status: self.status.unwrap_or(500),
+impl FaultKindSpec {
+    /// The kind with its durations parsed and its defaults filled in; a key of another kind (or of
+    /// none), so a typo never silently does nothing, is refused.
+    fn resolve(&self) -> Result<FaultKind, FaultSpecError> {
+        let kind = match self {
+            FaultKindSpec::Outage { .. } => FaultKind::Outage,
+            FaultKindSpec::ErrorRate { rate, status, .. } => FaultKind::ErrorRate {
+                rate: *rate,
+                status: status.unwrap_or(500),
             },
-            "latency" => FaultKind::Latency(duration(
-                "latency",
-                self.latency.as_deref().ok_or_else(|| required("latency"))?,
-            )?),
-            "rate_limit" => FaultKind::RateLimit {
-                limit: self.limit.ok_or_else(|| required("limit"))?,
-                per: match &self.per {
+            FaultKindSpec::Latency { latency, .. } => {
+                FaultKind::Latency(duration("latency", latency)?)
+            }
+            FaultKindSpec::RateLimit { limit, per, .. } => FaultKind::RateLimit {
+                limit: *limit,
+                per: match per {
                     Some(p) => duration("per", p)?,
                     None => Duration::from_secs(1),
                 },
             },
-            "lost_test" => FaultKind::LostTest(match (self.job_id, &self.runnable_file) {
+            FaultKindSpec::LostTest {
+                job_id,
+                runnable_file,
+                ..
+            } => FaultKind::LostTest(match (job_id, runnable_file) {
                 (Some(_), Some(_)) => {
                     return Err(FaultSpecError::new(
                         "give `jobId` or `runnableFile`, not both",
                     ));
                 }
-                (Some(id), None) => LostTarget::JobId(id),
+                (Some(id), None) => LostTarget::JobId(*id),
                 (None, Some(f)) => LostTarget::RunnableFile(f.clone()),
                 (None, None) => LostTarget::All,
             }),
-            _ => FaultKind::SlowStart(duration(
-                "delay",
-                self.delay.as_deref().ok_or_else(|| required("delay"))?,
-            )?),
-        })
+            FaultKindSpec::SlowStart { delay, .. } => {
+                FaultKind::SlowStart(duration("delay", delay)?)
+            }
+        };
+        let (FaultKindSpec::Outage { other }
+        | FaultKindSpec::ErrorRate { other, .. }
+        | FaultKindSpec::Latency { other, .. }
+        | FaultKindSpec::RateLimit { other, .. }
+        | FaultKindSpec::LostTest { other, .. }
+        | FaultKindSpec::SlowStart { other, .. }) = self;
+        if !other.is_empty() {
+            let keys: Vec<String> = other.keys().map(|k| format!("`{k}`")).collect();
+            let (noun, verb) = match keys.len() {
+                1 => ("field", "does"),
+                _ => ("fields", "do"),
+            };
+            return Err(FaultSpecError::new(format!(
+                "{noun} {} {verb} not apply to a `{}` fault",
+                keys.join(", "),
+                kind.name()
+            )));
+        }
+        Ok(kind)
     }
 }
 
@@ -395,10 +447,19 @@ mod tests {
         assert!(f.is_active(clock.now()) && !f.is_active(o.plus(Duration::from_secs(300))));
     }
 
+    /// Reads and resolves a fault the way the admin API does, with any error as text.
+    fn resolved(json: &str, clock: &SimClock) -> Result<Fault, String> {
+        let value: Value = serde_json::from_str(json).unwrap();
+        serde_json::from_value::<FaultSpec>(value)
+            .map_err(|e| e.to_string())?
+            .resolve(clock)
+            .map_err(|e| e.0)
+    }
+
     #[test]
     fn bad_specs_name_the_problem() {
         let clock = SimClock::manual();
-        let err = |json: &str| spec(json).resolve(&clock).unwrap_err().0;
+        let err = |json: &str| resolved(json, &clock).unwrap_err();
         assert!(err(r#"{"kind": "flood"}"#).contains("flood"));
         assert!(err(r#"{"kind": "error_rate"}"#).contains("rate"));
         assert!(err(r#"{"kind": "error_rate", "rate": 2}"#).contains("between 0 and 1"));
@@ -408,6 +469,179 @@ mod tests {
             err(r#"{"kind": "outage", "for": "1m", "until": "+01:00:00"}"#).contains("not both")
         );
         assert!(err(r#"{"kind": "latency", "latency": "2h"}"#).contains("cap"));
+    }
+
+    #[test]
+    fn an_unknown_kind_is_named_with_the_valid_ones() {
+        let clock = SimClock::manual();
+        assert_eq!(
+            resolved(r#"{"kind": "meteor", "for": "1m"}"#, &clock).unwrap_err(),
+            "unknown variant `meteor`, expected one of `outage`, `error_rate`, `latency`, \
+             `rate_limit`, `lost_test`, `slow_start`"
+        );
+        assert_eq!(
+            resolved(r#"{"from": "now"}"#, &clock).unwrap_err(),
+            "missing field `kind`"
+        );
+        // Kinds are written exactly: no other case, no padding.
+        for bad in ["Outage", " outage", "lost-test"] {
+            let json = format!(r#"{{"kind": "{bad}"}}"#);
+            assert!(resolved(&json, &clock).unwrap_err().contains(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn unknown_and_other_kinds_keys_are_named() {
+        let clock = SimClock::manual();
+        let err = |json: &str| resolved(json, &clock).unwrap_err();
+        assert_eq!(
+            err(r#"{"kind": "outage", "colour": "red"}"#),
+            "field `colour` does not apply to a `outage` fault"
+        );
+        assert_eq!(
+            err(r#"{"kind": "lost_test", "delay": "5m", "jobId": 7}"#),
+            "field `delay` does not apply to a `lost_test` fault"
+        );
+        assert_eq!(
+            err(r#"{"kind": "slow_start", "delay": "5m", "rate": 1, "For": "1m"}"#),
+            "fields `For`, `rate` do not apply to a `slow_start` fault"
+        );
+        // Fields are camelCase, as the API writes them.
+        assert_eq!(
+            err(r#"{"kind": "lost_test", "job_id": 7}"#),
+            "field `job_id` does not apply to a `lost_test` fault"
+        );
+        // Wrong types and missing fields name the field or the value.
+        assert!(err(r#"{"kind": "rate_limit"}"#).contains("missing field `limit`"));
+        assert!(err(r#"{"kind": "rate_limit", "limit": -1}"#).contains("-1"));
+        assert!(err(r#"{"kind": "latency", "latency": 5}"#).contains("invalid type"));
+        assert!(
+            err(r#"{"kind": "lost_test", "jobId": 1, "runnableFile": "a"}"#).contains("not both")
+        );
+    }
+
+    #[test]
+    fn every_kind_reads_with_its_defaults() {
+        let clock = SimClock::manual();
+        let kind = |json: &str| resolved(json, &clock).unwrap().kind;
+        assert_eq!(kind(r#"{"kind": "outage"}"#), FaultKind::Outage);
+        assert_eq!(
+            kind(r#"{"kind": "error_rate", "rate": 1}"#),
+            FaultKind::ErrorRate {
+                rate: 1.0,
+                status: 500
+            }
+        );
+        assert_eq!(
+            kind(r#"{"kind": "error_rate", "rate": 0.3, "status": 502}"#),
+            FaultKind::ErrorRate {
+                rate: 0.3,
+                status: 502
+            }
+        );
+        assert_eq!(
+            kind(r#"{"latency": "200ms", "kind": "latency"}"#),
+            FaultKind::Latency(Duration::from_millis(200))
+        );
+        assert_eq!(
+            kind(r#"{"kind": "rate_limit", "limit": 5}"#),
+            FaultKind::RateLimit {
+                limit: 5,
+                per: Duration::from_secs(1)
+            }
+        );
+        assert_eq!(
+            kind(r#"{"kind": "rate_limit", "limit": 0, "per": "1h"}"#),
+            FaultKind::RateLimit {
+                limit: 0,
+                per: Duration::from_secs(3600)
+            }
+        );
+        assert_eq!(
+            kind(r#"{"kind": "lost_test"}"#),
+            FaultKind::LostTest(LostTarget::All)
+        );
+        assert_eq!(
+            kind(r#"{"kind": "lost_test", "jobId": 153245}"#),
+            FaultKind::LostTest(LostTarget::JobId(153_245))
+        );
+        assert_eq!(
+            kind(r#"{"kind": "slow_start", "delay": "5m"}"#),
+            FaultKind::SlowStart(Duration::from_secs(300))
+        );
+        // JSON null is an absent optional field.
+        assert_eq!(
+            kind(r#"{"kind": "error_rate", "rate": 0.5, "status": null, "from": null}"#),
+            FaultKind::ErrorRate {
+                rate: 0.5,
+                status: 500
+            }
+        );
+    }
+
+    #[test]
+    fn scenario_toml_reads_like_the_json() {
+        let clock = SimClock::manual();
+        let o = clock.origin();
+        // `[[backend.faults]]` tables and an inline `fault = { ... }`, as scenarios write them.
+        let table: toml::Value =
+            toml::from_str("kind = \"outage\"\nfrom = \"+00:05:00\"\nfor = \"10m\"\n").unwrap();
+        let inline: toml::Table =
+            toml::from_str(r#"fault = { kind = "outage", for = "10m" }"#).unwrap();
+        let endless: toml::Value =
+            toml::from_str("kind = \"outage\"\nfrom = \"+00:05:00\"\n").unwrap();
+        let read = |v: &toml::Value| -> Fault {
+            let spec: FaultSpec = v.clone().try_into().unwrap();
+            spec.resolve(&clock).unwrap()
+        };
+        assert_eq!(
+            read(&table),
+            resolved(
+                r#"{"kind": "outage", "from": "+00:05:00", "for": "10m"}"#,
+                &clock
+            )
+            .unwrap()
+        );
+        assert_eq!(read(&table).until, Some(o.plus(Duration::from_secs(900))));
+        assert_eq!(
+            read(&inline["fault"]),
+            Fault::outage(clock.now(), clock.now().plus(Duration::from_secs(600)))
+        );
+        assert_eq!(
+            (read(&endless).from, read(&endless).until),
+            (Some(o.plus(Duration::from_secs(300))), None)
+        );
+        let typo: toml::Value =
+            toml::from_str("kind = \"lost_test\"\nrunnableFile = \"a.jmx\"\ndelay = \"5m\"\n")
+                .unwrap();
+        let spec: FaultSpec = typo.try_into().unwrap();
+        assert!(
+            spec.resolve(&clock)
+                .unwrap_err()
+                .0
+                .contains("`delay` does not apply")
+        );
+        // Read straight from a document too, as a field of a step is.
+        #[derive(Deserialize)]
+        struct Step {
+            fault: FaultSpec,
+        }
+        let step: Step =
+            toml::from_str("fault = { kind = \"slow_start\", delay = \"5m\", until = \"1h\" }")
+                .unwrap();
+        assert_eq!(
+            step.fault.resolve(&clock).unwrap(),
+            Fault::slow_start(Duration::from_secs(300))
+                .between(clock.now(), o.plus(Duration::from_secs(3600)))
+        );
+        let unknown: toml::Value = toml::from_str("kind = \"meteor\"\n").unwrap();
+        assert!(
+            unknown
+                .try_into::<FaultSpec>()
+                .unwrap_err()
+                .to_string()
+                .contains("meteor")
+        );
     }
 
     #[test]
