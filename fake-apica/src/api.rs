@@ -68,7 +68,7 @@ impl FakeApica {
             self.record_lost(operation, job_id);
         } else if !error.is_injected() && error.status().is_client_error() {
             self.record(vec![
-                NewEvent::new(SOURCE, "request_rejected")
+                NewEvent::new(SOURCE, sim_core::EventKind::RequestRejected)
                     .severity(Severity::Warning)
                     // The code, not the message, for auth errors: the log's redaction would mangle
                     // the `Bearer` hint in their message.

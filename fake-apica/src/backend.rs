@@ -17,7 +17,7 @@ use crate::preset::Preset;
 use crate::request::CreateTest;
 
 /// The event source name of everything this backend records.
-pub const SOURCE: &str = "apica";
+pub const SOURCE: sim_core::Source = sim_core::Source::Apica;
 
 /// The fake load-test backend. Cheap to clone: clones share one backend.
 #[derive(Clone)]
@@ -258,7 +258,10 @@ impl FakeApica {
             };
             let timers = self.schedule_test_timers(&test, now);
             let event = st
-                .tag(NewEvent::new(SOURCE, "test_created"), &test)
+                .tag(
+                    NewEvent::new(SOURCE, sim_core::EventKind::TestCreated),
+                    &test,
+                )
                 .detail(format!(
                     "test {job_id} created: preset `{}` ({}), runnableFile `{}`{}",
                     test.preset.name,
@@ -334,9 +337,12 @@ impl FakeApica {
             if entry.test.ended.is_some() {
                 return;
             }
-            st.tag(NewEvent::new(SOURCE, "test_started"), &entry.test)
-                .detail(format!("test {job_id} started after its slow start"))
-                .data(json!({"jobId": job_id, "startedAt": at.rfc3339()}))
+            st.tag(
+                NewEvent::new(SOURCE, sim_core::EventKind::TestStarted),
+                &entry.test,
+            )
+            .detail(format!("test {job_id} started after its slow start"))
+            .data(json!({"jobId": job_id, "startedAt": at.rfc3339()}))
         };
         self.record(vec![event]);
     }
@@ -383,7 +389,7 @@ impl FakeApica {
                     let test = entry.test.clone();
                     let view = test.view(now);
                     let event = st
-                        .tag(NewEvent::new(SOURCE, "test_aborted"), &test)
+                        .tag(NewEvent::new(SOURCE, sim_core::EventKind::TestAborted), &test)
                         .detail(format!("test {job_id} aborted at {percent}%"))
                         .data(json!({"jobId": job_id, "percentComplete": percent, "summary": view.summary}));
                     events.push(event);
@@ -481,7 +487,10 @@ impl State {
         let status = test.status(ends_at);
         let summary = test.summary(ends_at);
         let event = self
-            .tag(NewEvent::new(SOURCE, "test_finished"), &test)
+            .tag(
+                NewEvent::new(SOURCE, sim_core::EventKind::TestFinished),
+                &test,
+            )
             .detail(format!("test {job_id} {summary}"))
             .data(json!({
                 "jobId": job_id,

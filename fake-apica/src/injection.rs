@@ -181,7 +181,7 @@ impl FakeApica {
                     window: None,
                 },
             );
-            let event = NewEvent::new(SOURCE, "fault_added")
+            let event = NewEvent::new(SOURCE, sim_core::EventKind::FaultAdded)
                 .detail(format!("fault {id} added: {doc}"))
                 .data(doc);
             (id, event)
@@ -200,9 +200,16 @@ impl FakeApica {
         };
         let kind = doc["kind"].as_str().unwrap_or("fault").to_string();
         self.record(vec![
-            NewEvent::new(SOURCE, &format!("fault_{edge}"))
-                .detail(format!("fault {id} ({kind}) {edge}"))
-                .data(doc),
+            NewEvent::new(
+                SOURCE,
+                if edge == "started" {
+                    sim_core::EventKind::FaultStarted
+                } else {
+                    sim_core::EventKind::FaultEnded
+                },
+            )
+            .detail(format!("fault {id} ({kind}) {edge}"))
+            .data(doc),
         ]);
     }
 
@@ -215,7 +222,7 @@ impl FakeApica {
                     self.shared.sim.clock.cancel(t);
                 }
                 self.record(vec![
-                    NewEvent::new(SOURCE, "fault_removed")
+                    NewEvent::new(SOURCE, sim_core::EventKind::FaultRemoved)
                         .detail(format!("fault {id} ({}) removed", entry.fault.kind.name()))
                         .data(json!({"id": id.0})),
                 ]);
@@ -261,7 +268,7 @@ impl FakeApica {
         let clock = &self.shared.sim.clock;
         let (id, error) = self.lock().faults.refuse(clock.now(), clock.origin())?;
         self.record(vec![
-            NewEvent::new(SOURCE, "fault_injected")
+            NewEvent::new(SOURCE, sim_core::EventKind::FaultInjected)
                 .detail(format!(
                     "{operation} answered {} by fault {id}: {error}",
                     error.status().as_u16()
@@ -279,7 +286,7 @@ impl FakeApica {
     /// Records that a lost-test fault answered 404 for `job_id`.
     pub(crate) fn record_lost(&self, operation: &str, job_id: u64) {
         self.record(vec![
-            NewEvent::new(SOURCE, "fault_injected")
+            NewEvent::new(SOURCE, sim_core::EventKind::FaultInjected)
                 .detail(format!("{operation} answered 404 for test {job_id}: lost by a lost_test fault"))
                 .data(json!({"operation": operation, "status": 404, "code": "UnknownTest", "jobId": job_id})),
         ]);

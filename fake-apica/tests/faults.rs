@@ -62,7 +62,7 @@ async fn an_outage_answers_503_for_its_window_only() {
         .events
         .all()
         .iter()
-        .filter(|e| e.kind.starts_with("fault_"))
+        .filter(|e| e.kind.as_str().starts_with("fault_"))
         .map(|e| format!("{} {}", e.stamp(), e.kind))
         .collect();
     assert_eq!(

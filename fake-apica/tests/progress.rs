@@ -189,7 +189,7 @@ async fn an_event_listener_may_call_back_into_the_backend() {
                 .as_u64()
                 .and_then(|id| apica.test(id))
                 .map(|t| t.status.to_string());
-            s.lock().unwrap().push((e.kind.clone(), count, status));
+            s.lock().unwrap().push((e.kind.to_string(), count, status));
         }
     });
     let id = h.create_ok("spike", "e-1.jmx", None).await;

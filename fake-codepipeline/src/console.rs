@@ -636,7 +636,9 @@ pub fn render_live(model: &Model) -> String {
             .iter()
             .filter(|e| e.severity == Severity::Error)
         {
-            *rules.entry(e.rule.as_deref().unwrap_or("?")).or_default() += 1;
+            *rules
+                .entry(e.rule.map_or("?", sim_core::Rule::id))
+                .or_default() += 1;
         }
         let list: Vec<String> = rules
             .iter()
@@ -907,7 +909,7 @@ fn render_action(h: &mut String, a: &ActionView) {
             h,
             "<div class=\"err-text\">{} {}: {}</div>",
             escape(&v.stamp()),
-            escape(v.rule.as_deref().unwrap_or("")),
+            escape(v.rule.map_or("", sim_core::Rule::id)),
             escape(&v.detail)
         );
     }
@@ -969,10 +971,10 @@ fn event_row(h: &mut String, e: &Event) {
         h,
         "<tr{class}><td class=\"mono\">{}</td><td>{}</td><td class=\"mono\">{}</td><td class=\"mono\">{}</td><td class=\"rule\"><b>{}</b></td><td>{}</td></tr>",
         escape(&e.stamp()),
-        escape(&e.name()),
+        escape(&e.name().to_string()),
         escape(e.execution.as_deref().unwrap_or("")),
         escape(e.job.as_deref().map(short).unwrap_or("")),
-        escape(e.rule.as_deref().unwrap_or("")),
+        escape(e.rule.map_or("", sim_core::Rule::id)),
         escape(&e.detail),
     );
 }

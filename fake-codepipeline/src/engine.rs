@@ -85,7 +85,7 @@ impl Core {
     }
 
     /// Runs `f` with the world locked, then records the events it produced.
-    pub fn with_world<R>(&self, f: impl FnOnce(&mut World) -> R) -> R {
+    pub(crate) fn with_world<R>(&self, f: impl FnOnce(&mut World) -> R) -> R {
         let (result, events, queued) = {
             let mut world = self.lock();
             let before = world.pollable.values().map(|q| q.len()).sum::<usize>();
@@ -105,7 +105,7 @@ impl Core {
         result
     }
 
-    fn lock(&self) -> MutexGuard<'_, World> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, World> {
         self.world.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -159,7 +159,7 @@ impl Core {
             },
         ));
         world.emit(
-            NewEvent::new("cp", "execution_started")
+            NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::ExecutionStarted)
                 .execution(&label)
                 .detail(format!(
                     "action execution {label} of {} started ({} / {} / {})",
@@ -207,7 +207,7 @@ impl Core {
         };
         world.jobs.insert(id.clone(), job);
         world.emit(
-            NewEvent::new("cp", "job_created")
+            NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::JobCreated)
                 .execution(label)
                 .job(&id)
                 .detail(format!("job {number} of {label} created"))
@@ -263,7 +263,7 @@ impl Core {
         job.deadline_timer = Some(timer);
         world.enqueue(job_id);
         world.emit(
-            NewEvent::new("cp", "job_queued")
+            NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::JobQueued)
                 .execution(&label)
                 .job(job_id)
                 .detail(format!("job {number} of {label} queued; deadline {}", self.stamp(deadline)))
@@ -305,7 +305,7 @@ impl Core {
             sim_core::format_duration(timeout)
         );
         world.emit(
-            NewEvent::new("cp", "job_timed_out")
+            NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::JobTimedOut)
                 .execution(&label)
                 .job(job_id)
                 .rule(rules::TIMEOUT, Severity::Error)
@@ -352,7 +352,7 @@ impl Core {
             sim_core::format_duration(at.since(started))
         );
         world.emit(
-            NewEvent::new("cp", "action_timed_out")
+            NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::ActionTimedOut)
                 .execution(label)
                 .rule(rules::ACTION_TIMEOUT, Severity::Error)
                 .detail(detail.clone()),
@@ -389,7 +389,7 @@ impl Core {
             self.sim.clock.cancel(t);
         }
         let pe = exec.pipeline_execution_id.clone();
-        let mut event = NewEvent::new("cp", "execution_finished")
+        let mut event = NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::ExecutionFinished)
             .execution(label)
             .detail(match &error {
                 Some((code, message)) => {
@@ -518,7 +518,7 @@ impl Core {
                     self.sim.activity.hold_job(c, &job_id);
                 }
                 world.emit(
-                    NewEvent::new("cp", "job_dispatched")
+                    NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::JobDispatched)
                         .execution(&label)
                         .job(&job_id)
                         .replica_opt(caller)
@@ -555,7 +555,7 @@ impl Core {
         world.enqueue(job_id);
         self.sim.activity.release_job(job_id);
         world.emit(
-            NewEvent::new("cp", "lease_expired")
+            NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::LeaseExpired)
                 .execution(&label)
                 .job(job_id)
                 .replica_opt(to.as_deref())
@@ -617,11 +617,11 @@ impl Core {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(
-            NewEvent::new("cp", "call_refused")
+            NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::CallRefused)
                 .execution(&job.execution)
                 .job(&job.id)
                 .replica_opt(caller)
-                .rule(err.rule.unwrap_or("CP-VALIDATION"), severity)
+                .rule(err.rule.unwrap_or(sim_core::Rule::CpValidation), severity)
                 .detail(format!(
                     "{operation} on job {} of {}: {}: {}",
                     job.number, job.execution, err.type_name, err.message
@@ -757,7 +757,7 @@ impl Core {
                     self.sim.activity.hold_job(c, job_id);
                 }
                 world.emit(
-                    NewEvent::new("cp", "job_acknowledged")
+                    NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::JobAcknowledged)
                         .execution(&label)
                         .job(job_id)
                         .replica_opt(caller)
@@ -870,7 +870,7 @@ impl Core {
                 (None, None) => "success, no token".to_string(),
             };
             world.emit(
-                NewEvent::new("cp", "result_applied")
+                NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::ResultApplied)
                     .execution(&label)
                     .job(job_id)
                     .replica_opt(caller)
@@ -880,7 +880,7 @@ impl Core {
             );
             if token.is_some() && pct == Some(100) {
                 world.emit(
-                    NewEvent::new("cp", "final_with_token")
+                    NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::FinalWithToken)
                         .execution(&label)
                         .job(job_id)
                         .replica_opt(caller)
@@ -892,7 +892,7 @@ impl Core {
                 );
             } else if is_final && pct != Some(100) {
                 world.emit(
-                    NewEvent::new("cp", "final_without_100")
+                    NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::FinalWithout100)
                         .execution(&label)
                         .job(job_id)
                         .replica_opt(caller)
@@ -939,7 +939,7 @@ impl Core {
             self.close_job(world, job_id, JobStatus::Failed, now);
             self.apply_details(world, &label, None, failure.external_id.as_deref(), None);
             world.emit(
-                NewEvent::new("cp", "result_applied")
+                NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::ResultApplied)
                     .execution(&label)
                     .job(job_id)
                     .replica_opt(caller)
@@ -1012,7 +1012,7 @@ impl Core {
                 });
                 let elapsed = now.since(exec.started);
                 world.emit(
-                    NewEvent::new("cp", "details_link")
+                    NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::DetailsLink)
                         .execution(label)
                         .rule(rules::DETAILS, Severity::Info)
                         .detail(format!(
@@ -1054,7 +1054,7 @@ impl Core {
                 }
             };
             world.emit(
-                NewEvent::new("cp", "fault_injected")
+                NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::FaultInjected)
                     .replica_opt(caller)
                     .detail(format!(
                         "{operation} refused by an injected fault: {}",
@@ -1077,7 +1077,7 @@ impl Core {
     pub fn add_fault(&self, rule: FaultRule) {
         self.with_world(|w| {
             w.emit(
-                NewEvent::new("cp", "fault_set")
+                NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::FaultSet)
                     .detail(format!(
                         "fault: {:?} on {} at rate {}",
                         rule.kind, rule.operation, rule.rate
@@ -1092,7 +1092,10 @@ impl Core {
     pub fn clear_faults(&self) {
         self.with_world(|w| {
             w.faults.clear();
-            w.emit(NewEvent::new("cp", "faults_cleared").detail("faults cleared"));
+            w.emit(
+                NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::FaultsCleared)
+                    .detail("faults cleared"),
+            );
         });
     }
 }

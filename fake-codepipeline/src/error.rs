@@ -16,7 +16,7 @@ pub struct ApiError {
     /// What was wrong, with which value, and what to do.
     pub message: String,
     /// The rule this refusal enforces, when there is one.
-    pub rule: Option<&'static str>,
+    pub rule: Option<sim_core::Rule>,
 }
 
 impl ApiError {
@@ -31,7 +31,7 @@ impl ApiError {
     }
 
     /// Names the rule in the error and in the message (`... (CP-NONCE)`), as PROTOCOL.md asks.
-    pub fn rule(mut self, rule: &'static str) -> Self {
+    pub fn rule(mut self, rule: sim_core::Rule) -> Self {
         self.rule = Some(rule);
         self.message = format!("{} ({rule})", self.message);
         self

@@ -24,6 +24,7 @@ pub mod sigv4;
 pub mod state;
 pub mod types;
 pub mod validate;
+pub mod view;
 pub mod wire;
 
 use std::future::Future;
@@ -39,6 +40,7 @@ pub use pipelines::{ActionTypeSpec, ExecutionSpec};
 pub use settings::{Settings, Timing, TimingOverrides};
 pub use state::{FaultKind, FaultRule};
 pub use types::{ActionTypeId, ExecutionStatus, FinalOn, JobStatus, Owner};
+pub use view::WorldView;
 
 /// One fake CodePipeline: cheap to clone, all clones share state.
 #[derive(Clone)]

@@ -151,15 +151,18 @@ impl Core {
         let view = at.to_json();
         self.with_world(|w| {
             w.emit(
-                NewEvent::new("cp", "action_type_registered")
-                    .detail(format!("action type {id} registered"))
-                    .data(json!({
-                        "actionType": id.to_string(),
-                        "jobTimeout_ms": at.timing.job_timeout.as_millis() as u64,
-                        "ackWindow_ms": at.timing.ack_window.as_millis() as u64,
-                        "continuationDelay_ms": at.timing.continuation_delay.as_millis() as u64,
-                        "finalOn": at.timing.final_on.to_string(),
-                    })),
+                NewEvent::new(
+                    sim_core::Source::Cp,
+                    sim_core::EventKind::ActionTypeRegistered,
+                )
+                .detail(format!("action type {id} registered"))
+                .data(json!({
+                    "actionType": id.to_string(),
+                    "jobTimeout_ms": at.timing.job_timeout.as_millis() as u64,
+                    "ackWindow_ms": at.timing.ack_window.as_millis() as u64,
+                    "continuationDelay_ms": at.timing.continuation_delay.as_millis() as u64,
+                    "finalOn": at.timing.final_on.to_string(),
+                })),
             );
             w.action_types.insert(id, at);
         });
@@ -308,7 +311,8 @@ impl Core {
                 },
             );
             w.emit(
-                NewEvent::new("cp", "pipeline_created").detail(format!("pipeline {name} created")),
+                NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::PipelineCreated)
+                    .detail(format!("pipeline {name} created")),
             );
             Ok(json!({"pipeline": stored}))
         })
@@ -419,9 +423,12 @@ impl Core {
         );
         w.pipeline_execution_order.push(id.clone());
         w.emit(
-            NewEvent::new("cp", "pipeline_execution_started")
-                .detail(format!("pipeline {name} execution {id} started"))
-                .data(json!({"pipeline": name, "pipelineExecutionId": id})),
+            NewEvent::new(
+                sim_core::Source::Cp,
+                sim_core::EventKind::PipelineExecutionStarted,
+            )
+            .detail(format!("pipeline {name} execution {id} started"))
+            .data(json!({"pipeline": name, "pipelineExecutionId": id})),
         );
         self.advance_pipeline(w, &id);
         id
@@ -625,7 +632,7 @@ impl Core {
             pe.updated = now;
             let name = pe.pipeline.clone();
             w.emit(
-                NewEvent::new("cp", "pipeline_execution_finished")
+                NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::PipelineExecutionFinished)
                     .detail(format!("pipeline {name} execution {pe_id} {status}"))
                     .data(json!({"pipeline": name, "pipelineExecutionId": pe_id, "status": status.as_str()})),
             );

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use sim_core::{NewEvent, SimTime, TimerId};
 
 use crate::settings::Timing;
-use crate::types::{ActionTypeId, ExecutionStatus, JobStatus, Owner};
+use crate::types::{ActionTypeId, ExecutionStatus, JobStatus};
 
 /// One configuration property of an action type.
 #[derive(Clone, Debug, PartialEq)]
@@ -307,8 +307,8 @@ pub enum FaultKind {
     ServerError,
 }
 
-/// Everything the fake knows.
-pub struct World {
+/// Everything the fake knows. Private to the fake: others read it through [`crate::view::WorldView`].
+pub(crate) struct World {
     /// Seeded randomness: job ids, nonces, faults.
     pub rng: StdRng,
     /// Registered action types.
@@ -428,10 +428,5 @@ impl World {
             .find(|f| f.operation == "*" || f.operation == operation)?
             .clone();
         (self.rng.random::<f64>() < rule.rate).then_some(rule)
-    }
-
-    /// The owner of a job's action type.
-    pub fn job_owner(&self, job_id: &str) -> Option<Owner> {
-        self.jobs.get(job_id).map(|j| j.action_type.owner)
     }
 }

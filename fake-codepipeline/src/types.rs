@@ -246,34 +246,36 @@ impl fmt::Display for FinalOn {
     }
 }
 
-/// The rule ids of PROTOCOL.md that the fake itself records.
+/// The rules of `docs/protocol.md` that the fake itself records.
 pub mod rules {
+    pub use sim_core::Rule;
+
     /// Poll leases and re-offers.
-    pub const LEASE: &str = "CP-LEASE";
+    pub const LEASE: Rule = Rule::CpLease;
     /// Acknowledge with a stale nonce.
-    pub const NONCE: &str = "CP-NONCE";
+    pub const NONCE: Rule = Rule::CpNonce;
     /// Wrong client token for a third-party job.
-    pub const CLIENT: &str = "CP-CLIENT";
+    pub const CLIENT: Rule = Rule::CpClient;
     /// A result for a job never acknowledged.
-    pub const ACK: &str = "CP-ACK";
+    pub const ACK: Rule = Rule::CpAck;
     /// A result for a job already finished.
-    pub const TERMINAL: &str = "CP-TERMINAL";
+    pub const TERMINAL: Rule = Rule::CpTerminal;
     /// A job missed its deadline.
-    pub const TIMEOUT: &str = "CP-TIMEOUT";
+    pub const TIMEOUT: Rule = Rule::CpTimeout;
     /// An action execution ran past the action timeout.
-    pub const ACTION_TIMEOUT: &str = "CP-ACTION-TIMEOUT";
+    pub const ACTION_TIMEOUT: Rule = Rule::CpActionTimeout;
     /// A success with a continuation token.
-    pub const CONTINUE: &str = "CP-CONTINUE";
+    pub const CONTINUE: Rule = Rule::CpContinue;
     /// A final success.
-    pub const FINAL_100: &str = "CP-FINAL-100";
+    pub const FINAL_100: Rule = Rule::CpFinal100;
     /// A final success that still carries a token (or lacks 100).
-    pub const FINAL_TOKEN: &str = "AG-FINAL-TOKEN";
+    pub const FINAL_TOKEN: Rule = Rule::AgFinalToken;
     /// A failure result.
-    pub const FAIL_FINAL: &str = "CP-FAIL-FINAL";
+    pub const FAIL_FINAL: Rule = Rule::CpFailFinal;
     /// The Details link.
-    pub const DETAILS: &str = "CP-DETAILS";
+    pub const DETAILS: Rule = Rule::CpDetails;
     /// Output variables misuse.
-    pub const OUTPUT_VARS: &str = "CP-OUTPUT-VARS";
+    pub const OUTPUT_VARS: Rule = Rule::CpOutputVars;
 }
 
 #[cfg(test)]

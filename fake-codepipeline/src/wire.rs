@@ -138,7 +138,7 @@ pub async fn handle(State(wire): State<Arc<Wire>>, req: Request) -> Response {
             Err(e) => {
                 let err = ApiError::new(e.error_type(), e.to_string());
                 core.sim.events.record(
-                    NewEvent::new("cp", "auth_refused")
+                    NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::AuthRefused)
                         .replica_opt(claimed_access_key(&parts.headers).as_deref())
                         .severity(Severity::Warning)
                         .detail(format!(
@@ -178,7 +178,7 @@ pub async fn handle(State(wire): State<Arc<Wire>>, req: Request) -> Response {
             InputError::Validation(m) => ApiError::validation(m),
         };
         core.sim.events.record(
-            NewEvent::new("cp", "validation_refused")
+            NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::ValidationRefused)
                 .replica_opt(caller.as_deref())
                 .severity(Severity::Warning)
                 .detail(format!(

@@ -1,6 +1,9 @@
 //! The scenario runner: loads scenario files, hosts both fakes on one manual clock, runs the agent under
-//! test as real processes, steps the clock by DESIGN.md's rule, and judges the run by PROTOCOL.md's ids.
+//! test as real processes, steps the clock by the rule of `docs/design.md` (one [`driver`] for
+//! `conformance` and `sim`), and judges the run by the rule ids of `docs/protocol.md`.
 
+pub mod driver;
+pub mod env;
 pub mod replica;
 pub mod report;
 pub mod run;

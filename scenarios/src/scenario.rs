@@ -1,10 +1,17 @@
-//! The scenario file format (`scenarios/*.toml`), loaded and checked before anything starts.
+//! The scenario file format (`scenarios/*.toml`), parsed into types when the file loads: durations,
+//! offsets, event names, rule ids, step and fault kinds are checked there, with the file, the line the
+//! TOML parser gives and what was expected. Nothing is re-parsed later.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Display;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
-use serde::Deserialize;
+use fake_codepipeline::{ActionTypeId, FaultKind, FaultRule, FinalOn};
+use serde::{Deserialize, Deserializer};
+use sim_core::{EventName, Rule, SimDuration, SimOffset};
 
 /// A scenario as written, with defaults applied.
 #[derive(Clone, Debug, Deserialize)]
@@ -58,140 +65,106 @@ pub enum Tier {
     Protocol,
 }
 
+/// Deserialises any `T: FromStr` from its text, with `T`'s own message on error.
+fn from_text<'de, D: Deserializer<'de>, T: FromStr<Err: Display>>(d: D) -> Result<T, D::Error> {
+    let s = String::deserialize(d)?;
+    s.parse().map_err(serde::de::Error::custom)
+}
+
+fn secs(n: u64) -> SimDuration {
+    SimDuration::new(Duration::from_secs(n))
+}
+
 /// `[world]`: the fake CodePipeline's protocol settings, durations as people write them.
 #[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct WorldSection {
     /// CP-TIMEOUT.
-    #[serde(default = "d_1h")]
-    pub job_timeout: String,
+    pub job_timeout: SimDuration,
     /// CP-LEASE; `0s` makes replicas race.
-    #[serde(default = "d_5m")]
-    pub ack_window: String,
-    /// CP-CONTINUE.
-    #[serde(default = "d_30s")]
-    pub continuation_delay: String,
+    pub ack_window: SimDuration,
+    /// CP-CONTINUE (at least 1 s).
+    pub continuation_delay: SimDuration,
     /// CP-ACTION-TIMEOUT.
-    #[serde(default = "d_24h")]
-    pub action_timeout: String,
-    /// `progress-100` or `no-token`.
-    #[serde(default = "d_final_on")]
-    pub final_on: String,
+    pub action_timeout: SimDuration,
+    /// `progress-100` or `no-token` (CP-FINAL-100).
+    #[serde(deserialize_with = "from_text")]
+    pub final_on: FinalOn,
 }
 
 impl Default for WorldSection {
     fn default() -> Self {
         WorldSection {
-            job_timeout: d_1h(),
-            ack_window: d_5m(),
-            continuation_delay: d_30s(),
-            action_timeout: d_24h(),
-            final_on: d_final_on(),
+            job_timeout: secs(3600),
+            ack_window: secs(300),
+            continuation_delay: secs(30),
+            action_timeout: secs(86_400),
+            final_on: FinalOn::Progress100,
         }
     }
 }
 
-fn d_1h() -> String {
-    "1h".into()
-}
-fn d_5m() -> String {
-    "5m".into()
-}
-fn d_30s() -> String {
-    "30s".into()
-}
-fn d_24h() -> String {
-    "24h".into()
-}
-fn d_final_on() -> String {
-    "progress-100".into()
-}
-
 /// `[harness]`: real-time bounds of the runner.
 #[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct HarnessSection {
     /// Real time a replica may hold a job before the clock moves on without it.
-    #[serde(default = "d_5s")]
-    pub answer_budget: String,
+    pub answer_budget: SimDuration,
     /// Real time before a stuck run fails as HARNESS-STALL.
-    #[serde(default = "d_120s")]
-    pub watchdog: String,
+    pub watchdog: SimDuration,
     /// AG-BACKOFF: the most calls per second a replica may have refused by throttling, over any 5 s window.
-    #[serde(default = "d_rate")]
     pub backoff_limit: f64,
     /// Simulated time after the last execution ends that the run goes on (to catch late mistakes).
-    #[serde(default = "d_tail")]
-    pub tail: String,
+    pub tail: SimDuration,
     /// AG-START: real time a started replica has to make its first request.
-    #[serde(default = "d_30s")]
-    pub start_grace: String,
+    pub start_grace: SimDuration,
 }
 
 impl Default for HarnessSection {
     fn default() -> Self {
         HarnessSection {
-            answer_budget: d_5s(),
-            watchdog: d_120s(),
-            backoff_limit: d_rate(),
-            tail: d_tail(),
-            start_grace: d_30s(),
+            answer_budget: secs(5),
+            watchdog: secs(120),
+            backoff_limit: 20.0,
+            tail: secs(60),
+            start_grace: secs(30),
         }
     }
 }
 
-fn d_5s() -> String {
-    "5s".into()
-}
-fn d_120s() -> String {
-    "120s".into()
-}
-fn d_rate() -> f64 {
-    20.0
-}
-fn d_tail() -> String {
-    "1m".into()
-}
-
 /// `[action_type]`: what the agent under test polls for.
 #[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct ActionTypeSection {
     /// `Category/Owner/Provider/Version`.
-    #[serde(default = "d_type")]
-    pub id: String,
+    #[serde(deserialize_with = "from_text")]
+    pub id: ActionTypeId,
     /// `{backend}` is the fake backend's URL; `{ExternalExecutionId}` and `{Config:Name}` are AWS's.
-    #[serde(default = "d_url")]
     pub execution_url_template: String,
     /// clientId -> clientToken (third-party).
-    #[serde(default)]
     pub clients: BTreeMap<String, String>,
     /// Configuration properties; defaults to the Apica action's (PresetName, RunnableFile, ApiToken).
-    #[serde(default)]
     pub properties: Option<Vec<PropertySection>>,
     /// The token the agent is told (JOB_CLIENT_TOKENS_FILE) for a clientId, when it differs from the real
     /// one (the `wrong-client-token` scenario).
-    #[serde(default)]
     pub agent_clients: Option<BTreeMap<String, String>>,
 }
 
 impl Default for ActionTypeSection {
     fn default() -> Self {
         ActionTypeSection {
-            id: d_type(),
-            execution_url_template: d_url(),
+            id: ActionTypeId {
+                category: "Test".into(),
+                owner: fake_codepipeline::Owner::ThirdParty,
+                provider: "ApicaLoadtest".into(),
+                version: "1".into(),
+            },
+            execution_url_template: "{backend}/jobs/{ExternalExecutionId}".into(),
             clients: BTreeMap::new(),
             properties: None,
             agent_clients: None,
         }
     }
-}
-
-fn d_type() -> String {
-    "Test/ThirdParty/ApicaLoadtest/1".into()
-}
-fn d_url() -> String {
-    "{backend}/jobs/{ExternalExecutionId}".into()
 }
 
 /// One configuration property of the action type.
@@ -223,10 +196,10 @@ pub struct BackendSection {
     pub presets: Vec<fake_apica::PresetSpec>,
     /// Faults active from the start (windows written as offsets: `from = "+00:10:00"`, `for = "10m"`).
     #[serde(default)]
-    pub faults: Vec<toml::Value>,
+    pub faults: Vec<fake_apica::FaultSpec>,
 }
 
-/// `[[executions]]`: action executions started at t = 0.
+/// `[[executions]]`: action executions started at t = 0 (or by a `start-executions` step).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExecutionSection {
@@ -234,7 +207,7 @@ pub struct ExecutionSection {
     pub id: String,
     /// Start this many alike (presets taken round-robin from `presets`).
     #[serde(default)]
-    pub count: Option<usize>,
+    pub count: Option<NonZeroUsize>,
     /// With `count`: the presets to cycle through.
     #[serde(default)]
     pub presets: Vec<String>,
@@ -246,82 +219,233 @@ pub struct ExecutionSection {
     pub configuration: BTreeMap<String, String>,
 }
 
-/// `[[steps]]`: something the runner does at a simulated time or on an event.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Step {
-    /// A simulated time (`40m`, `+01:00:00`).
-    #[serde(default)]
-    pub at: Option<String>,
-    /// An event name (`apica.test_created`, `cp.result_applied`).
-    #[serde(default)]
-    pub on: Option<String>,
-    /// With `on`: only events at or after this simulated time.
-    #[serde(default)]
-    pub after: Option<String>,
-    /// With `on`: the n-th matching event (from 1; default 1).
-    #[serde(default)]
-    pub nth: Option<usize>,
-    /// What to do.
-    #[serde(rename = "do")]
-    pub action: StepAction,
-    /// `start-agent`: how many replicas (default 1).
-    #[serde(default)]
-    pub replicas: Option<usize>,
-    /// `crash`: restart after this much simulated time (none: stay down).
-    #[serde(default)]
-    pub restart_after: Option<String>,
-    /// `cp-faults`: the operation (`*` for all).
-    #[serde(default)]
-    pub operation: Option<String>,
-    /// `cp-faults`: the share refused (0..1); `backend-fault` error rate.
-    #[serde(default)]
-    pub rate: Option<f64>,
-    /// `cp-faults`: `throttle` (default) or `server-error`.
-    #[serde(default)]
-    pub kind: Option<String>,
-    /// `backend-fault`: the fault, as the backend's admin API writes it.
-    #[serde(default)]
-    pub fault: Option<toml::Value>,
-    /// `start-executions`: which executions (by the ids of `[[executions]]` with `start = "step"`).
-    #[serde(default)]
-    pub executions: Vec<ExecutionSection>,
-}
-
-impl Step {
-    /// The CodePipeline fault a `cp-faults` step injects: `rate` of `kind` (`throttle`, the default, or
-    /// `server-error`) on `operation` (`*` by default).
-    pub fn cp_fault_rule(&self) -> fake_codepipeline::FaultRule {
-        fake_codepipeline::FaultRule {
-            operation: self.operation.clone().unwrap_or_else(|| "*".into()),
-            kind: match self.kind.as_deref() {
-                Some("server-error") => fake_codepipeline::FaultKind::ServerError,
-                _ => fake_codepipeline::FaultKind::Throttle,
-            },
-            rate: self.rate.unwrap_or(0.0),
-            status: None,
+impl ExecutionSection {
+    /// The labels this section starts (`e-1`, or `m-1`..`m-N` with `count`).
+    pub fn labels(&self) -> Vec<String> {
+        match self.count {
+            None => vec![self.id.clone()],
+            Some(n) => (1..=n.get()).map(|i| format!("{}-{i}", self.id)).collect(),
         }
     }
 }
 
+/// `[[steps]]`: something the driver does at a simulated time or on an event.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(try_from = "RawStep")]
+pub struct Step {
+    /// When it happens.
+    pub when: When,
+    /// What it does.
+    pub action: Action,
+}
+
+/// When a step happens.
+#[derive(Clone, Debug, PartialEq)]
+pub enum When {
+    /// At a simulated offset from the origin (`at = "40m"`, `at = "+01:00:00"`).
+    At(SimOffset),
+    /// On the `nth` event named `on`, counting only events at or after `after`.
+    On {
+        /// `source.kind`.
+        event: EventName,
+        /// Events before this offset are not counted.
+        after: Option<SimOffset>,
+        /// The n-th matching event (from 1).
+        nth: NonZeroUsize,
+    },
+}
+
 /// What a step does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum StepAction {
+#[derive(Clone, Debug)]
+pub enum Action {
     /// Start the agent (`replicas` of it).
-    StartAgent,
+    StartAgent {
+        /// How many replicas.
+        replicas: NonZeroUsize,
+    },
     /// SIGTERM every replica, wait for it (10 s real at most, then SIGKILL and AG-REDEPLOY), start anew.
     Redeploy,
-    /// SIGKILL every replica; restart after `restart_after` if given.
-    Crash,
-    /// Inject CodePipeline faults (`rate` of `kind` on `operation`).
-    CpFaults,
+    /// SIGKILL every replica; restart as many after `restart_after` (simulated) if given.
+    Crash {
+        /// When to start them again.
+        restart_after: Option<SimDuration>,
+    },
+    /// Inject a CodePipeline fault.
+    CpFaults(FaultRule),
     /// Remove every CodePipeline fault.
     ClearCpFaults,
-    /// Add a backend fault (`fault = { kind = "outage", for = "10m" }`).
+    /// Add a backend fault.
+    BackendFault(fake_apica::FaultSpec),
+    /// Start more executions.
+    StartExecutions(Vec<ExecutionSection>),
+}
+
+impl Action {
+    /// The step kind as written in `do`.
+    pub fn kind(&self) -> StepKind {
+        match self {
+            Action::StartAgent { .. } => StepKind::StartAgent,
+            Action::Redeploy => StepKind::Redeploy,
+            Action::Crash { .. } => StepKind::Crash,
+            Action::CpFaults(_) => StepKind::CpFaults,
+            Action::ClearCpFaults => StepKind::ClearCpFaults,
+            Action::BackendFault(_) => StepKind::BackendFault,
+            Action::StartExecutions(_) => StepKind::StartExecutions,
+        }
+    }
+
+    /// Whether it acts on the agent's processes (the agent's side), rather than on the world.
+    pub fn is_agent_step(&self) -> bool {
+        matches!(
+            self,
+            Action::StartAgent { .. } | Action::Redeploy | Action::Crash { .. }
+        )
+    }
+}
+
+/// The step kinds, as `do` names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepKind {
+    /// `start-agent`.
+    StartAgent,
+    /// `redeploy`.
+    Redeploy,
+    /// `crash`.
+    Crash,
+    /// `cp-faults`.
+    CpFaults,
+    /// `clear-cp-faults`.
+    ClearCpFaults,
+    /// `backend-fault`.
     BackendFault,
-    /// Start more executions (`executions = [...]`).
+    /// `start-executions`.
     StartExecutions,
+}
+
+impl StepKind {
+    fn name(self) -> &'static str {
+        match self {
+            StepKind::StartAgent => "start-agent",
+            StepKind::Redeploy => "redeploy",
+            StepKind::Crash => "crash",
+            StepKind::CpFaults => "cp-faults",
+            StepKind::ClearCpFaults => "clear-cp-faults",
+            StepKind::BackendFault => "backend-fault",
+            StepKind::StartExecutions => "start-executions",
+        }
+    }
+}
+
+/// A step as written: every key typed, then checked as a whole by `TryFrom`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStep {
+    at: Option<SimOffset>,
+    on: Option<EventName>,
+    after: Option<SimOffset>,
+    nth: Option<NonZeroUsize>,
+    #[serde(rename = "do")]
+    kind: StepKind,
+    replicas: Option<NonZeroUsize>,
+    restart_after: Option<SimDuration>,
+    operation: Option<String>,
+    rate: Option<f64>,
+    #[serde(rename = "kind")]
+    fault_kind: Option<FaultKind>,
+    fault: Option<fake_apica::FaultSpec>,
+    executions: Option<Vec<ExecutionSection>>,
+}
+
+impl TryFrom<RawStep> for Step {
+    type Error = String;
+
+    fn try_from(r: RawStep) -> Result<Self, String> {
+        let kind = r.kind.name();
+        let when = match (r.at, r.on) {
+            (Some(at), None) => {
+                if r.after.is_some() || r.nth.is_some() {
+                    return Err(format!(
+                        "step `{kind}`: `after` and `nth` go with `on`, not with `at`"
+                    ));
+                }
+                When::At(at)
+            }
+            (None, Some(event)) => When::On {
+                event,
+                after: r.after,
+                nth: r.nth.unwrap_or(NonZeroUsize::MIN),
+            },
+            _ => {
+                return Err(format!(
+                    "step `{kind}` needs exactly one of `at` (a simulated time) or `on` (an event name)"
+                ));
+            }
+        };
+        // Keys that belong to another kind of step are mistakes, not options.
+        let given = [
+            ("replicas", r.replicas.is_some(), StepKind::StartAgent),
+            ("restart_after", r.restart_after.is_some(), StepKind::Crash),
+            ("operation", r.operation.is_some(), StepKind::CpFaults),
+            ("rate", r.rate.is_some(), StepKind::CpFaults),
+            ("kind", r.fault_kind.is_some(), StepKind::CpFaults),
+            ("fault", r.fault.is_some(), StepKind::BackendFault),
+            (
+                "executions",
+                r.executions.is_some(),
+                StepKind::StartExecutions,
+            ),
+        ];
+        for (key, present, owner) in given {
+            if present && owner != r.kind {
+                return Err(format!(
+                    "step `{kind}` has `{key}`, which only a `{}` step takes",
+                    owner.name()
+                ));
+            }
+        }
+        let action = match r.kind {
+            StepKind::StartAgent => Action::StartAgent {
+                replicas: r.replicas.unwrap_or(NonZeroUsize::MIN),
+            },
+            StepKind::Redeploy => Action::Redeploy,
+            StepKind::Crash => Action::Crash {
+                restart_after: r.restart_after,
+            },
+            StepKind::CpFaults => {
+                let rate = r
+                    .rate
+                    .filter(|x| (0.0..=1.0).contains(x))
+                    .ok_or_else(|| {
+                        format!(
+                            "step `cp-faults` needs `rate` between 0 and 1 (the share of calls refused){}",
+                            r.rate.map(|x| format!(", not {x}")).unwrap_or_default()
+                        )
+                    })?;
+                Action::CpFaults(FaultRule {
+                    operation: r.operation.unwrap_or_else(|| "*".into()),
+                    kind: r.fault_kind.unwrap_or(FaultKind::Throttle),
+                    rate,
+                    status: None,
+                })
+            }
+            StepKind::ClearCpFaults => Action::ClearCpFaults,
+            StepKind::BackendFault => Action::BackendFault(r.fault.ok_or(
+                "step `backend-fault` needs `fault = { kind = ... }` (as the backend's fault API writes it)",
+            )?),
+            StepKind::StartExecutions => {
+                let executions = r.executions.unwrap_or_default();
+                if executions.is_empty() {
+                    return Err(
+                        "step `start-executions` needs `executions = [{ id = ..., configuration = {...} }]`"
+                            .into(),
+                    );
+                }
+                Action::StartExecutions(executions)
+            }
+        };
+        Ok(Step { when, action })
+    }
 }
 
 /// `[expect]`: what must hold at the end.
@@ -329,10 +453,10 @@ pub enum StepAction {
 pub struct Expect {
     /// The error rule ids that must appear, exactly (`[]`: none).
     #[serde(default)]
-    pub violations: Option<Vec<String>>,
+    pub violations: Option<Vec<Rule>>,
     /// The Details link of every execution must appear within this simulated time of its start.
     #[serde(default)]
-    pub details_link_within: Option<String>,
+    pub details_link_within: Option<SimDuration>,
     /// Per-execution expectations, keyed by label (`"e-1" = { outcome = "Succeeded" }`), or `"*"` for all.
     #[serde(flatten)]
     pub executions: BTreeMap<String, ExecutionExpect>,
@@ -344,7 +468,7 @@ pub struct Expect {
 pub struct ExecutionExpect {
     /// `Succeeded` or `Failed`; `from-preset` follows the backend preset's outcome.
     #[serde(default)]
-    pub outcome: Option<String>,
+    pub outcome: Option<ExpectedOutcome>,
     /// The failure type (`JobFailed`, `SystemUnavailable`, `ConfigurationError`, `JobTimedOut`).
     #[serde(default)]
     pub failure_type: Option<String>,
@@ -354,6 +478,18 @@ pub struct ExecutionExpect {
     /// How many load tests the execution may start (counted by its RunnableFile).
     #[serde(default)]
     pub load_tests_started: Option<usize>,
+}
+
+/// The end an execution must reach.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub enum ExpectedOutcome {
+    /// The action execution succeeded.
+    Succeeded,
+    /// It failed.
+    Failed,
+    /// Whatever the backend preset's outcome says.
+    #[serde(rename = "from-preset")]
+    FromPreset,
 }
 
 /// A problem with a scenario file.
@@ -367,7 +503,7 @@ pub enum ScenarioError {
         /// Why.
         source: std::io::Error,
     },
-    /// The TOML is malformed or has unknown keys.
+    /// The TOML is malformed, has unknown keys, or a value of the wrong kind.
     #[error("{path}: {message}")]
     Parse {
         /// The file.
@@ -375,7 +511,7 @@ pub enum ScenarioError {
         /// What is wrong, from the TOML parser (with line and column).
         message: String,
     },
-    /// A value is wrong.
+    /// The parts do not fit together.
     #[error("{path}: {message}")]
     Invalid {
         /// The file.
@@ -383,11 +519,6 @@ pub enum ScenarioError {
         /// What is wrong, naming the key and value.
         message: String,
     },
-}
-
-/// Parses a duration field, naming the key in the error.
-pub fn duration(key: &str, text: &str) -> Result<Duration, String> {
-    sim_core::parse_duration(text).map_err(|e| format!("{key}: {e}"))
 }
 
 impl Scenario {
@@ -413,85 +544,68 @@ impl Scenario {
         Ok(scenario)
     }
 
+    /// Every execution label the scenario can start: `[[executions]]` and `start-executions` steps.
+    pub fn execution_labels(&self) -> Vec<String> {
+        let stepped = self.steps.iter().filter_map(|s| match &s.action {
+            Action::StartExecutions(e) => Some(e.iter()),
+            _ => None,
+        });
+        self.executions
+            .iter()
+            .chain(stepped.flatten())
+            .flat_map(ExecutionSection::labels)
+            .collect()
+    }
+
+    /// What a valid file can still get wrong: the parts must fit together.
     fn check(&self) -> Result<(), String> {
-        for (k, v) in [
-            ("world.job_timeout", &self.world.job_timeout),
-            ("world.ack_window", &self.world.ack_window),
-            ("world.continuation_delay", &self.world.continuation_delay),
-            ("world.action_timeout", &self.world.action_timeout),
-            ("harness.answer_budget", &self.harness.answer_budget),
-            ("harness.watchdog", &self.harness.watchdog),
-            ("harness.tail", &self.harness.tail),
-            ("harness.start_grace", &self.harness.start_grace),
-        ] {
-            duration(k, v)?;
-        }
-        if !["progress-100", "no-token"].contains(&self.world.final_on.as_str()) {
+        if self.world.continuation_delay.get() < Duration::from_secs(1) {
             return Err(format!(
-                "world.final_on `{}` must be `progress-100` or `no-token`",
-                self.world.final_on
+                "world.continuation_delay `{}` must be at least 1s",
+                self.world.continuation_delay
             ));
         }
-        if duration("", &self.world.continuation_delay)? < Duration::from_secs(1) {
-            return Err("world.continuation_delay must be at least 1s".into());
+        for p in &self.backend.presets {
+            fake_apica::Preset::from_spec(p.clone())
+                .map_err(|e| format!("backend.presets `{}`: {e}", p.name))?;
         }
-        self.action_type
-            .id
-            .parse::<fake_codepipeline::ActionTypeId>()
-            .map_err(|e| format!("action_type.id: {e}"))?;
+        // Faults are checked against a clock at the origin, as the run will resolve them.
+        let clock = sim_core::SimClock::manual();
+        for f in &self.backend.faults {
+            f.resolve(&clock)
+                .map_err(|e| format!("backend.faults: {e}"))?;
+        }
         for (i, step) in self.steps.iter().enumerate() {
-            let n = i + 1;
-            match (&step.at, &step.on) {
-                (Some(at), None) => {
-                    sim_core::http::parse_target(at, sim_core::DEFAULT_ORIGIN)
-                        .map_err(|e| format!("steps[{n}].at: {e}"))?;
-                }
-                (None, Some(on)) => {
-                    if !on.contains('.') {
-                        return Err(format!(
-                            "steps[{n}].on `{on}` must name an event as source.kind, e.g. cp.result_applied"
-                        ));
-                    }
-                }
-                _ => return Err(format!("steps[{n}] needs exactly one of `at` or `on`")),
-            }
-            if let Some(r) = &step.restart_after {
-                duration(&format!("steps[{n}].restart_after"), r)?;
-            }
-            if let Some(a) = &step.after {
-                duration(&format!("steps[{n}].after"), a)?;
-            }
-            if step.action == StepAction::CpFaults
-                && step.rate.is_none_or(|r| !(0.0..=1.0).contains(&r))
-            {
-                return Err(format!(
-                    "steps[{n}]: cp-faults needs `rate` between 0 and 1"
-                ));
-            }
-            if step.action == StepAction::BackendFault && step.fault.is_none() {
-                return Err(format!(
-                    "steps[{n}]: backend-fault needs `fault = {{ kind = ... }}`"
-                ));
+            if let Action::BackendFault(f) = &step.action {
+                f.resolve(&clock)
+                    .map_err(|e| format!("steps[{}] backend-fault: {e}", i + 1))?;
             }
         }
         if !self
             .steps
             .iter()
-            .any(|s| s.action == StepAction::StartAgent)
+            .any(|s| matches!(s.action, Action::StartAgent { .. }))
         {
             return Err("no step starts the agent (`do = \"start-agent\"`)".into());
         }
-        for (label, e) in &self.expect.executions {
-            if let Some(o) = &e.outcome
-                && !["Succeeded", "Failed", "from-preset"].contains(&o.as_str())
-            {
-                return Err(format!(
-                    "expect.\"{label}\".outcome `{o}` must be Succeeded, Failed or from-preset"
-                ));
+        let labels = self.execution_labels();
+        let mut seen = BTreeSet::new();
+        for l in &labels {
+            if !seen.insert(l) {
+                return Err(format!("execution `{l}` is defined twice"));
             }
         }
-        if let Some(d) = &self.expect.details_link_within {
-            duration("expect.details_link_within", d)?;
+        for label in self.expect.executions.keys() {
+            if label != "*" && !seen.contains(label) {
+                return Err(format!(
+                    "expect.\"{label}\" names no execution of this scenario; its executions are {}",
+                    if labels.is_empty() {
+                        "none".to_string()
+                    } else {
+                        labels.join(", ")
+                    }
+                ));
+            }
         }
         Ok(())
     }
@@ -500,6 +614,14 @@ impl Scenario {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const HEAD: &str = "name = \"x\"\n[[executions]]\nid = \"e-1\"\n[[steps]]\nat = \"0s\"\ndo = \"start-agent\"\n";
+
+    fn error(text: &str) -> String {
+        Scenario::parse(text, Path::new("x.toml"))
+            .unwrap_err()
+            .to_string()
+    }
 
     #[test]
     fn the_sketch_form_parses() {
@@ -513,8 +635,13 @@ mod tests {
             id = "e-1"
             configuration = { PresetName = "soak-90m" }
             [[steps]]
-            at = "0s"
+            at = "+00:00:00"
             do = "start-agent"
+            [[steps]]
+            on = "cp.result_applied"
+            nth = 2
+            do = "crash"
+            restart_after = "1m"
             [expect]
             violations = []
             details_link_within = "1m"
@@ -523,24 +650,82 @@ mod tests {
         let s = Scenario::parse(text, Path::new("x.toml")).unwrap();
         assert_eq!(s.expect.executions["e-1"].load_tests_started, Some(1));
         assert_eq!(s.expect.violations, Some(vec![]));
+        assert_eq!(s.steps[0].when, When::At(SimOffset::new(Duration::ZERO)));
+        assert!(matches!(
+            s.steps[1].when,
+            When::On { nth, .. } if nth.get() == 2
+        ));
     }
 
     #[test]
-    fn bad_values_are_named() {
-        let text = "name = \"x\"\n[[steps]]\nat = \"soon\"\ndo = \"start-agent\"\n";
-        let e = Scenario::parse(text, Path::new("x.toml"))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("steps[1].at") && e.contains("soon"), "{e}");
-        let text = "name = \"x\"\n[[steps]]\nat = \"0s\"\ndo = \"dance\"\n";
-        let e = Scenario::parse(text, Path::new("x.toml"))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("dance"), "{e}");
-        let text = "name = \"x\"\n[world]\njob_timeout = \"1 hour-ish\"\n[[steps]]\nat = \"0s\"\ndo = \"start-agent\"\n";
-        let e = Scenario::parse(text, Path::new("x.toml"))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("world.job_timeout"), "{e}");
+    fn bad_values_are_named_with_their_line() {
+        let e = error("name = \"x\"\n[[steps]]\nat = \"soon\"\ndo = \"start-agent\"\n");
+        assert!(e.contains("soon") && e.contains("line 3"), "{e}");
+        let e = error("name = \"x\"\n[[steps]]\nat = \"0s\"\ndo = \"dance\"\n");
+        assert!(e.contains("dance") && e.contains("start-agent"), "{e}");
+        let e = error(&format!("{HEAD}[world]\njob_timeout = \"1 hour-ish\"\n"));
+        assert!(e.contains("job_timeout") || e.contains("1 hour-ish"), "{e}");
+        assert!(e.contains("line 8"), "{e}");
+    }
+
+    #[test]
+    fn the_broken_scenarios_of_the_review_are_refused_at_load() {
+        // A fault kind typo is not a throttle.
+        let e = error(&format!(
+            "{HEAD}[[steps]]\nat = \"1m\"\ndo = \"cp-faults\"\nkind = \"server_error\"\nrate = 0.5\n"
+        ));
+        assert!(
+            e.contains("server_error") && e.contains("server-error"),
+            "{e}"
+        );
+        // An expectation for an execution that does not exist.
+        let e = error(&format!(
+            "{HEAD}[expect]\n\"e1\" = {{ outcome = \"Succeeded\" }}\n"
+        ));
+        assert!(e.contains("\"e1\"") && e.contains("e-1"), "{e}");
+        // A preset duration that cannot be read.
+        let e = error(&format!(
+            "{HEAD}[[backend.presets]]\nname = \"p\"\nduration = \"1 day 2\"\noutcome = \"passed\"\n"
+        ));
+        assert!(e.contains("1 day 2"), "{e}");
+        // An offset far past anything the clock can hold: an error, not a panic.
+        let e = error("name = \"x\"\n[[steps]]\nat = \"+1e300:00:00\"\ndo = \"start-agent\"\n");
+        assert!(e.contains("+1e300:00:00"), "{e}");
+        let e =
+            error("name = \"x\"\n[[steps]]\nat = \"+99999999999:00:00\"\ndo = \"start-agent\"\n");
+        assert!(e.contains("100 years"), "{e}");
+        // An unknown rule id, an unknown event, keys of another step kind, an outcome typo.
+        let e = error(&format!("{HEAD}[expect]\nviolations = [\"CP-TIMOUT\"]\n"));
+        assert!(e.contains("CP-TIMOUT") && e.contains("CP-TIMEOUT"), "{e}");
+        let e = error(&format!(
+            "{HEAD}[[steps]]\non = \"cp.test_created\"\ndo = \"redeploy\"\n"
+        ));
+        assert!(e.contains("cp never records test_created"), "{e}");
+        let e = error(&format!(
+            "{HEAD}[[steps]]\nat = \"1m\"\ndo = \"redeploy\"\nrate = 0.5\n"
+        ));
+        assert!(e.contains("`rate`") && e.contains("cp-faults"), "{e}");
+        let e = error(&format!(
+            "{HEAD}[expect]\n\"e-1\" = {{ outcome = \"Succeded\" }}\n"
+        ));
+        assert!(e.contains("Succeded"), "{e}");
+        let e = error(&format!(
+            "{HEAD}[[steps]]\nat = \"1m\"\ndo = \"backend-fault\"\nfault = {{ kind = \"outtage\" }}\n"
+        ));
+        assert!(e.contains("outtage"), "{e}");
+        let e = error(&format!("{HEAD}[world]\ncontinuation_delay = \"500ms\"\n"));
+        assert!(e.contains("continuation_delay"), "{e}");
+        let e = error(&format!("{HEAD}[[executions]]\nid = \"e-1\"\n"));
+        assert!(e.contains("`e-1` is defined twice"), "{e}");
+    }
+
+    #[test]
+    fn every_builtin_scenario_loads() {
+        for entry in std::fs::read_dir(crate::builtin_dir()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|x| x == "toml") {
+                Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            }
+        }
     }
 }

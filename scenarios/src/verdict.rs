@@ -1,21 +1,25 @@
-//! Verdicts: the fakes' rule violations (CP-*) and the agent expectations (AG-*) of PROTOCOL.md, read
-//! from the event log and the fakes' state, then checked against the scenario's `[expect]`.
+//! Verdicts: the fakes' rule violations (CP-*) and the agent expectations (AG-*) of `docs/protocol.md`,
+//! one function per rule, read from the event log and the fakes' state, then checked against the
+//! scenario's `[expect]`. The driver calls the ones it decides while the run goes on (AG-START and
+//! AG-REDEPLOY); [`judge`] calls the rest when it has ended.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use fake_codepipeline::{JobStatus, WorldView};
 use serde::Serialize;
 use serde_json::Value;
-use sim_core::{Event, Severity};
+use sim_core::{Event, EventKind, Rule, Severity, Source};
 
 use crate::run::RunOutcome;
-use crate::scenario::{ExecutionExpect, Scenario, duration};
+use crate::scenario::{ExecutionExpect, ExpectedOutcome, Scenario};
+use crate::world::StartedExecution;
 
 /// One broken rule.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Violation {
-    /// The rule id (`CP-TIMEOUT`, `AG-ONE-TEST`, ...).
-    pub rule: String,
+    /// The rule (`CP-TIMEOUT`, `AG-ONE-TEST`, ...).
+    pub rule: Rule,
     /// `error` or `warning`.
     pub severity: Severity,
     /// The execution, when it concerns one.
@@ -53,8 +57,11 @@ pub struct ExecutionFacts {
     pub jobs: usize,
     /// Load tests started for it (by RunnableFile).
     pub load_tests_started: Option<usize>,
-    /// When the Details link appeared, after the start.
+    /// When the Details link appeared, after the start (`+00:00:00`).
     pub details_link_after: Option<String>,
+    /// The same, as a span.
+    #[serde(skip)]
+    pub details_link_delay: Option<Duration>,
     /// The backend test's final status.
     pub backend_status: Option<String>,
 }
@@ -76,7 +83,7 @@ pub struct Verdict {
 
 fn violation(e: &Event) -> Violation {
     Violation {
-        rule: e.rule.clone().unwrap_or_default(),
+        rule: e.rule.unwrap_or(Rule::CpValidation),
         severity: e.severity,
         execution: e.execution.clone(),
         at: e.stamp(),
@@ -89,14 +96,256 @@ fn violation(e: &Event) -> Violation {
 /// to the next timer: a correct agent answers at the instant it acknowledged.
 pub const LINK_PROMPT: std::time::Duration = std::time::Duration::from_secs(60);
 
-fn agent_violation(rule: &str, execution: &str, at: String, detail: String) -> Violation {
+fn agent_violation(rule: Rule, execution: &str, at: String, detail: String) -> Violation {
     Violation {
-        rule: rule.into(),
+        rule,
         severity: Severity::Error,
         execution: Some(execution.into()),
         at,
         detail,
     }
+}
+
+/// A rule broken while the run goes on, for the driver to record as an event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Finding {
+    /// The rule.
+    pub rule: Rule,
+    /// What happened, in words.
+    pub detail: String,
+}
+
+/// AG-START: a started replica made no request within its start grace.
+pub fn ag_start(replica: &str, grace: Duration) -> Option<Finding> {
+    Some(Finding {
+        rule: Rule::AgStart,
+        detail: format!(
+            "{replica} made no request within {} of starting",
+            sim_core::format_duration(grace)
+        ),
+    })
+}
+
+/// AG-REDEPLOY: a replica did not exit within `grace` of SIGTERM.
+pub fn ag_redeploy_slow(replica: &str, grace: Duration) -> Finding {
+    Finding {
+        rule: Rule::AgRedeploy,
+        detail: format!(
+            "{replica} did not exit within {} of SIGTERM; killed",
+            sim_core::format_duration(grace)
+        ),
+    }
+}
+
+/// AG-REDEPLOY: after a graceful stop, no job the replica (signing with `key`) acknowledged is left
+/// without a result.
+pub fn ag_redeploy_abandoned(w: WorldView<'_>, key: &str, replica: &str) -> Option<Finding> {
+    let mut abandoned: Vec<(usize, String)> = w
+        .jobs()
+        .filter(|j| j.status == JobStatus::InProgress)
+        .filter(|j| j.acknowledged.as_ref().and_then(|(_, who)| who.as_deref()) == Some(key))
+        .map(|j| (j.number, format!("job {} of {}", j.number, j.execution)))
+        .collect();
+    abandoned.sort();
+    (!abandoned.is_empty()).then(|| Finding {
+        rule: Rule::AgRedeploy,
+        detail: format!(
+            "{replica} exited without answering {} it had acknowledged",
+            abandoned
+                .into_iter()
+                .map(|(_, j)| j)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    })
+}
+
+/// The rule the fakes or the driver recorded on an event (CP-*, AG-FINAL-TOKEN, AG-START, AG-REDEPLOY,
+/// HARNESS-STALL), when it counts: errors fail a scenario unless expected, warnings are reported apart.
+pub fn recorded(e: &Event) -> Option<Violation> {
+    let rule = e.rule?;
+    if e.severity == Severity::Info {
+        return None;
+    }
+    // Losing a nonce race is normal for replicas on one queue (AG-RACE): not even a warning.
+    if rule == Rule::CpNonce && e.severity == Severity::Warning {
+        return None;
+    }
+    // An unacknowledged job offered again is the fake working as designed (CP-LEASE).
+    if rule == Rule::CpLease {
+        return None;
+    }
+    Some(violation(e))
+}
+
+/// AG-NO-TIMEOUT: in a healthy run (one whose scenario expects no violation at all) no job times out,
+/// whatever the test's length.
+pub fn ag_no_timeout(healthy: bool, e: &Event) -> Option<Violation> {
+    (healthy && e.source == Source::Cp && e.kind == EventKind::JobTimedOut).then(|| Violation {
+        rule: Rule::AgNoTimeout,
+        severity: Severity::Error,
+        execution: e.execution.clone(),
+        at: e.stamp(),
+        detail: format!(
+            "a job timed out in a healthy run: the agent must answer every job within the job timeout, however long the test ({})",
+            e.detail
+        ),
+    })
+}
+
+/// AG-ONE-TEST: exactly one backend test per execution (counted by its own RunnableFile).
+pub fn ag_one_test(started: &StartedExecution, tests_started: Option<usize>) -> Option<Violation> {
+    let n = tests_started.filter(|n| *n > 1)?;
+    let label = &started.label;
+    Some(agent_violation(
+        Rule::AgOneTest,
+        label,
+        "end".into(),
+        format!(
+            "execution {label} started {n} load tests for {}; one is the most it may start",
+            started.runnable_file.clone().unwrap_or_default()
+        ),
+    ))
+}
+
+/// AG-LINK-EARLY: the first job is answered promptly (the driver holds the clock while a job is held, so
+/// a correct agent answers at the simulated instant it acknowledged), and a first success carries an
+/// `externalExecutionId`.
+pub fn ag_link_early(label: &str, exec_events: &[&Event]) -> Vec<Violation> {
+    let mut out = Vec::new();
+    let first_result = exec_events
+        .iter()
+        .find(|e| e.kind == EventKind::ResultApplied);
+    let first_ack = exec_events
+        .iter()
+        .find(|e| e.kind == EventKind::JobAcknowledged);
+    if let (Some(first), Some(ack)) = (first_result, first_ack)
+        && first.job == ack.job
+        && first.sim_ms.saturating_sub(ack.sim_ms) > LINK_PROMPT.as_millis() as u64
+    {
+        out.push(agent_violation(
+            Rule::AgLinkEarly,
+            label,
+            first.stamp(),
+            format!(
+                "the first job of {label} was answered {} after it was acknowledged (at most {} is prompt), so the Details link came late",
+                sim_core::format_duration(Duration::from_millis(first.sim_ms - ack.sim_ms)),
+                sim_core::format_duration(LINK_PROMPT)
+            ),
+        ));
+    }
+    if let Some(first) = first_result
+        && first.data["result"] == "success"
+        && first.data["externalExecutionId"].is_null()
+    {
+        out.push(agent_violation(
+            Rule::AgLinkEarly,
+            label,
+            first.stamp(),
+            format!(
+                "the first answer for {label} (job {}) has no externalExecutionId, so the user sees no Details link while the test runs",
+                first.data["number"]
+            ),
+        ));
+    }
+    out
+}
+
+/// AG-RACE: a job is answered by the replica that acknowledged it.
+pub fn ag_race(label: &str, exec_events: &[&Event]) -> Vec<Violation> {
+    let mut out = Vec::new();
+    for e in exec_events
+        .iter()
+        .filter(|e| e.kind == EventKind::ResultApplied)
+    {
+        let acker = exec_events
+            .iter()
+            .find(|a| a.kind == EventKind::JobAcknowledged && a.job == e.job)
+            .and_then(|a| a.replica.clone());
+        if let (Some(a), Some(r)) = (acker, e.replica.clone())
+            && a != r
+        {
+            out.push(agent_violation(
+                Rule::AgRace,
+                label,
+                e.stamp(),
+                format!(
+                    "job {} of {label} was acknowledged by {a} but answered by {r}",
+                    e.data["number"]
+                ),
+            ));
+        }
+    }
+    out
+}
+
+/// AG-OUTCOME (apica tier): the final answer matches the backend test.
+pub fn ag_outcome(
+    label: &str,
+    test: &fake_apica::TestView,
+    exec_events: &[&Event],
+    origin: sim_core::SimTime,
+) -> Option<Violation> {
+    let fin = exec_events
+        .iter()
+        .rev()
+        .find(|e| e.kind == EventKind::ResultApplied && e.data["final"] == true)?;
+    let finished_ms = test.finished_at.map(|f| f.since(origin).as_millis() as u64);
+    let status = test.status.to_string();
+    let problem = match (status.as_str(), fin.data["result"].as_str()) {
+        (_, Some("success")) if finished_ms.is_none_or(|f| f > fin.sim_ms) => Some(format!(
+            "{label} was answered as a final success at {} while backend test {} was still {status}",
+            fin.stamp(),
+            test.job_id
+        )),
+        ("failed", Some("success")) => Some(format!(
+            "{label} succeeded but backend test {} failed: {}",
+            test.job_id, test.summary
+        )),
+        ("passed", Some("failure")) => Some(format!(
+            "{label} failed ({}) but backend test {} passed",
+            fin.data["failureType"].as_str().unwrap_or(""),
+            test.job_id
+        )),
+        ("failed", Some("failure"))
+            if fin.data["failureType"] != "JobFailed"
+                || !fin.data["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains(test.summary.as_str()) =>
+        {
+            Some(format!(
+                "{label} failed with {} \"{}\"; expected JobFailed with the backend's reason \"{}\"",
+                fin.data["failureType"].as_str().unwrap_or(""),
+                fin.data["message"].as_str().unwrap_or(""),
+                test.summary
+            ))
+        }
+        (_, Some("success")) if fin.data["percentComplete"] != 100 => Some(format!(
+            "{label}'s final success says percentComplete {} instead of 100",
+            fin.data["percentComplete"]
+        )),
+        _ => None,
+    };
+    problem.map(|p| agent_violation(Rule::AgOutcome, label, fin.stamp(), p))
+}
+
+/// AG-BACKOFF: how hard each replica kept hitting refused calls while throttled.
+pub fn ag_backoff(scenario: &Scenario, events: &[Event]) -> Vec<Violation> {
+    throttled_rates(events)
+        .into_iter()
+        .filter(|(_, rate)| *rate > scenario.harness.backoff_limit)
+        .map(|(key, rate)| Violation {
+            rule: Rule::AgBackoff,
+            severity: Severity::Error,
+            execution: None,
+            at: "-".into(),
+            detail: format!(
+                "{key} had {rate:.1} calls/s refused by throttling over a 5 s window (limit {}): it does not back off",
+                scenario.harness.backoff_limit
+            ),
+        })
+        .collect()
 }
 
 /// Judges a finished run.
@@ -111,39 +360,16 @@ pub fn judge(scenario: &Scenario, run: &RunOutcome) -> Verdict {
         .as_ref()
         .is_some_and(|v| v.is_empty());
     for e in &run.events {
-        if e.rule.is_none() || e.severity == Severity::Info {
-            continue;
+        match recorded(e) {
+            Some(v) if v.severity == Severity::Error => violations.push(v),
+            Some(v) => warnings.push(v),
+            None => {}
         }
-        // Losing a nonce race is normal for replicas on one queue (AG-RACE): not even a warning.
-        if e.rule.as_deref() == Some("CP-NONCE") && e.severity == Severity::Warning {
-            continue;
-        }
-        // An unacknowledged job offered again is the fake working as designed (CP-LEASE).
-        if e.rule.as_deref() == Some("CP-LEASE") {
-            continue;
-        }
-        if e.severity == Severity::Error {
-            violations.push(violation(e));
-        } else {
-            warnings.push(violation(e));
-        }
-        // AG-NO-TIMEOUT: in a healthy run no job times out, whatever the test's length.
-        if healthy && e.kind == "job_timed_out" {
-            violations.push(Violation {
-                rule: "AG-NO-TIMEOUT".into(),
-                severity: Severity::Error,
-                execution: e.execution.clone(),
-                at: e.stamp(),
-                detail: format!(
-                    "a job timed out in a healthy run: the agent must answer every job within the job timeout, however long the test ({})",
-                    e.detail
-                ),
-            });
-        }
+        violations.extend(ag_no_timeout(healthy, e));
     }
 
-    let core = run.world.cp.core();
     let tests = run.world.apica.tests();
+    let origin = run.world.sim.clock.origin();
     let mut facts = Vec::new();
     // One pass over the log, not one per execution (many-pipelines has tens of thousands of events).
     let mut by_execution: std::collections::HashMap<&str, Vec<&Event>> = Default::default();
@@ -154,13 +380,13 @@ pub fn judge(scenario: &Scenario, run: &RunOutcome) -> Verdict {
     }
     for started in &run.world.executions {
         let label = &started.label;
-        let Some(view) = core.execution_view(label) else {
+        let Some((status, error, jobs)) = run.world.cp.core().inspect(|w| {
+            w.execution(label)
+                .map(|e| (e.status, e.error.clone(), e.jobs.len()))
+        }) else {
             continue;
         };
         let exec_events: &[&Event] = by_execution.get(label.as_str()).map_or(&[], Vec::as_slice);
-        let status = view["status"].as_str().unwrap_or_default().to_string();
-        let failure_type = view["errorDetails"]["code"].as_str().map(str::to_string);
-        let message = view["errorDetails"]["message"].as_str().map(str::to_string);
         let test_count = started
             .runnable_file
             .as_ref()
@@ -173,171 +399,40 @@ pub fn judge(scenario: &Scenario, run: &RunOutcome) -> Verdict {
         });
         let started_ms = exec_events
             .iter()
-            .find(|e| e.kind == "execution_started")
+            .find(|e| e.kind == EventKind::ExecutionStarted)
             .map(|e| e.sim_ms)
             .unwrap_or(0);
         let link = exec_events
             .iter()
-            .find(|e| e.kind == "details_link")
+            .find(|e| e.kind == EventKind::DetailsLink)
             .map(|e| e.sim_ms);
 
-        // AG-ONE-TEST: exactly one backend test per execution (counted by its own RunnableFile).
-        if run.apica_checks
-            && let Some(n) = test_count
-            && n > 1
-        {
-            violations.push(agent_violation(
-                "AG-ONE-TEST",
-                label,
-                "end".into(),
-                format!(
-                    "execution {label} started {n} load tests for {}; one is the most it may start",
-                    started.runnable_file.clone().unwrap_or_default()
-                ),
-            ));
-        }
-
-        // AG-LINK-EARLY: the first job is answered promptly (the runner holds the clock while a job is
-        // held, so a correct agent answers at the simulated instant it acknowledged) ...
-        let first_result = exec_events.iter().find(|e| e.kind == "result_applied");
-        let first_ack = exec_events.iter().find(|e| e.kind == "job_acknowledged");
-        if let (Some(first), Some(ack)) = (first_result, first_ack)
-            && first.job == ack.job
-            && first.sim_ms.saturating_sub(ack.sim_ms) > LINK_PROMPT.as_millis() as u64
-        {
-            violations.push(agent_violation(
-                "AG-LINK-EARLY",
-                label,
-                first.stamp(),
-                format!(
-                    "the first job of {label} was answered {} after it was acknowledged (at most {} is prompt), so the Details link came late",
-                    sim_core::format_duration(std::time::Duration::from_millis(
-                        first.sim_ms - ack.sim_ms
-                    )),
-                    sim_core::format_duration(LINK_PROMPT)
-                ),
-            ));
-        }
-        // ... and, if it is a success, carries an externalExecutionId.
-        if let Some(first) = first_result
-            && first.data["result"] == "success"
-            && first.data["externalExecutionId"].is_null()
-        {
-            violations.push(agent_violation(
-                "AG-LINK-EARLY",
-                label,
-                first.stamp(),
-                format!(
-                    "the first answer for {label} (job {}) has no externalExecutionId, so the user sees no Details link while the test runs",
-                    first.data["number"]
-                ),
-            ));
-        }
-
-        // AG-RACE: a job is answered by the replica that acknowledged it.
-        for e in exec_events.iter().filter(|e| e.kind == "result_applied") {
-            let acker = exec_events
-                .iter()
-                .find(|a| a.kind == "job_acknowledged" && a.job == e.job)
-                .and_then(|a| a.replica.clone());
-            if let (Some(a), Some(r)) = (acker, e.replica.clone())
-                && a != r
-            {
-                violations.push(agent_violation(
-                    "AG-RACE",
-                    label,
-                    e.stamp(),
-                    format!(
-                        "job {} of {label} was acknowledged by {a} but answered by {r}",
-                        e.data["number"]
-                    ),
-                ));
-            }
-        }
-
-        // AG-OUTCOME (apica tier): the final answer matches the backend.
         if run.apica_checks {
-            let final_event = exec_events
-                .iter()
-                .rev()
-                .find(|e| e.kind == "result_applied" && e.data["final"] == true);
-            if let (Some(t), Some(fin)) = (test, final_event) {
-                let finished_ms = t
-                    .finished_at
-                    .map(|f| f.since(run.world.sim.clock.origin()).as_millis() as u64);
-                let status = t.status.to_string();
-                let problem = match (status.as_str(), fin.data["result"].as_str()) {
-                    (_, Some("success")) if finished_ms.is_none_or(|f| f > fin.sim_ms) => {
-                        Some(format!(
-                            "{label} was answered as a final success at {} while backend test {} was still {status}",
-                            fin.stamp(),
-                            t.job_id
-                        ))
-                    }
-                    ("failed", Some("success")) => Some(format!(
-                        "{label} succeeded but backend test {} failed: {}",
-                        t.job_id, t.summary
-                    )),
-                    ("passed", Some("failure")) => Some(format!(
-                        "{label} failed ({}) but backend test {} passed",
-                        fin.data["failureType"].as_str().unwrap_or(""),
-                        t.job_id
-                    )),
-                    ("failed", Some("failure"))
-                        if fin.data["failureType"] != "JobFailed"
-                            || !fin.data["message"]
-                                .as_str()
-                                .unwrap_or("")
-                                .contains(t.summary.as_str()) =>
-                    {
-                        Some(format!(
-                            "{label} failed with {} \"{}\"; expected JobFailed with the backend's reason \"{}\"",
-                            fin.data["failureType"].as_str().unwrap_or(""),
-                            fin.data["message"].as_str().unwrap_or(""),
-                            t.summary
-                        ))
-                    }
-                    (_, Some("success")) if fin.data["percentComplete"] != 100 => Some(format!(
-                        "{label}'s final success says percentComplete {} instead of 100",
-                        fin.data["percentComplete"]
-                    )),
-                    _ => None,
-                };
-                if let Some(p) = problem {
-                    violations.push(agent_violation("AG-OUTCOME", label, fin.stamp(), p));
-                }
-            }
+            violations.extend(ag_one_test(started, test_count));
+        }
+        violations.extend(ag_link_early(label, exec_events));
+        violations.extend(ag_race(label, exec_events));
+        if run.apica_checks
+            && let Some(t) = test
+        {
+            violations.extend(ag_outcome(label, t, exec_events, origin));
         }
 
         facts.push(ExecutionFacts {
             label: label.clone(),
-            status,
-            failure_type,
-            message,
-            jobs: view["jobs"].as_array().map_or(0, Vec::len),
+            status: status.as_str().to_string(),
+            failure_type: error.as_ref().map(|(code, _)| code.clone()),
+            message: error.map(|(_, message)| message),
+            jobs,
             load_tests_started: test_count,
             details_link_after: link.map(|l| {
                 sim_core::format_offset(Duration::from_millis(l.saturating_sub(started_ms)))
             }),
+            details_link_delay: link.map(|l| Duration::from_millis(l.saturating_sub(started_ms))),
             backend_status: test.map(|t| t.status.to_string()),
         });
     }
-
-    // AG-BACKOFF: how hard each replica kept hitting refused calls while throttled.
-    for (key, rate) in throttled_rates(&run.events) {
-        if rate > scenario.harness.backoff_limit {
-            violations.push(Violation {
-                rule: "AG-BACKOFF".into(),
-                severity: Severity::Error,
-                execution: None,
-                at: "-".into(),
-                detail: format!(
-                    "{key} had {rate:.1} calls/s refused by throttling over a 5 s window (limit {}): it does not back off",
-                    scenario.harness.backoff_limit
-                ),
-            });
-        }
-    }
+    violations.extend(ag_backoff(scenario, &run.events));
 
     let checks = check_expectations(scenario, run, &violations, &facts);
     let passed = checks.iter().all(|c| c.passed);
@@ -364,27 +459,31 @@ fn check_expectations(
             actual: h.clone(),
         });
     }
-    let expected: BTreeSet<String> = scenario
+    let expected: BTreeSet<Rule> = scenario
         .expect
         .violations
         .clone()
         .unwrap_or_default()
         .into_iter()
         .collect();
-    let actual: BTreeSet<String> = violations.iter().map(|v| v.rule.clone()).collect();
+    let actual: BTreeSet<Rule> = violations.iter().map(|v| v.rule).collect();
     if scenario.expect.violations.is_some() || !actual.is_empty() {
         let unexpected: Vec<&Violation> = violations
             .iter()
             .filter(|v| !expected.contains(&v.rule))
             .collect();
-        let missing: Vec<&String> = expected.iter().filter(|r| !actual.contains(*r)).collect();
+        let missing: Vec<&Rule> = expected.iter().filter(|r| !actual.contains(*r)).collect();
         checks.push(Check {
             expected: if expected.is_empty() {
                 "no violations".into()
             } else {
                 format!(
                     "violations exactly {}",
-                    expected.iter().cloned().collect::<Vec<_>>().join(", ")
+                    expected
+                        .iter()
+                        .map(|r| r.id())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )
             },
             passed: unexpected.is_empty() && missing.is_empty(),
@@ -392,7 +491,7 @@ fn check_expectations(
                 if actual.is_empty() {
                     "none".into()
                 } else {
-                    actual.iter().cloned().collect::<Vec<_>>().join(", ")
+                    actual.iter().map(|r| r.id()).collect::<Vec<_>>().join(", ")
                 }
             } else {
                 let mut parts: Vec<String> = unexpected
@@ -404,14 +503,9 @@ fn check_expectations(
             },
         });
     }
-    if let Some(within) = &scenario.expect.details_link_within
-        && let Ok(limit) = duration("details_link_within", within)
-    {
+    if let Some(within) = scenario.expect.details_link_within {
         for f in facts {
-            let ok = f.details_link_after.as_ref().is_some_and(|a| {
-                sim_core::http::parse_target(a, sim_core::DEFAULT_ORIGIN)
-                    .is_ok_and(|t| t.since(sim_core::DEFAULT_ORIGIN) <= limit)
-            });
+            let ok = f.details_link_delay.is_some_and(|d| d <= within.get());
             checks.push(Check {
                 expected: format!("{}: Details link within {within}", f.label),
                 passed: ok,
@@ -442,10 +536,14 @@ fn check_execution(
     exp: &ExecutionExpect,
     checks: &mut Vec<Check>,
 ) {
-    let mut outcome = exp.outcome.clone();
+    let mut outcome = exp.outcome.map(|o| match o {
+        ExpectedOutcome::Succeeded => "Succeeded",
+        ExpectedOutcome::Failed => "Failed",
+        ExpectedOutcome::FromPreset => "from-preset",
+    });
     let mut failure_type = exp.failure_type.clone();
     let mut message = exp.message_contains.clone();
-    if outcome.as_deref() == Some("from-preset") {
+    if exp.outcome == Some(ExpectedOutcome::FromPreset) {
         let preset = run
             .world
             .executions
@@ -454,9 +552,9 @@ fn check_execution(
             .and_then(|e| e.preset.clone());
         let spec = preset.and_then(|p| run.world.apica.presets().into_iter().find(|x| x.name == p));
         match spec.map(|s| s.outcome) {
-            Some(fake_apica::Outcome::Passed) => outcome = Some("Succeeded".into()),
+            Some(fake_apica::Outcome::Passed) => outcome = Some("Succeeded"),
             Some(fake_apica::Outcome::Failed { reason }) => {
-                outcome = Some("Failed".into());
+                outcome = Some("Failed");
                 failure_type.get_or_insert_with(|| "JobFailed".into());
                 message.get_or_insert(reason);
             }
@@ -517,7 +615,7 @@ pub fn throttled_rates(events: &[Event]) -> std::collections::BTreeMap<String, f
     let mut by_replica: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
     for e in events
         .iter()
-        .filter(|e| e.source == "cp" && e.kind == "fault_injected")
+        .filter(|e| e.source == Source::Cp && e.kind == EventKind::FaultInjected)
     {
         if let Some(r) = &e.replica {
             by_replica.entry(r.clone()).or_default().push(e.real_ms);

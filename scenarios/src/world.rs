@@ -13,7 +13,7 @@ use serde_json::Value;
 use sim_core::Sim;
 use tokio::sync::oneshot;
 
-use crate::scenario::{ExecutionSection, PropertySection, Scenario, duration};
+use crate::scenario::{ExecutionSection, PropertySection, Scenario};
 
 /// How many access keys the fake accepts: one per replica process a scenario may start.
 pub const MAX_REPLICAS: usize = 32;
@@ -79,11 +79,11 @@ impl World {
         let sim = Sim::manual();
         let w = &scenario.world;
         let timing = TimingOverrides {
-            job_timeout: Some(w.job_timeout.clone()),
-            ack_window: Some(w.ack_window.clone()),
-            continuation_delay: Some(w.continuation_delay.clone()),
-            action_timeout: Some(w.action_timeout.clone()),
-            final_on: Some(w.final_on.clone()),
+            job_timeout: Some(w.job_timeout.to_string()),
+            ack_window: Some(w.ack_window.to_string()),
+            continuation_delay: Some(w.continuation_delay.to_string()),
+            action_timeout: Some(w.action_timeout.to_string()),
+            final_on: Some(w.final_on.to_string()),
         };
         let mut settings = Settings {
             park_polls: Some(PARK_POLLS),
@@ -135,12 +135,10 @@ impl World {
         }
 
         // The action type: the scenario's, or the protocol tier's override.
-        let type_text = overrides
-            .action_type
-            .clone()
-            .unwrap_or_else(|| scenario.action_type.id.clone());
-        let action_type: ActionTypeId =
-            type_text.parse().map_err(|e| anyhow!("action type: {e}"))?;
+        let action_type: ActionTypeId = match &overrides.action_type {
+            Some(text) => text.parse().map_err(|e| anyhow!("action type: {e}"))?,
+            None => scenario.action_type.id.clone(),
+        };
         let properties: Vec<PropertySection> = if overrides.action_type.is_some() {
             overrides
                 .config
@@ -209,11 +207,12 @@ impl World {
         world.start_executions(&scenario.executions, overrides)?;
         // The queryable property's value the agent passes (JOB_QUERY_PARAM): the first execution's.
         if let Some(name) = query_param {
-            let value = world
-                .executions
-                .first()
-                .and_then(|e| world.cp.core().execution_view(&e.label))
-                .and_then(|v| v["configuration"][&name].as_str().map(str::to_string));
+            let value = world.executions.first().and_then(|e| {
+                world
+                    .cp
+                    .core()
+                    .inspect(|w| w.execution(&e.label)?.configuration.get(&name).cloned())
+            });
             world.query_param = value.map(|v| format!("{name}={v}"));
         }
         Ok(world)
@@ -226,23 +225,12 @@ impl World {
         overrides: &Overrides,
     ) -> Result<()> {
         // Executions get a unique RunnableFile only when the action type has that property.
-        let has_runnable = self
-            .cp
-            .core()
-            .with_world(|w| {
-                w.action_types
-                    .get(&self.action_type)
-                    .map(|t| t.properties.iter().any(|p| p.name == "RunnableFile"))
-            })
-            .unwrap_or(false);
+        let has_runnable = self.cp.core().inspect(|w| {
+            w.action_type(&self.action_type)
+                .is_some_and(|t| t.properties.iter().any(|p| p.name == "RunnableFile"))
+        });
         for section in sections {
-            let count = section.count.unwrap_or(1);
-            for i in 0..count {
-                let label = if section.count.is_some() {
-                    format!("{}-{}", section.id, i + 1)
-                } else {
-                    section.id.clone()
-                };
+            for (i, label) in section.labels().into_iter().enumerate() {
                 let mut configuration = if overrides.action_type.is_some() {
                     overrides.config.clone()
                 } else {
@@ -304,18 +292,14 @@ impl World {
     }
 }
 
-/// Adds a backend fault written as the backend's admin API writes it.
-pub fn add_backend_fault(apica: &FakeApica, fault: &toml::Value) -> Result<()> {
-    let spec: fake_apica::FaultSpec = fault
-        .clone()
-        .try_into()
-        .map_err(|e| anyhow!("fault {fault}: {e}"))?;
-    let resolved = spec
+/// Adds a backend fault, resolved against the backend's clock now.
+pub fn add_backend_fault(apica: &FakeApica, fault: &fake_apica::FaultSpec) -> Result<()> {
+    let resolved = fault
         .resolve(&apica.sim().clock)
-        .map_err(|e| anyhow!("fault {fault}: {e}"))?;
+        .map_err(|e| anyhow!("fault {fault:?}: {e}"))?;
     apica
         .add_fault(resolved)
-        .map_err(|e| anyhow!("fault {fault}: {e}"))?;
+        .map_err(|e| anyhow!("fault {fault:?}: {e}"))?;
     Ok(())
 }
 
@@ -333,9 +317,4 @@ pub fn apica_properties() -> Vec<PropertySection> {
         p("RunnableFile", true, false, false),
         p("ApiToken", false, false, true),
     ]
-}
-
-/// Parses a simulated offset written in a step.
-pub fn offset(key: &str, text: &str) -> Result<Duration> {
-    duration(key, text).map_err(|e| anyhow!(e))
 }

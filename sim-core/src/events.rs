@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use crate::clock::SimClock;
+use crate::kind::{EventKind, EventName, Source};
+use crate::rule::Rule;
 use crate::time::format_offset;
 
 /// How bad an event is.
@@ -43,10 +45,10 @@ pub struct Event {
     pub sim_ms: u64,
     /// Real milliseconds since the log was made.
     pub real_ms: u64,
-    /// Who recorded it: `cp` (fake CodePipeline), `apica` (fake backend), `runner`, ...
-    pub source: String,
+    /// Who recorded it: `cp` (fake CodePipeline), `apica` (fake backend), `runner`, `sim`.
+    pub source: Source,
     /// What happened, e.g. `job_queued`, `result_applied`, `test_created`.
-    pub kind: String,
+    pub kind: EventKind,
     /// The action execution it concerns.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub execution: Option<String>,
@@ -56,9 +58,9 @@ pub struct Event {
     /// The replica (access key) that caused it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replica: Option<String>,
-    /// The rule id it concerns (`CP-TIMEOUT`, `AG-FINAL-TOKEN`, ...).
+    /// The rule it concerns (`CP-TIMEOUT`, `AG-FINAL-TOKEN`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rule: Option<String>,
+    pub rule: Option<Rule>,
     /// How bad it is.
     pub severity: Severity,
     /// What happened, in words.
@@ -70,8 +72,11 @@ pub struct Event {
 
 impl Event {
     /// `source.kind`, the name event-triggered steps match on (`cp.result_applied`).
-    pub fn name(&self) -> String {
-        format!("{}.{}", self.source, self.kind)
+    pub fn name(&self) -> EventName {
+        EventName {
+            source: self.source,
+            kind: self.kind,
+        }
     }
 
     /// The simulated offset as a timeline stamp (`+01:00:30`).
@@ -83,12 +88,12 @@ impl Event {
 /// An event before the log stamps it.
 #[derive(Clone, Debug)]
 pub struct NewEvent {
-    source: String,
-    kind: String,
+    source: Source,
+    kind: EventKind,
     execution: Option<String>,
     job: Option<String>,
     replica: Option<String>,
-    rule: Option<String>,
+    rule: Option<Rule>,
     severity: Severity,
     detail: String,
     data: serde_json::Value,
@@ -96,10 +101,10 @@ pub struct NewEvent {
 
 impl NewEvent {
     /// An informational event from `source` of `kind`.
-    pub fn new(source: &str, kind: &str) -> Self {
+    pub fn new(source: Source, kind: EventKind) -> Self {
         NewEvent {
-            source: source.to_string(),
-            kind: kind.to_string(),
+            source,
+            kind,
             execution: None,
             job: None,
             replica: None,
@@ -135,8 +140,8 @@ impl NewEvent {
     }
 
     /// A broken rule: sets the rule id and the severity.
-    pub fn rule(mut self, id: &str, severity: Severity) -> Self {
-        self.rule = Some(id.to_string());
+    pub fn rule(mut self, rule: Rule, severity: Severity) -> Self {
+        self.rule = Some(rule);
         self.severity = severity;
         self
     }
@@ -354,7 +359,7 @@ mod tests {
         let log = log(10);
         log.clock().advance_by(Duration::from_secs(3630)).unwrap();
         let e = log.record(
-            NewEvent::new("cp", "job_queued")
+            NewEvent::new(Source::Cp, EventKind::JobQueued)
                 .job("j-1")
                 .execution("e-1")
                 .detail("queued"),
@@ -363,7 +368,7 @@ mod tests {
             (e.seq, e.sim_ms, e.stamp().as_str()),
             (1, 3_630_000, "+01:00:30")
         );
-        assert_eq!(e.name(), "cp.job_queued");
+        assert_eq!(e.name().to_string(), "cp.job_queued");
         let json = serde_json::to_value(&e).unwrap();
         for key in [
             "seq",
@@ -385,7 +390,7 @@ mod tests {
     fn the_ring_is_bounded_and_keeps_the_newest() {
         let log = log(3);
         for i in 0..5 {
-            log.record(NewEvent::new("cp", "x").detail(format!("{i}")));
+            log.record(NewEvent::new(Source::Cp, EventKind::JobCreated).detail(format!("{i}")));
         }
         let all = log.all();
         assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![3, 4, 5]);
@@ -398,7 +403,7 @@ mod tests {
         let log = log(10);
         log.add_secret("client-token-one");
         let e = log.record(
-            NewEvent::new("cp", "x")
+            NewEvent::new(Source::Cp, EventKind::JobCreated)
                 .detail("token client-token-one; Authorization: Bearer abc123 x; AWS4 Signature=deadbeef")
                 .data(serde_json::json!({"clientToken": "client-token-one"})),
         );
@@ -416,8 +421,8 @@ mod tests {
         let log = log(10);
         let seen = Arc::new(Mutex::new(Vec::new()));
         let s = seen.clone();
-        log.add_listener(move |e| s.lock().unwrap().push(e.name()));
-        log.record(NewEvent::new("apica", "test_created"));
+        log.add_listener(move |e| s.lock().unwrap().push(e.name().to_string()));
+        log.record(NewEvent::new(Source::Apica, EventKind::TestCreated));
         assert_eq!(
             *seen.lock().unwrap(),
             vec!["apica.test_created".to_string()]
@@ -431,7 +436,7 @@ mod tests {
         let reader =
             tokio::spawn(async move { l2.wait_since(0, 10, Duration::from_secs(10)).await });
         tokio::task::yield_now().await;
-        log.record(NewEvent::new("cp", "x"));
+        log.record(NewEvent::new(Source::Cp, EventKind::JobCreated));
         let got = tokio::time::timeout(Duration::from_secs(5), reader)
             .await
             .unwrap()

@@ -139,11 +139,13 @@ async fn post_clock(State(sim): State<Sim>, body: axum::body::Bytes) -> Response
         // On the timeline, and a change every open console sees at once.
         let speed = clock.speed().unwrap_or(0.0);
         sim.events.record(
-            NewEvent::new("sim", "clock_paced").detail(if clock.is_paused() {
-                format!("clock paused (runs at {speed}x when resumed)")
-            } else {
-                format!("clock running at {speed}x")
-            }),
+            NewEvent::new(crate::Source::Sim, crate::EventKind::ClockPaced).detail(
+                if clock.is_paused() {
+                    format!("clock paused (runs at {speed}x when resumed)")
+                } else {
+                    format!("clock running at {speed}x")
+                },
+            ),
         );
         return Json(clock_document(&sim)).into_response();
     }
@@ -188,26 +190,16 @@ fn clock_error(e: ClockError) -> Response {
     admin_error(status, code, e.to_string())
 }
 
-/// A target time: RFC 3339 (`2025-01-01T02:00:00Z`) or an offset from the origin (`+01:00:00`, `90m`).
+/// A target time: RFC 3339 (`2025-01-01T02:00:00Z`) or an offset from the origin (`+01:00:00`, `90m`),
+/// bounded as [`crate::time::SimOffset`] is.
 pub fn parse_target(text: &str, origin: SimTime) -> Result<SimTime, String> {
     let t = text.trim();
     if let Ok(at) = humantime::parse_rfc3339_weak(t) {
         return Ok(SimTime::from_system_time(at));
     }
-    let offset = t.strip_prefix('+').unwrap_or(t);
-    let parts: Vec<&str> = offset.split(':').collect();
-    if parts.len() == 3 {
-        let nums: Result<Vec<f64>, _> = parts.iter().map(|p| p.parse::<f64>()).collect();
-        if let Ok(n) = nums {
-            let secs = n[0] * 3600.0 + n[1] * 60.0 + n[2];
-            if secs.is_finite() && secs >= 0.0 {
-                return Ok(origin.plus(Duration::from_secs_f64(secs)));
-            }
-        }
-    }
-    parse_duration(offset).map(|d| origin.plus(d)).map_err(|_| {
-        format!("`{text}` is neither an RFC 3339 time nor an offset like `+01:00:00` or `90m`")
-    })
+    t.parse::<crate::time::SimOffset>()
+        .map(|o| o.from_origin(origin))
+        .map_err(|e| format!("{e}; an RFC 3339 time (`2025-01-01T01:00:00Z`) is also accepted"))
 }
 
 #[derive(Deserialize)]

@@ -5,6 +5,8 @@ pub mod activity;
 pub mod clock;
 pub mod events;
 pub mod http;
+pub mod kind;
+pub mod rule;
 pub mod signal;
 pub mod time;
 
@@ -13,8 +15,13 @@ use std::sync::Arc;
 pub use activity::{Activity, ActivitySnapshot, CallerActivity, RequestGuard};
 pub use clock::{ClockError, ClockMode, Deadline, MAX_SPEED, MIN_SPEED, SimClock, TimerId};
 pub use events::{Event, EventLog, NewEvent, Severity};
+pub use kind::{EventKind, EventName, Source};
+pub use rule::Rule;
 pub use signal::shutdown_signal;
-pub use time::{DEFAULT_ORIGIN, SimTime, format_duration, format_offset, parse_duration};
+pub use time::{
+    DEFAULT_ORIGIN, MAX_SPAN, SimDuration, SimOffset, SimTime, format_duration, format_offset,
+    parse_duration,
+};
 
 /// Default number of events the log keeps.
 pub const DEFAULT_EVENT_CAPACITY: usize = 100_000;

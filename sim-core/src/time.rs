@@ -88,11 +88,159 @@ pub fn format_offset(offset: Duration) -> String {
     }
 }
 
-/// Parses a duration as people write it (`90m`, `2h`, `1h 30m`, `500ms`, `0s`).
+/// The longest span anything on the simulated clock may be given (a duration, an offset from the origin):
+/// 100 years. Bigger numbers are typing mistakes, and refusing them here keeps time arithmetic far from
+/// overflow everywhere else.
+pub const MAX_SPAN: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+/// Parses a duration as people write it (`90m`, `2h`, `1h 30m`, `500ms`, `0s`), at most [`MAX_SPAN`].
+/// Every duration that comes from outside (scenario files, flags, the admin APIs) goes through here.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim()).map_err(|e| {
+    let d = humantime::parse_duration(text.trim()).map_err(|e| {
         format!("`{text}` is not a duration ({e}); write it like `90m`, `2h` or `30s`")
-    })
+    })?;
+    if d > MAX_SPAN {
+        return Err(format!(
+            "`{text}` is longer than the longest span the simulator takes (100 years)"
+        ));
+    }
+    Ok(d)
+}
+
+/// A span of simulated (or, for the harness's own bounds, real) time as people write it (`90m`), at most
+/// [`MAX_SPAN`]. Deserialises from that text, naming the value when it is wrong.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SimDuration(Duration);
+
+impl SimDuration {
+    /// A span (capped at [`MAX_SPAN`]).
+    pub fn new(d: Duration) -> Self {
+        SimDuration(d.min(MAX_SPAN))
+    }
+
+    /// The span.
+    pub fn get(self) -> Duration {
+        self.0
+    }
+}
+
+impl From<SimDuration> for Duration {
+    fn from(d: SimDuration) -> Duration {
+        d.0
+    }
+}
+
+impl fmt::Display for SimDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&format_duration(self.0))
+    }
+}
+
+impl std::str::FromStr for SimDuration {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        parse_duration(s).map(SimDuration)
+    }
+}
+
+impl<'de> Deserialize<'de> for SimDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for SimDuration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// An offset from the clock's origin: a timeline stamp (`+01:00:00`, `+00:00:02.250`, hours:minutes:seconds)
+/// or a duration (`90m`), at most [`MAX_SPAN`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SimOffset(Duration);
+
+impl SimOffset {
+    /// An offset (capped at [`MAX_SPAN`]).
+    pub fn new(d: Duration) -> Self {
+        SimOffset(d.min(MAX_SPAN))
+    }
+
+    /// The span since the origin.
+    pub fn get(self) -> Duration {
+        self.0
+    }
+
+    /// The point it names on a clock whose origin is `origin`.
+    pub fn from_origin(self, origin: SimTime) -> SimTime {
+        origin.plus(self.0)
+    }
+}
+
+impl fmt::Display for SimOffset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&format_offset(self.0))
+    }
+}
+
+impl std::str::FromStr for SimOffset {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let t = text.trim();
+        let body = t.strip_prefix('+').unwrap_or(t);
+        if !body.contains(':') {
+            return parse_duration(body).map(SimOffset).map_err(|_| {
+                format!("`{text}` is not an offset: write it like `+01:00:00` or `90m`")
+            });
+        }
+        let bad = || {
+            format!(
+                "`{text}` is not an offset: write it like `+01:00:00` (hours:minutes:seconds) or `90m`"
+            )
+        };
+        let parts: Vec<&str> = body.split(':').collect();
+        let [h, m, s] = parts.as_slice() else {
+            return Err(bad());
+        };
+        let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+        let (sec, frac) = s.split_once('.').unwrap_or((s, ""));
+        if !digits(h) || !digits(m) || !digits(sec) || !(frac.is_empty() || digits(frac)) {
+            return Err(bad());
+        }
+        let too_long = || format!("`{text}` is further than the simulator goes (100 years)");
+        let num = |p: &str| p.parse::<u64>().map_err(|_| too_long());
+        let mut ms = num(h)?
+            .checked_mul(3_600_000)
+            .and_then(|x| x.checked_add(num(m).ok()?.checked_mul(60_000)?))
+            .and_then(|x| x.checked_add(num(sec).ok()?.checked_mul(1000)?))
+            .ok_or_else(too_long)?;
+        if !frac.is_empty() {
+            // Milliseconds: the first three digits of the fraction.
+            let padded = format!("{:0<3}", &frac[..frac.len().min(3)]);
+            ms = ms.saturating_add(padded.parse::<u64>().map_err(|_| bad())?);
+        }
+        let d = Duration::from_millis(ms);
+        if d > MAX_SPAN {
+            return Err(too_long());
+        }
+        Ok(SimOffset(d))
+    }
+}
+
+impl<'de> Deserialize<'de> for SimOffset {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for SimOffset {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// Formats a duration compactly (`1h 30m`).
@@ -126,6 +274,34 @@ mod tests {
     #[test]
     fn origin_is_new_year_2025() {
         assert_eq!(DEFAULT_ORIGIN.rfc3339(), "2025-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn offsets_parse_as_stamps_or_durations_and_are_bounded() {
+        let o = |t: &str| t.parse::<SimOffset>().map(SimOffset::get);
+        assert_eq!(o("+01:00:00").unwrap(), Duration::from_secs(3600));
+        assert_eq!(o("01:30:00").unwrap(), Duration::from_secs(5400));
+        assert_eq!(o("+00:00:02.25").unwrap(), Duration::from_millis(2250));
+        assert_eq!(o("90m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(
+            "+01:00:30".parse::<SimOffset>().unwrap().to_string(),
+            "+01:00:30"
+        );
+        for bad in [
+            "+1e300:00:00",
+            "+99999999999999999999:00:00",
+            "+1:2",
+            "-01:00:00",
+            "+a:00:00",
+        ] {
+            assert!(o(bad).unwrap_err().contains(bad), "{bad}");
+        }
+        assert!(o("+900000:00:00").unwrap_err().contains("100 years"));
+        assert!(
+            parse_duration("1000000h")
+                .unwrap_err()
+                .contains("100 years")
+        );
     }
 
     #[test]

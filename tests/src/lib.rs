@@ -171,7 +171,7 @@ impl TestCp {
             .events
             .all()
             .into_iter()
-            .filter(|e| e.rule.as_deref() == Some(rule))
+            .filter(|e| e.rule.is_some_and(|r| r == rule))
             .collect()
     }
 }

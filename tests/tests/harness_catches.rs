@@ -34,7 +34,7 @@ fn rules(report: &ScenarioReport) -> Vec<String> {
         .verdict
         .violations
         .iter()
-        .map(|v| v.rule.clone())
+        .map(|v| v.rule.id().to_string())
         .collect()
 }
 
@@ -90,7 +90,7 @@ async fn early_success_is_failed_with_ag_outcome() {
 async fn restarting_the_test_on_every_job_is_failed_with_ag_one_test() {
     // Its action never ends (every job restarts the test), so a short action timeout ends the run.
     let mut s = scenario("short-test");
-    s.world.action_timeout = "1h".into();
+    s.world.action_timeout = "1h".parse().unwrap();
     assert_caught_in("restart-every-job", s, "AG-ONE-TEST").await;
 }
 
@@ -98,7 +98,7 @@ async fn restarting_the_test_on_every_job_is_failed_with_ag_one_test() {
 async fn never_acknowledging_is_failed_with_cp_ack() {
     // It holds every job it never acknowledges; a short answer budget keeps the twelve re-offers quick.
     let mut s = scenario("short-test");
-    s.harness.answer_budget = "300ms".into();
+    s.harness.answer_budget = "300ms".parse().unwrap();
     assert_caught_in("no-ack", s, "CP-ACK").await;
 }
 
@@ -131,6 +131,6 @@ async fn hammering_a_throttled_api_is_failed_with_ag_backoff() {
 async fn a_replica_that_never_polls_is_failed_with_ag_start() {
     // The default grace is PROTOCOL.md's 30 s; two keep the test short, and the rule is the same.
     let mut s = scenario("short-test");
-    s.harness.start_grace = "2s".into();
+    s.harness.start_grace = "2s".parse().unwrap();
     assert_caught_in("never-polls", s, "AG-START").await;
 }

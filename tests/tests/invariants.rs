@@ -343,14 +343,16 @@ impl Run {
 
     fn snapshot(&self) -> Snapshot {
         let now = self.sim.clock.now();
-        self.fake.core().with_world(|w| Snapshot {
+        self.fake.core().inspect(|w| Snapshot {
             now,
-            jobs: w.jobs.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-            executions: w.executions.clone(),
+            jobs: w.jobs().map(|j| (j.id.clone(), j.clone())).collect(),
+            executions: w
+                .executions()
+                .map(|e| (e.label.clone(), e.clone()))
+                .collect(),
             timing: w
-                .action_types
-                .iter()
-                .map(|(k, v)| (k.clone(), v.timing.clone()))
+                .action_types()
+                .map(|t| (t.id.clone(), t.timing.clone()))
                 .collect(),
         })
     }

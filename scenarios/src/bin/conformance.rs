@@ -81,11 +81,10 @@ fn default_agent() -> Result<String> {
     Ok(format!("'{}'", agent.display()))
 }
 
-fn glob_regex(pattern: &str) -> Result<regex::Regex> {
-    let escaped = regex::escape(pattern)
-        .replace("\\*", ".*")
-        .replace("\\?", ".");
-    Ok(regex::Regex::new(&format!("^{escaped}$"))?)
+fn glob(pattern: &str) -> Result<globset::GlobMatcher> {
+    Ok(globset::Glob::new(pattern)
+        .with_context(|| format!("`{pattern}` is not a scenario name or glob"))?
+        .compile_matcher())
 }
 
 fn load_scenarios(args: &Args) -> Result<Vec<Scenario>> {
@@ -104,13 +103,10 @@ fn load_scenarios(args: &Args) -> Result<Vec<Scenario>> {
                 chosen.push(PathBuf::from(s));
                 continue;
             }
-            let re = glob_regex(s)?;
+            let glob = glob(s)?;
             let matched: Vec<PathBuf> = files
                 .iter()
-                .filter(|p| {
-                    p.file_stem()
-                        .is_some_and(|n| re.is_match(&n.to_string_lossy()))
-                })
+                .filter(|p| p.file_stem().is_some_and(|n| glob.is_match(n)))
                 .cloned()
                 .collect();
             if matched.is_empty() {

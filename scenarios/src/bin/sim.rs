@@ -3,17 +3,17 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Parser;
 use fake_apica::{ApicaConfig, FakeApica, Preset};
-use fake_codepipeline::{ActionTypeSpec, FakeCodePipeline, JobStatus, Settings, TimingOverrides};
+use fake_codepipeline::{ActionTypeSpec, FakeCodePipeline, Settings, TimingOverrides};
 use scenarios::Scenario;
-use scenarios::scenario::{Step, StepAction};
-use scenarios::world::{API_TOKEN, Overrides, PARK_POLLS, World, add_backend_fault, replica_key};
+use scenarios::env::AgentEnv;
+use scenarios::world::{API_TOKEN, Overrides, PARK_POLLS, World, replica_key};
 use serde_json::json;
-use sim_core::{ClockMode, NewEvent, Severity, Sim, SimTime, format_duration, format_offset};
+use sim_core::{ClockMode, NewEvent, Severity, Sim, format_duration};
 use tokio::sync::watch;
 
 /// Start a fake CodePipeline (with the console) and a fake Apica backend on one simulated clock, and
@@ -95,7 +95,7 @@ struct Hosted {
     sim: Sim,
     cp: FakeCodePipeline,
     apica: FakeApica,
-    action_type: String,
+    action_type: fake_codepipeline::ActionTypeId,
     other_action_type: Option<String>,
     clients: BTreeMap<String, String>,
     keys: Vec<(String, String)>,
@@ -173,27 +173,24 @@ async fn main() -> Result<()> {
     if matches!(mode, ClockMode::Scaled(_)) {
         tokio::spawn(watch_poll_gaps(hosted.cp.clone(), stop_rx.clone()));
     }
-    let stepper = hosted.scenario.take().map(|(scenario, world)| {
-        let (steps, triggered) = world_steps(&scenario);
-        // Like the runner's listeners, triggers count the events after the world has started.
-        let seen_seq = world.sim.events.last_seq();
-        let stepper = Stepper {
-            world,
-            steps,
-            triggered,
-            seen_seq,
-            step_delay: args.step_delay,
-            answer_budget: args.answer_budget,
-            waiting: HashMap::new(),
-        };
-        tokio::spawn(stepper.run(stop_rx.clone()))
+    let seed = hosted.cp.core().settings.seed;
+    let stepper = hosted.scenario.take().map(|(scenario, mut world)| {
+        let (budget, delay, stop) = (args.answer_budget, args.step_delay, stop_rx.clone());
+        tokio::spawn(async move {
+            if let Err(e) =
+                scenarios::driver::play(&scenario, &mut world, seed, budget, delay, stop).await
+            {
+                tracing::warn!("the scenario stopped: {e:#}");
+            }
+            world
+        })
     });
 
     sim_core::shutdown_signal().await;
     tracing::info!("stopping");
     let _ = stop_tx.send(true);
     if let Some(s) = stepper
-        && let Ok(Some(mut world)) = s.await
+        && let Ok(mut world) = s.await
     {
         world.stop();
     }
@@ -320,7 +317,9 @@ fn host_demo(args: &Args, apica_url: &str) -> Result<Hosted> {
         sim,
         cp,
         apica,
-        action_type: THIRD_PARTY.into(),
+        action_type: THIRD_PARTY
+            .parse()
+            .map_err(|e| anyhow!("{THIRD_PARTY}: {e}"))?,
         other_action_type: Some(CUSTOM.into()),
         clients: BTreeMap::from([(DEMO_CLIENT_ID.to_string(), DEMO_CLIENT_TOKEN.to_string())]),
         keys,
@@ -365,7 +364,7 @@ async fn host_scenario(name: &str, seed: Option<u64>) -> Result<Hosted> {
         sim: world.sim.clone(),
         cp: world.cp.clone(),
         apica: world.apica.clone(),
-        action_type: world.action_type.to_string(),
+        action_type: world.action_type.clone(),
         other_action_type: None,
         clients: world.agent_clients.clone(),
         keys,
@@ -396,7 +395,7 @@ fn agent_env(
     let (key, secret) = h.keys.first().cloned().unwrap_or_default();
     let job_timeout = h.cp.core().settings.timing.job_timeout.min(
         h.cp.core()
-            .with_world(|w| w.action_types.values().map(|t| t.timing.job_timeout).min())
+            .inspect(|w| w.action_types().map(|t| t.timing.job_timeout).min())
             .unwrap_or(Duration::MAX),
     );
     // A poll gap of 1/20 of the job timeout in simulated time keeps far from an invented timeout.
@@ -406,30 +405,16 @@ fn agent_env(
         }
         _ => 100,
     };
-    let mut env = vec![
-        (
-            "AWS_ENDPOINT_URL_CODEPIPELINE".to_string(),
-            cp_url.to_string(),
-        ),
-        ("AWS_ENDPOINT_URL".into(), cp_url.to_string()),
-        ("AWS_ACCESS_KEY_ID".into(), key),
-        ("AWS_SECRET_ACCESS_KEY".into(), secret),
-        ("AWS_REGION".into(), "us-east-1".into()),
-        ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
-        ("JOB_ACTION_TYPE".into(), h.action_type.clone()),
-    ];
-    if h.action_type.contains("/ThirdParty/") {
-        env.push((
-            "JOB_CLIENT_TOKENS_FILE".into(),
-            tokens.display().to_string(),
-        ));
+    let env = AgentEnv {
+        cp_url: cp_url.to_string(),
+        apica_url: apica_url.to_string(),
+        api_token: h.api_token.clone(),
+        action_type: h.action_type.clone(),
+        clients_file: tokens,
+        query_param: h.query_param.clone(),
+        poll_interval_ms: poll_ms,
     }
-    if let Some(q) = &h.query_param {
-        env.push(("JOB_QUERY_PARAM".into(), q.clone()));
-    }
-    env.push(("JOB_POLL_INTERVAL_MS".into(), poll_ms.to_string()));
-    env.push(("APICA_API_URL".into(), apica_url.to_string()));
-    env.push(("APICA_API_TOKEN".into(), h.api_token.clone()));
+    .vars(&key, &secret);
     let mut script = String::from(
         "# Generated by `cargo xtask sim`: source it in the shell that starts your agent.\nunset AWS_PROFILE AWS_SESSION_TOKEN AWS_DEFAULT_PROFILE\n",
     );
@@ -525,352 +510,12 @@ async fn watch_poll_gaps(cp: FakeCodePipeline, mut stop: watch::Receiver<bool>) 
                 let text = gap.describe();
                 tracing::warn!(caller = %gap.caller, "{text}");
                 cp.sim().events.record(
-                    NewEvent::new("sim", "poll_gap")
+                    NewEvent::new(sim_core::Source::Sim, sim_core::EventKind::PollGap)
                         .replica(gap.caller.clone())
                         .severity(Severity::Warning)
                         .detail(text),
                 );
             }
         }
-    }
-}
-
-/// A step that waits for the `nth` event named `on` (at or after `after`, simulated).
-struct Triggered {
-    on: String,
-    after: Option<Duration>,
-    nth: usize,
-    seen: usize,
-    step: Step,
-}
-
-/// The scenario's steps that are the world's (the agent's steps are yours to take): the timed ones in
-/// order, and the event-triggered ones.
-fn world_steps(scenario: &Scenario) -> (Vec<(Duration, Step)>, Vec<Triggered>) {
-    let mut out = Vec::new();
-    let mut triggered = Vec::new();
-    for step in &scenario.steps {
-        let own = matches!(
-            step.action,
-            StepAction::StartAgent | StepAction::Redeploy | StepAction::Crash
-        );
-        match (&step.at, own) {
-            (_, true) => tracing::info!(
-                "scenario step `{:?}` skipped: your agent is started, redeployed and crashed by you",
-                step.action
-            ),
-            (Some(at), false) => match scenarios::world::offset("at", at) {
-                Ok(d) => out.push((d, step.clone())),
-                Err(e) => tracing::warn!("scenario step `{:?}` skipped: {e:#}", step.action),
-            },
-            (None, false) => {
-                let after = step
-                    .after
-                    .as_deref()
-                    .map(|a| scenarios::scenario::duration("after", a))
-                    .transpose();
-                match (step.on.clone(), after) {
-                    (Some(on), Ok(after)) => triggered.push(Triggered {
-                        on,
-                        after,
-                        nth: step.nth.unwrap_or(1).max(1),
-                        seen: 0,
-                        step: step.clone(),
-                    }),
-                    (None, _) => tracing::warn!(
-                        "scenario step `{:?}` skipped: it has neither `at` nor `on`",
-                        step.action
-                    ),
-                    (Some(_), Err(e)) => {
-                        tracing::warn!("scenario step `{:?}` skipped: {e}", step.action)
-                    }
-                }
-            }
-        }
-    }
-    out.sort_by_key(|(d, _)| *d);
-    (out, triggered)
-}
-
-/// Steps a scenario's manual clock to the next timer or step once your agent has made a request, no
-/// request is in flight, and every job waiting for an agent has waited at least the answer budget.
-struct Stepper {
-    world: World,
-    steps: Vec<(Duration, Step)>,
-    // Event-triggered steps still waiting for their event, and the last event looked at.
-    triggered: Vec<Triggered>,
-    seen_seq: u64,
-    step_delay: Duration,
-    answer_budget: Duration,
-    // Jobs waiting for an agent (queued, dispatched, acknowledged) and since when (real).
-    waiting: HashMap<String, Instant>,
-}
-
-impl Stepper {
-    async fn run(mut self, mut stop: watch::Receiver<bool>) -> Option<World> {
-        let origin = self.world.sim.clock.origin();
-        let mut told_waiting = false;
-        let mut told_done = false;
-        loop {
-            let activity = self.world.sim.activity.clone();
-            let changed = activity.notified();
-            if *stop.borrow() {
-                return Some(self.world);
-            }
-            self.apply_due_steps();
-            self.apply_triggered_steps();
-            let done = self.steps.is_empty() && self.world.all_finished();
-            if done && !told_done {
-                told_done = true;
-                tracing::info!(
-                    "scenario finished at {}; the world stays up until Ctrl-C",
-                    format_offset(self.world.sim.clock.now().since(origin))
-                );
-            }
-            let snap = self.world.sim.activity.snapshot();
-            let agent_seen = snap.callers.iter().any(|c| c.requests > 0);
-            if !agent_seen && !told_waiting {
-                told_waiting = true;
-                tracing::info!("waiting for your agent's first request before moving the clock");
-            }
-            if !done && agent_seen && snap.in_flight == 0 && !self.job_waits() {
-                let next_step = self.steps.first().map(|(d, _)| origin.plus(*d));
-                let next_timer = self.world.sim.clock.next_deadline().map(|d| d.at);
-                let target = match (next_step, next_timer) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
-                if let Some(target) = target {
-                    // A person watches: let them see each state before the next.
-                    tokio::select! {
-                        _ = stop.wait_for(|s| *s) => return Some(self.world),
-                        _ = tokio::time::sleep(self.step_delay) => {}
-                    }
-                    self.step_to(target);
-                    continue;
-                }
-            }
-            tokio::select! {
-                _ = stop.wait_for(|s| *s) => return Some(self.world),
-                _ = changed => {}
-                // Re-check now and then: a job's budget runs out without any activity.
-                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-            }
-        }
-    }
-
-    /// Whether a job has been waiting for an agent for less than the answer budget.
-    fn job_waits(&mut self) -> bool {
-        let waiting: Vec<String> = self.world.cp.core().with_world(|w| {
-            w.jobs
-                .values()
-                .filter(|j| {
-                    matches!(
-                        j.status,
-                        JobStatus::Queued | JobStatus::Dispatched | JobStatus::InProgress
-                    )
-                })
-                .map(|j| j.id.clone())
-                .collect()
-        });
-        let now = Instant::now();
-        self.waiting.retain(|id, _| waiting.contains(id));
-        waiting.into_iter().any(|id| {
-            now.duration_since(*self.waiting.entry(id).or_insert(now)) < self.answer_budget
-        })
-    }
-
-    fn step_to(&mut self, target: SimTime) {
-        let clock = &self.world.sim.clock;
-        let target = target.max(clock.now());
-        if let Err(e) = clock.advance_to(target) {
-            tracing::warn!("cannot step the clock: {e}");
-        }
-    }
-
-    fn apply_due_steps(&mut self) {
-        let elapsed = self.world.sim.clock.elapsed();
-        while self.steps.first().is_some_and(|(d, _)| *d <= elapsed) {
-            let (_, step) = self.steps.remove(0);
-            if let Err(e) = self.apply(&step) {
-                tracing::warn!("scenario step `{:?}` failed: {e:#}", step.action);
-            }
-        }
-    }
-
-    /// Applies each event-triggered step whose event has been logged since the last look.
-    fn apply_triggered_steps(&mut self) {
-        if self.triggered.is_empty() {
-            return;
-        }
-        let events = self.world.sim.events.since(self.seen_seq, usize::MAX);
-        let mut due = Vec::new();
-        for e in &events {
-            self.seen_seq = e.seq;
-            let name = e.name();
-            for (i, t) in self.triggered.iter_mut().enumerate() {
-                if t.on == name && t.after.is_none_or(|a| Duration::from_millis(e.sim_ms) >= a) {
-                    t.seen += 1;
-                    if t.seen == t.nth {
-                        due.push(i);
-                    }
-                }
-            }
-        }
-        // In the order their events came (the runner's order), then out of the waiting list.
-        let steps: Vec<Step> = due
-            .iter()
-            .map(|i| self.triggered[*i].step.clone())
-            .collect();
-        let mut gone = due;
-        gone.sort_unstable();
-        for i in gone.into_iter().rev() {
-            self.triggered.remove(i);
-        }
-        for step in steps {
-            if let Err(e) = self.apply(&step) {
-                tracing::warn!("scenario step `{:?}` failed: {e:#}", step.action);
-            }
-        }
-    }
-
-    fn apply(&mut self, step: &Step) -> Result<()> {
-        let detail = match step.action {
-            StepAction::CpFaults => {
-                let rule = step.cp_fault_rule();
-                let d = format!("CodePipeline faults: {:?} at rate {}", rule.kind, rule.rate);
-                self.world.cp.core().add_fault(rule);
-                d
-            }
-            StepAction::ClearCpFaults => {
-                self.world.cp.core().clear_faults();
-                "CodePipeline faults cleared".to_string()
-            }
-            StepAction::BackendFault => {
-                let fault = step
-                    .fault
-                    .clone()
-                    .unwrap_or(toml::Value::Table(Default::default()));
-                add_backend_fault(&self.world.apica, &fault)?;
-                format!("backend fault {fault}")
-            }
-            StepAction::StartExecutions => {
-                self.world
-                    .start_executions(&step.executions, &Overrides::default())?;
-                format!("started {} more execution(s)", step.executions.len())
-            }
-            StepAction::StartAgent | StepAction::Redeploy | StepAction::Crash => return Ok(()),
-        };
-        tracing::info!("scenario step: {detail}");
-        self.world
-            .sim
-            .events
-            .record(NewEvent::new("sim", "step").detail(detail));
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const SCENARIO: &str = r#"
-name = "triggered"
-summary = "A fault set by the second job queued, cleared by the third."
-
-[action_type]
-id = "Test/Custom/ApicaLoadtest/1"
-
-[[backend.presets]]
-name = "short"
-duration = "5m"
-outcome = "passed"
-
-[[executions]]
-id = "e-1"
-configuration = { PresetName = "short", RunnableFile = "e.jmx" }
-
-[[steps]]
-at = "0s"
-do = "start-agent"
-
-[[steps]]
-at = "1m"
-do = "start-executions"
-executions = [
-  { id = "e-2", configuration = { PresetName = "short", RunnableFile = "e.jmx" } },
-  { id = "e-3", configuration = { PresetName = "short", RunnableFile = "e.jmx" } },
-]
-
-[[steps]]
-on = "cp.job_queued"
-do = "cp-faults"
-operation = "PollForJobs"
-rate = 1.0
-
-[[steps]]
-on = "cp.job_queued"
-nth = 2
-do = "clear-cp-faults"
-
-[[steps]]
-on = "cp.job_queued"
-nth = 3
-do = "cp-faults"
-operation = "AcknowledgeJob"
-rate = 1.0
-"#;
-
-    #[tokio::test]
-    async fn event_triggered_world_steps_apply_in_event_order_counting_from_the_start() {
-        let scenario = Scenario::parse(SCENARIO, Path::new("triggered.toml")).unwrap();
-        let (timed, triggered) = world_steps(&scenario);
-        assert_eq!(timed.len(), 1, "start-agent is yours, not sim's");
-        assert_eq!(triggered.len(), 3);
-        let world = World::start(&scenario, 1, &Overrides::default())
-            .await
-            .unwrap();
-        let seen_seq = world.sim.events.last_seq();
-        let mut stepper = Stepper {
-            world,
-            steps: timed,
-            triggered,
-            seen_seq,
-            step_delay: Duration::ZERO,
-            answer_budget: Duration::from_secs(5),
-            waiting: HashMap::new(),
-        };
-        let faults = |s: &Stepper| {
-            s.world.cp.core().with_world(|w| {
-                w.faults
-                    .iter()
-                    .map(|f| f.operation.clone())
-                    .collect::<Vec<_>>()
-            })
-        };
-        // e-1's job, queued as the world started, is not counted (nor is it by the runner).
-        stepper.apply_triggered_steps();
-        assert!(faults(&stepper).is_empty());
-        assert_eq!(stepper.triggered.len(), 3);
-        // Two jobs queued in one step: the fault, then the clearing, in the order of their events.
-        stepper.step_to(
-            stepper
-                .world
-                .sim
-                .clock
-                .origin()
-                .plus(Duration::from_secs(60)),
-        );
-        stepper.apply_due_steps();
-        stepper.apply_triggered_steps();
-        assert!(
-            faults(&stepper).is_empty(),
-            "set, then cleared: {:?}",
-            faults(&stepper)
-        );
-        assert_eq!(stepper.triggered.len(), 1, "the third job is still to come");
-        stepper.apply_triggered_steps();
-        assert!(faults(&stepper).is_empty(), "an event does not count twice");
-        stepper.world.stop();
     }
 }

@@ -1,0 +1,729 @@
+//! The one scenario driver, behind both `conformance` and `sim --scenario`: the clock policy (manual
+//! stepping by the quiescence rule of `docs/design.md`), the scenario's steps (timed and event-triggered),
+//! and the agent's replicas. The front ends choose who runs the agent and when the run ends; everything
+//! else happens here, once.
+
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow};
+use nix::sys::signal::Signal;
+use sim_core::{Event, EventKind, NewEvent, Rule, Severity, SimTime, Source, format_offset};
+use tokio::sync::watch;
+
+use crate::env::AgentEnv;
+use crate::replica::{AgentLog, Replica};
+use crate::scenario::{Action, Scenario, Step, When};
+use crate::verdict;
+use crate::world::{Overrides, World, add_backend_fault, replica_key};
+
+/// How long a replica may take to exit after SIGTERM (AG-REDEPLOY).
+pub const REDEPLOY_GRACE: Duration = Duration::from_secs(10);
+
+/// Who runs the agent.
+pub enum Agents {
+    /// The driver starts, stops and crashes replicas of this command (`conformance`).
+    Managed {
+        /// The agent command line (run with `sh -c`).
+        command: String,
+        /// Where the replicas' output goes.
+        log: AgentLog,
+        /// The contract environment, without the per-replica keys.
+        env: AgentEnv,
+    },
+    /// A person runs their own agent (`sim`): agent steps are skipped, and every caller the fake has seen
+    /// counts as a replica.
+    External,
+}
+
+/// When the run ends.
+pub enum Until {
+    /// `tail` of simulated time after every execution has ended; a run stuck for `watchdog` (real) fails
+    /// as HARNESS-STALL.
+    Finished {
+        /// Simulated time after the end.
+        tail: Duration,
+        /// Real time the whole run may take.
+        watchdog: Duration,
+    },
+    /// When the receiver says so (Ctrl-C); the clock stands still once every execution has ended.
+    Stopped(watch::Receiver<bool>),
+}
+
+/// How the driver runs.
+pub struct DriverConfig {
+    /// Who runs the agent.
+    pub agents: Agents,
+    /// When the run ends.
+    pub until: Until,
+    /// Real time a replica may hold a job (or be busy elsewhere) before the clock moves on without it.
+    pub answer_budget: Duration,
+    /// AG-START: real time a started replica has to make its first request.
+    pub start_grace: Duration,
+    /// Real time between two clock moves, so a person can follow (0 for conformance).
+    pub step_delay: Duration,
+    /// Protocol-tier overrides for executions started by steps.
+    pub overrides: Overrides,
+    /// The seed (replica keys derive from it).
+    pub seed: u64,
+}
+
+/// A live replica and what the driver knows of it.
+struct Live {
+    replica: Replica,
+    // Real time of the first request, once seen.
+    first_request: Option<Instant>,
+}
+
+/// The driver of one scenario run.
+pub struct Driver<'a> {
+    scenario: &'a Scenario,
+    world: &'a mut World,
+    config: DriverConfig,
+    live: Vec<Live>,
+    next_replica: usize,
+    // Per caller: since when it has been seen neither parked in a poll nor holding a job (busy elsewhere,
+    // e.g. a naive agent waiting on the backend): after the answer budget the clock moves on without it.
+    busy_since: HashMap<String, Instant>,
+    // Process groups of live replicas, for the synchronous crash in the event listener.
+    pgids: Arc<Mutex<Vec<(String, i32)>>>,
+    triggered: mpsc::Receiver<(usize, Event)>,
+    timed: Vec<(SimTime, Action)>,
+    started: Instant,
+    finished_at: Option<SimTime>,
+}
+
+fn record(
+    world: &World,
+    kind: EventKind,
+    severity: Severity,
+    rule: Option<Rule>,
+    replica: Option<&str>,
+    detail: String,
+) {
+    let mut e = NewEvent::new(Source::Runner, kind)
+        .severity(severity)
+        .detail(detail)
+        .replica_opt(replica);
+    if let Some(r) = rule {
+        e = e.rule(r, severity);
+    }
+    world.sim.events.record(e);
+}
+
+impl<'a> Driver<'a> {
+    /// A driver for `scenario` on a started `world`. Event-triggered steps count the events from now on.
+    pub fn new(scenario: &'a Scenario, world: &'a mut World, config: DriverConfig) -> Self {
+        let origin = world.sim.clock.origin();
+        let mut timed = Vec::new();
+        let (tx, rx) = mpsc::channel();
+        let pgids: Arc<Mutex<Vec<(String, i32)>>> = Arc::new(Mutex::new(Vec::new()));
+        let managed = matches!(config.agents, Agents::Managed { .. });
+        for (i, step) in scenario.steps.iter().enumerate() {
+            if !managed && step.action.is_agent_step() {
+                tracing::info!(
+                    "scenario step `{:?}` skipped: your agent is started, redeployed and crashed by you",
+                    step.action.kind()
+                );
+                continue;
+            }
+            match step.when {
+                When::At(at) => timed.push((at.from_origin(origin), step.action.clone())),
+                When::On { event, after, nth } => {
+                    let seen = Arc::new(Mutex::new(0usize));
+                    let tx = tx.clone();
+                    let pg = pgids.clone();
+                    let crash = matches!(step.action, Action::Crash { .. });
+                    world.sim.events.add_listener(move |e| {
+                        if e.name() != event
+                            || after.is_some_and(|a| Duration::from_millis(e.sim_ms) < a.get())
+                        {
+                            return;
+                        }
+                        let mut n = seen.lock().unwrap_or_else(|p| p.into_inner());
+                        *n += 1;
+                        if *n != nth.get() {
+                            return;
+                        }
+                        if crash {
+                            // Exactly between two actions of the agent: the recording request has not
+                            // answered yet. The groups leave the live list first, so their exit is the crash
+                            // step's to report.
+                            let groups: Vec<(String, i32)> =
+                                std::mem::take(&mut *pg.lock().unwrap_or_else(|p| p.into_inner()));
+                            for (_, g) in &groups {
+                                let _ = nix::sys::signal::killpg(
+                                    nix::unistd::Pid::from_raw(*g),
+                                    Signal::SIGKILL,
+                                );
+                            }
+                        }
+                        let _ = tx.send((i, e.clone()));
+                    });
+                }
+            }
+        }
+        timed.sort_by_key(|(t, _)| *t);
+        Driver {
+            scenario,
+            world,
+            config,
+            live: Vec::new(),
+            next_replica: 1,
+            busy_since: HashMap::new(),
+            pgids,
+            triggered: rx,
+            timed,
+            started: Instant::now(),
+            finished_at: None,
+        }
+    }
+
+    fn now(&self) -> SimTime {
+        self.world.sim.clock.now()
+    }
+
+    fn stamp(&self) -> String {
+        format_offset(self.now().since(self.world.sim.clock.origin()))
+    }
+
+    fn stopped(&self) -> bool {
+        matches!(&self.config.until, Until::Stopped(rx) if *rx.borrow())
+    }
+
+    /// Runs the scenario to its end (see [`Until`]); then stops every replica it started.
+    pub async fn drive(&mut self) -> Result<()> {
+        let result = self.drive_inner().await;
+        if let Err(e) = &result {
+            record(
+                self.world,
+                EventKind::HarnessError,
+                Severity::Error,
+                Some(Rule::HarnessStall),
+                None,
+                e.to_string(),
+            );
+        }
+        self.shutdown().await;
+        result
+    }
+
+    async fn drive_inner(&mut self) -> Result<()> {
+        loop {
+            self.check_watchdog()?;
+            self.handle_triggered().await?;
+            self.run_due_steps().await?;
+            self.reap_exited();
+            self.note_finished();
+            if !self.wait_quiescent().await? {
+                return Ok(());
+            }
+            self.handle_triggered().await?;
+            self.note_finished();
+            let end = match &self.config.until {
+                Until::Finished { tail, .. } => self.finished_at.map(|f| f.plus(*tail)),
+                Until::Stopped(_) => None,
+            };
+            if end.is_some_and(|e| self.now() >= e) {
+                return Ok(());
+            }
+            // Step to the next thing that happens: a timer, a scenario step, or the end of the tail.
+            let next = [
+                self.world.sim.clock.next_deadline().map(|d| d.at),
+                self.timed.first().map(|(t, _)| *t),
+                end,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let target = match (next, &self.config.until) {
+                (Some(t), Until::Finished { .. }) => t,
+                (Some(t), Until::Stopped(_)) if self.finished_at.is_none() => t,
+                (_, Until::Stopped(_)) => {
+                    // A person's world: nothing moves until they stop it (or move the clock themselves).
+                    if !self.idle().await {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                (None, Until::Finished { .. }) => {
+                    return Err(anyhow!(
+                        "HARNESS-STALL: nothing left to happen at {} but executions are unfinished",
+                        self.stamp()
+                    ));
+                }
+            };
+            if !self.config.step_delay.is_zero() && !self.sleep(self.config.step_delay).await {
+                return Ok(());
+            }
+            let target = target.max(self.now());
+            self.world
+                .sim
+                .clock
+                .advance_to(target)
+                .map_err(|e| anyhow!("clock: {e}"))?;
+        }
+    }
+
+    fn note_finished(&mut self) {
+        if self.finished_at.is_none() && self.world.all_finished() {
+            self.finished_at = Some(self.now());
+            if matches!(self.config.until, Until::Stopped(_)) {
+                tracing::info!(
+                    "scenario finished at {}; the world stays up until Ctrl-C",
+                    self.stamp()
+                );
+            }
+        }
+    }
+
+    /// Sleeps `d` (real); false if the run was stopped meanwhile.
+    async fn sleep(&mut self, d: Duration) -> bool {
+        match &mut self.config.until {
+            Until::Stopped(rx) => {
+                tokio::select! {
+                    _ = rx.wait_for(|s| *s) => false,
+                    _ = tokio::time::sleep(d) => true,
+                }
+            }
+            Until::Finished { .. } => {
+                tokio::time::sleep(d).await;
+                true
+            }
+        }
+    }
+
+    /// Waits for activity or a while; false if the run was stopped.
+    async fn idle(&mut self) -> bool {
+        let activity = self.world.sim.activity.clone();
+        let changed = activity.notified();
+        match &mut self.config.until {
+            Until::Stopped(rx) => {
+                tokio::select! {
+                    _ = rx.wait_for(|s| *s) => false,
+                    _ = changed => true,
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => true,
+                }
+            }
+            Until::Finished { .. } => {
+                let _ = tokio::time::timeout(Duration::from_millis(25), changed).await;
+                true
+            }
+        }
+    }
+
+    fn check_watchdog(&self) -> Result<()> {
+        if let Until::Finished { watchdog, .. } = self.config.until
+            && self.started.elapsed() > watchdog
+        {
+            return Err(anyhow!(
+                "HARNESS-STALL: the run took more than the {} watchdog (real time) at simulated {}",
+                sim_core::format_duration(watchdog),
+                self.stamp()
+            ));
+        }
+        Ok(())
+    }
+
+    /// The stepping rule of `docs/design.md`: (a) no request in flight; (b) every live replica parked in a
+    /// poll (holding nothing), or holding its oldest job longer than the answer budget, or busy elsewhere
+    /// for the answer budget; (c) no replica starting. With an agent a person runs, the replicas are the
+    /// callers the fake has seen, and the clock waits for the first.
+    fn quiescent(&mut self) -> bool {
+        let snap = self.world.sim.activity.snapshot();
+        if snap.in_flight > 0 {
+            return false;
+        }
+        let callers: Vec<String> = match self.config.agents {
+            Agents::Managed { .. } => {
+                if !self.replicas_started(&snap) {
+                    return false;
+                }
+                self.live
+                    .iter()
+                    .map(|l| l.replica.access_key.clone())
+                    .collect()
+            }
+            Agents::External => {
+                let seen: Vec<String> = snap
+                    .callers
+                    .iter()
+                    .filter(|c| c.requests > 0)
+                    .map(|c| c.caller.clone())
+                    .collect();
+                if seen.is_empty() {
+                    return false;
+                }
+                seen
+            }
+        };
+        let mut any_parked = false;
+        for key in callers {
+            let Some(c) = snap.caller(&key) else {
+                continue;
+            };
+            let held_too_long = c
+                .oldest_hold
+                .is_some_and(|h| h >= self.config.answer_budget);
+            let parked_idle = c.parked > 0 && c.held_jobs == 0;
+            any_parked |= c.parked > 0;
+            let busy_too_long = if c.parked > 0 || c.held_jobs > 0 {
+                self.busy_since.remove(&key);
+                false
+            } else {
+                self.busy_since
+                    .entry(key)
+                    .or_insert_with(Instant::now)
+                    .elapsed()
+                    >= self.config.answer_budget
+            };
+            if !(parked_idle || held_too_long || busy_too_long) {
+                return false;
+            }
+        }
+        // A job queued while a poll is parked is about to be handed out: wait for it.
+        let ty = &self.world.action_type;
+        !(any_parked && self.world.cp.core().inspect(|w| w.queued_jobs(ty) > 0))
+    }
+
+    /// (c): every managed replica has made its first request, or is past its start grace (AG-START).
+    fn replicas_started(&mut self, snap: &sim_core::ActivitySnapshot) -> bool {
+        for live in &mut self.live {
+            if live.first_request.is_some() {
+                continue;
+            }
+            if snap
+                .caller(&live.replica.access_key)
+                .is_some_and(|c| c.requests > 0)
+            {
+                live.first_request = Some(Instant::now());
+                continue;
+            }
+            if live.replica.started.elapsed() <= self.config.start_grace {
+                return false;
+            }
+            if let Some(v) = verdict::ag_start(&live.replica.name, self.config.start_grace) {
+                record(
+                    self.world,
+                    EventKind::ReplicaNeverPolled,
+                    Severity::Error,
+                    Some(v.rule),
+                    Some(&live.replica.access_key),
+                    v.detail,
+                );
+            }
+            live.first_request = Some(Instant::now());
+        }
+        true
+    }
+
+    /// Waits until the clock may move; false if the run was stopped.
+    async fn wait_quiescent(&mut self) -> Result<bool> {
+        loop {
+            if self.stopped() {
+                return Ok(false);
+            }
+            let activity = self.world.sim.activity.clone();
+            let changed = activity.notified();
+            // A crash on an event must be handled at once, not after its victim's answer budget.
+            self.handle_triggered().await?;
+            if self.quiescent() {
+                return Ok(true);
+            }
+            self.check_watchdog()?;
+            self.reap_exited();
+            let wait = match self.config.until {
+                Until::Finished { .. } => Duration::from_millis(25),
+                // Re-check now and then: a job's budget runs out without any activity.
+                Until::Stopped(_) => Duration::from_millis(100),
+            };
+            if let Until::Stopped(rx) = &mut self.config.until {
+                tokio::select! {
+                    _ = rx.wait_for(|s| *s) => return Ok(false),
+                    _ = changed => {}
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            } else {
+                let _ = tokio::time::timeout(wait, changed).await;
+            }
+        }
+    }
+
+    async fn run_due_steps(&mut self) -> Result<()> {
+        while let Some((t, _)) = self.timed.first() {
+            if *t > self.now() {
+                break;
+            }
+            let (_, action) = self.timed.remove(0);
+            self.execute(&action, None).await?;
+        }
+        Ok(())
+    }
+
+    async fn handle_triggered(&mut self) -> Result<()> {
+        while let Ok((i, event)) = self.triggered.try_recv() {
+            let step: &Step = &self.scenario.steps[i];
+            self.execute(&step.action.clone(), Some(&event)).await?;
+        }
+        Ok(())
+    }
+
+    fn step_event(&self, detail: String) {
+        tracing::info!("scenario step: {detail}");
+        record(
+            self.world,
+            EventKind::Step,
+            Severity::Info,
+            None,
+            None,
+            detail,
+        );
+    }
+
+    async fn execute(&mut self, action: &Action, cause: Option<&Event>) -> Result<()> {
+        // A scenario step changes the world (a fault cleared, an outage over): a replica that was neither
+        // parked nor holding a job, say sleeping in a retry backoff, gets a fresh answer budget to notice.
+        self.busy_since.clear();
+        let why = match cause {
+            Some(e) => format!(" on {} ({})", e.name(), e.detail),
+            None => String::new(),
+        };
+        match action {
+            Action::StartAgent { replicas } => {
+                self.step_event(format!("start {replicas} agent replica(s){why}"));
+                for _ in 0..replicas.get() {
+                    self.start_replica()?;
+                }
+            }
+            Action::Redeploy => {
+                self.step_event(format!("redeploy: SIGTERM to every replica{why}"));
+                let count = self.live.len().max(1);
+                let old: Vec<Live> = self.live.drain(..).collect();
+                for l in &old {
+                    l.replica.signal(Signal::SIGTERM);
+                }
+                for mut l in old {
+                    let key = l.replica.access_key.clone();
+                    let t0 = Instant::now();
+                    match l.replica.wait_exit(REDEPLOY_GRACE).await {
+                        Some(status) => record(
+                            self.world,
+                            EventKind::ReplicaStopped,
+                            Severity::Info,
+                            None,
+                            Some(&key),
+                            format!(
+                                "{} exited ({status}) {} ms after SIGTERM",
+                                l.replica.name,
+                                t0.elapsed().as_millis()
+                            ),
+                        ),
+                        None => {
+                            l.replica.kill().await;
+                            let v = verdict::ag_redeploy_slow(&l.replica.name, REDEPLOY_GRACE);
+                            record(
+                                self.world,
+                                EventKind::ReplicaKilled,
+                                Severity::Error,
+                                Some(v.rule),
+                                Some(&key),
+                                v.detail,
+                            );
+                        }
+                    }
+                    let abandoned = self
+                        .world
+                        .cp
+                        .core()
+                        .inspect(|w| verdict::ag_redeploy_abandoned(w, &key, &l.replica.name));
+                    if let Some(v) = abandoned {
+                        record(
+                            self.world,
+                            EventKind::JobsAbandoned,
+                            Severity::Error,
+                            Some(v.rule),
+                            Some(&key),
+                            v.detail,
+                        );
+                    }
+                    self.forget(&key);
+                }
+                for _ in 0..count {
+                    self.start_replica()?;
+                }
+            }
+            Action::Crash { restart_after } => {
+                self.step_event(format!("crash: SIGKILL to every replica{why}"));
+                let old: Vec<Live> = self.live.drain(..).collect();
+                let count = old.len().max(1);
+                for mut l in old {
+                    l.replica.kill().await;
+                    let key = l.replica.access_key.clone();
+                    record(
+                        self.world,
+                        EventKind::ReplicaCrashed,
+                        Severity::Info,
+                        None,
+                        Some(&key),
+                        format!("{} killed", l.replica.name),
+                    );
+                    self.forget(&key);
+                }
+                if let Some(d) = restart_after {
+                    let at = self.now().plus(d.get());
+                    let replicas = NonZeroUsize::new(count).unwrap_or(NonZeroUsize::MIN);
+                    self.timed.push((at, Action::StartAgent { replicas }));
+                    self.timed.sort_by_key(|(t, _)| *t);
+                }
+            }
+            Action::CpFaults(rule) => {
+                self.step_event(format!(
+                    "CodePipeline faults: {:?} at rate {}{why}",
+                    rule.kind, rule.rate
+                ));
+                self.world.cp.core().add_fault(rule.clone());
+            }
+            Action::ClearCpFaults => {
+                self.step_event(format!("CodePipeline faults cleared{why}"));
+                self.world.cp.core().clear_faults();
+            }
+            Action::BackendFault(fault) => {
+                self.step_event(format!("backend fault {fault:?}{why}"));
+                add_backend_fault(&self.world.apica, fault)?;
+            }
+            Action::StartExecutions(executions) => {
+                self.step_event(format!("start {} more execution(s){why}", executions.len()));
+                let overrides = self.config.overrides.clone();
+                self.world.start_executions(executions, &overrides)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn start_replica(&mut self) -> Result<()> {
+        let Agents::Managed { command, log, env } = &self.config.agents else {
+            return Ok(());
+        };
+        let n = self.next_replica;
+        if n > crate::world::MAX_REPLICAS {
+            return Err(anyhow!(
+                "the scenario starts more than {} replicas",
+                crate::world::MAX_REPLICAS
+            ));
+        }
+        self.next_replica += 1;
+        let (key, secret) = replica_key(n, self.config.seed);
+        let name = format!("replica-{n}");
+        let replica = Replica::spawn(&name, &key, command, &env.vars(&key, &secret), log)
+            .with_context(|| format!("start the agent `{command}`"))?;
+        if let Some(pg) = replica.pgid() {
+            self.pgids
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((key.clone(), pg));
+        }
+        record(
+            self.world,
+            EventKind::ReplicaStarted,
+            Severity::Info,
+            None,
+            Some(&key),
+            format!("{name} started"),
+        );
+        self.live.push(Live {
+            replica,
+            first_request: None,
+        });
+        Ok(())
+    }
+
+    fn forget(&mut self, key: &str) {
+        self.pgids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(k, _)| k != key);
+        self.busy_since.remove(key);
+        self.world.sim.activity.forget_caller(key);
+    }
+
+    fn reap_exited(&mut self) {
+        let crashing: Vec<i32> = {
+            let live_groups = self.pgids.lock().unwrap_or_else(|p| p.into_inner());
+            self.live
+                .iter()
+                .filter_map(|l| l.replica.pgid())
+                .filter(|g| !live_groups.iter().any(|(_, x)| x == g))
+                .collect()
+        };
+        let mut gone = Vec::new();
+        for (i, l) in self.live.iter_mut().enumerate() {
+            // Killed by an event-triggered crash whose step is not handled yet: that step reports it.
+            if l.replica.pgid().is_some_and(|g| crashing.contains(&g)) {
+                continue;
+            }
+            if let Some(status) = l.replica.has_exited() {
+                gone.push((
+                    i,
+                    l.replica.name.clone(),
+                    l.replica.access_key.clone(),
+                    status,
+                ));
+            }
+        }
+        for (i, name, key, status) in gone.into_iter().rev() {
+            self.live.remove(i);
+            record(
+                self.world,
+                EventKind::ReplicaExited,
+                Severity::Warning,
+                None,
+                Some(&key),
+                format!("{name} exited on its own ({status})"),
+            );
+            self.forget(&key);
+        }
+    }
+
+    async fn shutdown(&mut self) {
+        for l in &self.live {
+            l.replica.signal(Signal::SIGTERM);
+        }
+        for mut l in self.live.drain(..) {
+            if l.replica.wait_exit(Duration::from_secs(3)).await.is_none() {
+                l.replica.kill().await;
+            }
+        }
+    }
+}
+
+/// Where a managed run writes the files its agent reads.
+pub fn clients_file(out_dir: &std::path::Path) -> PathBuf {
+    out_dir.join("client-tokens.json")
+}
+
+/// The `sim --scenario` front end: plays `scenario`'s world steps on `world` for an agent that someone
+/// else runs (its agent steps are skipped), moving the manual clock by the same rule as `conformance`,
+/// until `stop` says so.
+pub async fn play(
+    scenario: &Scenario,
+    world: &mut World,
+    seed: u64,
+    answer_budget: Duration,
+    step_delay: Duration,
+    stop: watch::Receiver<bool>,
+) -> Result<()> {
+    let config = DriverConfig {
+        agents: Agents::External,
+        until: Until::Stopped(stop),
+        answer_budget,
+        start_grace: scenario.harness.start_grace.get(),
+        step_delay,
+        overrides: Overrides::default(),
+        seed,
+    };
+    Driver::new(scenario, world, config).drive().await
+}
