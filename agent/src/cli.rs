@@ -1,10 +1,12 @@
 //! The command line: every setting is a flag with an environment fallback (the harness contract of
 //! DESIGN.md sets only environment variables), turned into validated settings here.
 
+use std::ffi::OsStr;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::action_type::ActionTypeId;
@@ -131,8 +133,8 @@ pub struct RunArgs {
     #[arg(long, env = "AGENT_MAX_FAILED_ROUNDS", default_value_t = 40)]
     pub max_failed_rounds: u32,
     /// How long a shutdown (SIGTERM/SIGINT) waits for held jobs to be answered, e.g. 5s.
-    #[arg(long, env = "AGENT_DRAIN_DEADLINE", default_value = "5s")]
-    pub drain_deadline: String,
+    #[arg(long, env = "AGENT_DRAIN_DEADLINE", default_value = "5s", value_parser = HumanDuration)]
+    pub drain_deadline: Duration,
     /// Address for /healthz and /metrics, e.g. 127.0.0.1:9464 [default: none].
     #[arg(long, env = "AGENT_LISTEN")]
     pub listen: Option<String>,
@@ -146,11 +148,11 @@ pub struct RunArgs {
     #[arg(long, env = "APICA_API_TOKEN", hide_env_values = true)]
     pub apica_token: Option<String>,
     /// Longest wait for one backend request, e.g. 1s.
-    #[arg(long, env = "AGENT_APICA_REQUEST_TIMEOUT", default_value = "1s")]
-    pub apica_request_timeout: String,
+    #[arg(long, env = "AGENT_APICA_REQUEST_TIMEOUT", default_value = "1s", value_parser = HumanDuration)]
+    pub apica_request_timeout: Duration,
     /// Longest wait for one backend call with its retries, e.g. 1500ms.
-    #[arg(long, env = "AGENT_APICA_RETRY_BUDGET", default_value = "1500ms")]
-    pub apica_retry_budget: String,
+    #[arg(long, env = "AGENT_APICA_RETRY_BUDGET", default_value = "1500ms", value_parser = HumanDuration)]
+    pub apica_retry_budget: Duration,
     /// Attempts per backend call, the first included.
     #[arg(long, env = "AGENT_APICA_MAX_ATTEMPTS", default_value_t = 3)]
     pub apica_max_attempts: u32,
@@ -225,13 +227,36 @@ pub fn parse_action_type(text: Option<&str>) -> Result<ActionTypeId, ConfigError
         .map_err(|e: crate::action_type::ActionTypeError| ConfigError::new(SETTING, e.to_string()))
 }
 
-fn duration(setting: &str, text: &str) -> Result<Duration, ConfigError> {
-    humantime::parse_duration(text.trim()).map_err(|e| {
-        ConfigError::new(
-            setting,
-            format!("{text:?} is not a duration ({e}); write e.g. 5s or 1500ms"),
-        )
-    })
+/// Reads a duration setting (`5s`, `1500ms`, `1m 30s`) with `humantime`, at the edge: clap refuses a
+/// bad value, from the flag or the environment, with a message naming the flag, the value and the
+/// environment variable.
+#[derive(Clone, Copy, Debug)]
+struct HumanDuration;
+
+impl TypedValueParser for HumanDuration {
+    type Value = Duration;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &OsStr,
+    ) -> Result<Duration, clap::Error> {
+        let env = arg
+            .and_then(clap::Arg::get_env)
+            .map(|env| format!(" (the flag or {})", env.to_string_lossy()));
+        // clap's own parser for a `Fn(&str)` turns the error into its "invalid value 'soon' for
+        // '--drain-deadline <DRAIN_DEADLINE>': ..." and handles values that are not UTF-8.
+        let parse = move |text: &str| {
+            humantime::parse_duration(text.trim()).map_err(|e| {
+                format!(
+                    "not a duration ({e}): write it like 5s or 1500ms{}",
+                    env.as_deref().unwrap_or_default()
+                )
+            })
+        };
+        parse.parse_ref(cmd, arg, value)
+    }
 }
 
 fn http_url(setting: &str, text: &str) -> Result<String, ConfigError> {
@@ -258,10 +283,7 @@ impl RunArgs {
         runtime.batch_size = self.batch_size;
         runtime.max_in_flight = self.max_in_flight;
         runtime.max_failed_rounds = self.max_failed_rounds;
-        runtime.drain_deadline = duration(
-            "AGENT_DRAIN_DEADLINE (--drain-deadline)",
-            &self.drain_deadline,
-        )?;
+        runtime.drain_deadline = self.drain_deadline;
         runtime.query_param = match self
             .query_param
             .as_deref()
@@ -319,14 +341,8 @@ impl RunArgs {
                         )
                     })?;
                 let mut client = crate::actions::ApicaClientConfig::new(http_url(URL, url)?);
-                client.request_timeout = duration(
-                    "AGENT_APICA_REQUEST_TIMEOUT (--apica-request-timeout)",
-                    &self.apica_request_timeout,
-                )?;
-                client.retry_budget = duration(
-                    "AGENT_APICA_RETRY_BUDGET (--apica-retry-budget)",
-                    &self.apica_retry_budget,
-                )?;
+                client.request_timeout = self.apica_request_timeout;
+                client.retry_budget = self.apica_retry_budget;
                 if self.apica_max_attempts == 0 {
                     return Err(ConfigError::new(
                         "AGENT_APICA_MAX_ATTEMPTS (--apica-max-attempts)",
@@ -459,18 +475,56 @@ mod tests {
                 .starts_with("AGENT_LISTEN")
         );
         assert!(
-            err(&[
-                "--action-type",
-                "Test/Custom/Wait/1",
-                "--drain-deadline",
-                "soon"
-            ])
-            .starts_with("AGENT_DRAIN")
-        );
-        assert!(
             err(&["--action-type", "Test/Custom/Wait/1", "--query-param", "x"])
                 .starts_with("JOB_QUERY_PARAM")
         );
+    }
+
+    #[test]
+    fn durations_are_read_by_humantime_with_the_documented_defaults() {
+        let s = run_args(&[
+            "--action-type",
+            "Test/Custom/ApicaLoadtest/1",
+            "--apica-url",
+            "http://x",
+        ])
+        .settings()
+        .unwrap();
+        assert_eq!(s.runtime.drain_deadline, Duration::from_secs(5));
+        let client = s.apica.unwrap().client;
+        assert_eq!(client.request_timeout, Duration::from_secs(1));
+        assert_eq!(client.retry_budget, Duration::from_millis(1500));
+        let args = run_args(&[
+            "--drain-deadline",
+            "1m 30s",
+            "--apica-request-timeout",
+            " 250ms ",
+            "--apica-retry-budget=0s",
+        ]);
+        assert_eq!(args.drain_deadline, Duration::from_secs(90));
+        assert_eq!(args.apica_request_timeout, Duration::from_millis(250));
+        assert_eq!(args.apica_retry_budget, Duration::ZERO);
+    }
+
+    #[test]
+    fn a_bad_duration_is_refused_by_clap_naming_the_flag_the_value_and_the_variable() {
+        for (flag, env) in [
+            ("--drain-deadline", "AGENT_DRAIN_DEADLINE"),
+            ("--apica-request-timeout", "AGENT_APICA_REQUEST_TIMEOUT"),
+            ("--apica-retry-budget", "AGENT_APICA_RETRY_BUDGET"),
+        ] {
+            for value in ["soon", "5", "-1s", ""] {
+                let err = Cli::try_parse_from(["agent", &format!("{flag}={value}")]).unwrap_err();
+                assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation, "{err}");
+                let message = err.to_string();
+                for needle in [flag, &format!("'{value}'"), env, "not a duration"] {
+                    assert!(message.contains(needle), "{flag} {value:?}: {message}");
+                }
+            }
+            // The subcommand's flags are the same arguments.
+            let err = Cli::try_parse_from(["agent", "run", flag, "soon"]).unwrap_err();
+            assert!(err.to_string().contains(env), "{err}");
+        }
     }
 
     #[test]
