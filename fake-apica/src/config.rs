@@ -2,7 +2,7 @@
 
 use crate::preset::Preset;
 
-/// The job id of the first test, as in DESIGN.md's example.
+/// The job id of the first test, as in `docs/design.md`'s example.
 pub const DEFAULT_FIRST_JOB_ID: u64 = 153_245;
 
 /// Request bodies above this are refused with 413.

@@ -1,5 +1,5 @@
 //! The job state machine on the simulated clock: queueing, leases, acknowledgements, results,
-//! continuation jobs and timeouts (PROTOCOL.md, "Job lifecycle and time" and the CP-* rules).
+//! continuation jobs and timeouts (`docs/protocol.md`, "Job lifecycle and time" and the CP-* rules).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};

@@ -1,5 +1,5 @@
 //! Errors as the awsJson1.1 wire carries them: a shape name, a message, an HTTP status, and the rule id
-//! (PROTOCOL.md) the refusal enforces.
+//! (`docs/protocol.md`) the refusal enforces.
 
 use std::fmt;
 
@@ -30,7 +30,7 @@ impl ApiError {
         }
     }
 
-    /// Names the rule in the error and in the message (`... (CP-NONCE)`), as PROTOCOL.md asks.
+    /// Names the rule in the error and in the message (`... (CP-NONCE)`), as `docs/protocol.md` asks.
     pub fn rule(mut self, rule: sim_core::Rule) -> Self {
         self.rule = Some(rule);
         self.message = format!("{} ({rule})", self.message);

@@ -1,5 +1,5 @@
 //! A fake AWS CodePipeline for job workers: the job-worker API over awsJson1.1, wire-compatible with
-//! the real SDKs, verifying SigV4 and enforcing the protocol of PROTOCOL.md on a simulated clock.
+//! the real SDKs, verifying SigV4 and enforcing the protocol of `docs/protocol.md` on a simulated clock.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use crate::types::FinalOn;
 
-/// Protocol timings, all in simulated time (PROTOCOL.md, "Job lifecycle and time").
+/// Protocol timings, all in simulated time (`docs/protocol.md`, "Job lifecycle and time").
 #[derive(Clone, Debug, PartialEq)]
 pub struct Timing {
     /// How long a queued job has to get its result (CP-TIMEOUT). Default 1 h.
@@ -81,7 +81,7 @@ impl TimingOverrides {
 }
 
 impl Timing {
-    /// Checks the limits PROTOCOL.md sets: job timeout 60..43200 s, continuation delay at least 1 s.
+    /// Checks the limits `docs/protocol.md` sets: job timeout 60..43200 s, continuation delay at least 1 s.
     pub fn check(&self) -> Result<(), String> {
         let jt = self.job_timeout.as_secs_f64();
         if !(60.0..=43_200.0).contains(&jt) {

@@ -9,7 +9,7 @@
 //! beyond what SigV4 itself requires (`host` and `x-amz-date`).
 //!
 //! Failures map to the awsJson error shapes real AWS JSON services use, all HTTP 400
-//! (see `PROTOCOL.md`, section "Wire"): [`AuthError::error_type`] gives the `__type` and the
+//! (see `docs/protocol.md`, section "Wire"): [`AuthError::error_type`] gives the `__type` and the
 //! `Display` text is the `message`. Messages never contain the secret key or the expected
 //! signature.
 

@@ -212,7 +212,7 @@ impl fmt::Display for ExecutionStatus {
     }
 }
 
-/// When a success result ends the action execution (PROTOCOL.md, CP-FINAL-100).
+/// When a success result ends the action execution (`docs/protocol.md`, CP-FINAL-100).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FinalOn {

@@ -1,5 +1,5 @@
 //! Model-driven validation of a request's JSON input, as an AWS (Coral) service does it before the operation
-//! runs (PROTOCOL.md, "Wire": validation is the server's job; clients barely validate).
+//! runs (`docs/protocol.md`, "Wire": validation is the server's job; clients barely validate).
 //!
 //! Two kinds of failure, in this order:
 //! - a value of the wrong JSON type (a string where a number is expected, a fractional integer, a timestamp

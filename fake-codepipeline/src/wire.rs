@@ -1,5 +1,5 @@
 //! awsJson1.1 framing: `POST /` routed on `X-Amz-Target`, SigV4, body limits, validation against the
-//! model, and the success and error encodings every SDK reads (PROTOCOL.md, "Wire").
+//! model, and the success and error encodings every SDK reads (`docs/protocol.md`, "Wire").
 
 use std::sync::Arc;
 use std::time::SystemTime;

@@ -1,5 +1,5 @@
 //! Agent replicas: real child processes, each in its own process group, with the contract environment
-//! of DESIGN.md and its own access key.
+//! of `docs/design.md` and its own access key.
 
 use std::path::Path;
 use std::process::Stdio;

@@ -303,7 +303,7 @@ pub fn add_backend_fault(apica: &FakeApica, fault: &fake_apica::FaultSpec) -> Re
     Ok(())
 }
 
-/// The Apica Loadtest action's configuration properties (DESIGN.md).
+/// The Apica Loadtest action's configuration properties (`docs/design.md`).
 pub fn apica_properties() -> Vec<PropertySection> {
     let p = |name: &str, required, key, secret| PropertySection {
         name: name.into(),

@@ -36,7 +36,7 @@ impl fmt::Display for Severity {
     }
 }
 
-/// One entry of the log, in the schema of DESIGN.md.
+/// One entry of the log, in the schema of `docs/design.md`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// Position in the log, from 1, never reused.

@@ -1,5 +1,5 @@
 //! The simulated world both fakes and the scenario runner share: one [`SimClock`] with its timer queue,
-//! one [`Activity`] tracker and one [`EventLog`]. See DESIGN.md, "Simulated time" and "Event log".
+//! one [`Activity`] tracker and one [`EventLog`]. See `docs/design.md`, "Simulated time" and "The event log".
 
 pub mod activity;
 pub mod clock;

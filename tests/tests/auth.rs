@@ -1,4 +1,4 @@
-//! The awsJson1.1 wire and SigV4 (PROTOCOL.md, "Wire"): who is let in, how refusals look, what every
+//! The awsJson1.1 wire and SigV4 (`docs/protocol.md`, "Wire"): who is let in, how refusals look, what every
 //! success carries. Through the real SDK where it can express the case, and by hand over raw HTTP/1.1
 //! (signed with `aws-sigv4`, the signer the SDK itself uses, at a chosen client time) where it cannot.
 

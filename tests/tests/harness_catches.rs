@@ -129,7 +129,7 @@ async fn hammering_a_throttled_api_is_failed_with_ag_backoff() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_that_never_polls_is_failed_with_ag_start() {
-    // The default grace is PROTOCOL.md's 30 s; two keep the test short, and the rule is the same.
+    // The default grace is `docs/protocol.md`'s 30 s; two keep the test short, and the rule is the same.
     let mut s = scenario("short-test");
     s.harness.start_grace = "2s".parse().unwrap();
     assert_caught_in("never-polls", s, "AG-START").await;

@@ -1,4 +1,4 @@
-//! State-machine invariants of the job lifecycle (PROTOCOL.md, "Job lifecycle and time" and the CP-* rules),
+//! State-machine invariants of the job lifecycle (`docs/protocol.md`, "Job lifecycle and time" and the CP-* rules),
 //! checked after every step of random sequences of worker calls and clock moves against the engine in
 //! process (no HTTP, for speed). Each call is also checked against what the rules say it must answer.
 //! Both `final_on` modes, ack windows 0 and 5 min, job timeouts 10 min and 1 h, action timeouts 1 h, 3 h and

@@ -1,4 +1,4 @@
-//! Validation is the server's job (PROTOCOL.md, "Wire"): the real Rust SDK sends out-of-range values as
+//! Validation is the server's job (`docs/protocol.md`, "Wire"): the real Rust SDK sends out-of-range values as
 //! they are, and the fake answers `ValidationException` naming the member and the value, or the modeled
 //! error (`ActionTypeNotFoundException`, `JobNotFoundException`, `OutputVariablesSizeExceededException`).
 //! Every refusal leaves the job and its execution exactly as they were.

@@ -7,7 +7,7 @@
 //! - `cargo xtask sim [ARGS]`: builds the workspace likewise, then runs `sim ARGS`: both fakes on one clock on
 //!   fixed loopback ports, with the console at `/` (see `cargo xtask sim --help`).
 //! - `cargo xtask bench`: times the two-hour scenario and the whole suite (simulated seconds per real
-//!   second against the targets of DESIGN.md), then the fake CodePipeline's throughput and memory
+//!   second against the targets of `docs/design.md`), then the fake CodePipeline's throughput and memory
 //!   (`tests/examples/cp_throughput.rs`, `cp_memory.rs`).
 
 use std::path::{Path, PathBuf};

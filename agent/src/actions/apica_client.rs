@@ -1,4 +1,4 @@
-//! The HTTP client for the Apica-style load-test backend (DESIGN.md, "The Apica-style backend"), with
+//! The HTTP client for the Apica-style load-test backend (`docs/design.md`, "The Apica-style backend"), with
 //! timeouts and a short, bounded retry on 429, 5xx, timeouts and refused connections.
 //!
 //! The retry budget is small on purpose: a job must be answered within seconds, and a backend that is

@@ -379,7 +379,7 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// The agent binary with the harness's environment (DESIGN.md, "Contract between the harness and any
+/// The agent binary with the harness's environment (`docs/design.md`, "The contract between the harness and an
 /// agent under test") and nothing else from ours; its stderr goes to `dir/<log>`.
 pub fn agent_command(
     world: &World,

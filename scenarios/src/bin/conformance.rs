@@ -13,8 +13,8 @@ use scenarios::{RunOptions, Scenario, ScenarioReport, report};
 /// Run the conformance scenarios against a CodePipeline job agent, on simulated time.
 ///
 /// Each scenario hosts a fake CodePipeline and a fake Apica backend on loopback ports with one manual
-/// clock, starts the agent command as real processes with the contract environment (DESIGN.md), steps
-/// the clock, and judges the run by PROTOCOL.md's rule ids. Files go to OUT/<scenario>/ (timeline.txt,
+/// clock, starts the agent command as real processes with the contract environment (`docs/design.md`), steps
+/// the clock, and judges the run by `docs/protocol.md`'s rule ids. Files go to OUT/<scenario>/ (timeline.txt,
 /// report.json, agent.log). Exit status 1 if any scenario fails.
 #[derive(Parser, Debug)]
 #[command(name = "conformance", version)]

@@ -379,7 +379,7 @@ async fn host_scenario(name: &str, seed: Option<u64>) -> Result<Hosted> {
     })
 }
 
-/// The contract environment of DESIGN.md for the first access key; writes the client tokens file and
+/// The contract environment of `docs/design.md` for the first access key; writes the client tokens file and
 /// `env.sh` into `out`.
 fn agent_env(
     h: &Hosted,

@@ -1,5 +1,5 @@
 //! `bad-agent --mode MODE`: a job agent that gets one thing wrong on purpose, so the harness can prove it
-//! catches it. It follows the harness contract (DESIGN.md) like any agent; apart from its mode it behaves.
+//! catches it. It follows the harness contract (`docs/design.md`) like any agent; apart from its mode it behaves.
 //!
 //! | mode | what it gets wrong | the harness must report |
 //! |---|---|---|
