@@ -1,5 +1,5 @@
 //! The command line: every setting is a flag with an environment fallback (the harness contract of
-//! DESIGN.md sets only environment variables), turned into validated settings here.
+//! `docs/design.md` sets only environment variables), turned into validated settings here.
 
 use std::ffi::OsStr;
 use std::net::SocketAddr;

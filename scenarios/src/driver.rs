@@ -592,8 +592,8 @@ impl<'a> Driver<'a> {
                 self.world.cp.core().clear_faults();
             }
             Action::BackendFault(fault) => {
-                self.step_event(format!("backend fault {fault:?}{why}"));
-                add_backend_fault(&self.world.apica, fault)?;
+                let doc = add_backend_fault(&self.world.apica, fault)?;
+                self.step_event(format!("backend fault {doc}{why}"));
             }
             Action::StartExecutions(executions) => {
                 self.step_event(format!("start {} more execution(s){why}", executions.len()));

@@ -292,15 +292,17 @@ impl World {
     }
 }
 
-/// Adds a backend fault, resolved against the backend's clock now.
-pub fn add_backend_fault(apica: &FakeApica, fault: &fake_apica::FaultSpec) -> Result<()> {
+/// Adds a backend fault, resolved against the backend's clock now; returns it as the backend's fault API
+/// shows it (`{"id": 1, "kind": "outage", "from": "+00:10:00", ...}`).
+pub fn add_backend_fault(apica: &FakeApica, fault: &fake_apica::FaultSpec) -> Result<Value> {
+    let clock = &apica.sim().clock;
     let resolved = fault
-        .resolve(&apica.sim().clock)
-        .map_err(|e| anyhow!("fault {fault:?}: {e}"))?;
-    apica
-        .add_fault(resolved)
-        .map_err(|e| anyhow!("fault {fault:?}: {e}"))?;
-    Ok(())
+        .resolve(clock)
+        .map_err(|e| anyhow!("backend fault: {e}"))?;
+    let id = apica
+        .add_fault(resolved.clone())
+        .map_err(|e| anyhow!("backend fault: {e}"))?;
+    Ok(resolved.to_json(id, clock))
 }
 
 /// The Apica Loadtest action's configuration properties (`docs/design.md`).
