@@ -33,7 +33,7 @@ pub enum Agents {
         /// Where the replicas' output goes.
         log: AgentLog,
         /// The contract environment, without the per-replica keys.
-        env: AgentEnv,
+        env: Box<AgentEnv>,
     },
     /// A person runs their own agent (`sim`): agent steps are skipped, and every caller the fake has seen
     /// counts as a replica.

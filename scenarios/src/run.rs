@@ -87,7 +87,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome> {
         agents: Agents::Managed {
             command: opts.agent_cmd.clone(),
             log,
-            env,
+            env: Box::new(env),
         },
         until: Until::Finished {
             tail: h.tail.get(),

@@ -720,6 +720,19 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_example_loads() {
+        let readme =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+                .unwrap();
+        let section = &readme[readme.find("### Writing a scenario").expect("the section")..];
+        let start = section.find("```toml\n").expect("a toml block") + "```toml\n".len();
+        let block = &section[start..start + section[start..].find("```").unwrap()];
+        let s = Scenario::parse(block, Path::new("README.md")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.name, "redeploy-mid-job");
+        assert_eq!(s.steps.len(), 3);
+    }
+
+    #[test]
     fn every_builtin_scenario_loads() {
         for entry in std::fs::read_dir(crate::builtin_dir()).unwrap() {
             let path = entry.unwrap().path();

@@ -345,6 +345,20 @@ mod tests {
             (doc["elapsed"].clone(), doc["speed"].clone()),
             (json!("+00:10:00"), json!(null))
         );
+        // Far past anything the clock holds: refused by name, never a panic.
+        for to in ["+1e300:00:00", "+99999999999999:00:00"] {
+            let (status, doc) = post(&sim, json!({ "to": to })).await;
+            assert_eq!(
+                (status, doc["code"].clone()),
+                (StatusCode::UNPROCESSABLE_ENTITY, json!("BadTime"))
+            );
+            assert!(doc["message"].as_str().unwrap().contains(to), "{doc}");
+        }
+        let (status, doc) = post(&sim, json!({"by": "99999999h"})).await;
+        assert_eq!(
+            (status, doc["code"].clone()),
+            (StatusCode::UNPROCESSABLE_ENTITY, json!("BadDuration"))
+        );
         let (status, doc) = post(&sim, json!({"faster": true})).await;
         assert_eq!(
             (status, doc["code"].clone()),
