@@ -1,5 +1,7 @@
 //! Agent replicas: real child processes, each in its own process group, with the contract environment
-//! of `docs/design.md` and its own access key.
+//! of `docs/design.md` and its own access key. The command runs as written with `sh -c`, so `cd dir &&
+//! ./agent`, `VAR=x ./agent` and `export ...; ./agent` work; the shell is then not the agent, so a replica
+//! has exited only when its whole process group has.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -38,7 +40,7 @@ impl Replica {
         log: &AgentLog,
     ) -> std::io::Result<Self> {
         let mut cmd = Command::new("sh");
-        cmd.arg("-c").arg(format!("exec {command}"));
+        cmd.arg("-c").arg(command);
         cmd.env_clear();
         cmd.envs(std::env::vars().filter(|(k, _)| !k.starts_with("AWS_")));
         cmd.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
@@ -72,35 +74,52 @@ impl Replica {
 
     /// Sends `signal` to the whole process group.
     pub fn signal(&self, signal: Signal) {
+        // After the shell has gone, only while its group lives: the id may be reused once it is empty.
         if let Some(pg) = self.pgid
-            && self.exited.is_none()
+            && (self.exited.is_none() || self.group_alive())
         {
             let _ = killpg(Pid::from_raw(pg), signal);
         }
     }
 
-    /// Whether it has exited (reaps it if so).
+    /// Whether it has exited, the shell and every process of its group (reaps the shell if so).
     pub fn has_exited(&mut self) -> Option<std::process::ExitStatus> {
         if self.exited.is_none()
             && let Ok(Some(status)) = self.child.try_wait()
         {
             self.exited = Some(status);
         }
+        self.exited.filter(|_| !self.group_alive())
+    }
+
+    /// Waits up to `limit` (real time) for the shell and every process of its group to exit; the shell's
+    /// status.
+    pub async fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = tokio::time::Instant::now() + limit;
+        if self.exited.is_none() {
+            match tokio::time::timeout_at(deadline, self.child.wait()).await {
+                Ok(Ok(status)) => self.exited = Some(status),
+                _ => return None,
+            }
+        }
+        // A SIGTERM ends `sh` at once while the agent it started may still drain: wait for the group.
+        while self.group_alive() {
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         self.exited
     }
 
-    /// Waits up to `limit` (real time) for the process to exit.
-    pub async fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
-        if let Some(s) = self.exited {
-            return Some(s);
-        }
-        match tokio::time::timeout(limit, self.child.wait()).await {
-            Ok(Ok(status)) => {
-                self.exited = Some(status);
-                Some(status)
-            }
-            _ => None,
-        }
+    /// Whether a process of its group is still running (zombies, which have exited, do not count).
+    pub fn group_alive(&self) -> bool {
+        self.pgid.is_some_and(|g| live_processes_in_group(g) > 0)
+    }
+
+    #[cfg(test)]
+    fn shells_and_sleep_running(&self) -> bool {
+        self.pgid.is_some_and(|g| live_processes_in_group(g) >= 3)
     }
 
     /// SIGKILL to the group and reap.
@@ -108,10 +127,36 @@ impl Replica {
         self.signal(Signal::SIGKILL);
         let _ = self.wait_exit(Duration::from_secs(5)).await;
         // Whatever the group left behind (a shell's children) goes with it.
-        if let Some(pg) = self.pgid {
-            let _ = killpg(Pid::from_raw(pg), Signal::SIGKILL);
-        }
+        self.signal(Signal::SIGKILL);
     }
+}
+
+/// How many processes of group `pgid` are running: `/proc/PID/stat` gives each process's state and
+/// group after its command name, which is in parentheses and may itself hold spaces or parentheses.
+fn live_processes_in_group(pgid: i32) -> usize {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        // No /proc: the shell's own exit is all that can be known.
+        return 0;
+    };
+    dir.filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| {
+            let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+                return false;
+            };
+            // After the name: state, ppid, pgrp.
+            let mut fields = rest.split_whitespace();
+            let state = fields.next();
+            let pgrp = fields.nth(1).and_then(|g| g.parse::<i32>().ok());
+            pgrp == Some(pgid) && !matches!(state, Some("Z") | Some("X"))
+        })
+        .count()
 }
 
 fn pump(stream: impl AsyncRead + Unpin + Send + 'static, name: String, log: AgentLog) {
@@ -151,6 +196,32 @@ fn strip_ansi(line: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_replica_has_exited_only_when_its_whole_group_has() {
+        let log = open_log(&std::env::temp_dir().join("replica-group-test.log")).unwrap();
+        // The outer shell dies at SIGTERM at once; the agent it started ignores it and drains for 600 ms.
+        let agent = "sh -c 'trap \"\" TERM; sleep 0.6'; :";
+        let mut r = Replica::spawn("r", "K", agent, &[], &log).unwrap();
+        // Until the inner shell has set its trap, a SIGTERM would end it too.
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(5) && !r.shells_and_sleep_running() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let t = Instant::now();
+        r.signal(Signal::SIGTERM);
+        let status = r.wait_exit(Duration::from_secs(5)).await;
+        assert!(status.is_some(), "it exits");
+        assert!(
+            t.elapsed() >= Duration::from_millis(300),
+            "wait_exit returned after {:?}, with the agent still draining",
+            t.elapsed()
+        );
+        assert!(!r.group_alive() && r.has_exited().is_some());
+    }
+
     #[test]
     fn colour_codes_are_stripped() {
         assert_eq!(
