@@ -105,8 +105,26 @@ struct Hosted {
     scenario: Option<(Scenario, World)>,
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+/// A user's mistake (a scenario typo, a bad flag value) is one message with its causes, never a stack
+/// trace, whatever `RUST_BACKTRACE` says.
+fn main() -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<()> {
     let args = Args::parse();
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
