@@ -41,15 +41,16 @@ impl<'a> WorldView<'a> {
 
     /// How many jobs of `action_type` a poll would hand out now (Queued, not leased).
     pub fn queued_jobs(&self, action_type: &ActionTypeId) -> usize {
-        self.0.pollable.get(action_type).map_or(0, |q| {
+        self.queued(action_type).len()
+    }
+
+    /// The jobs of `action_type` a poll would hand out now (Queued, not leased), in queue order.
+    pub fn queued(&self, action_type: &ActionTypeId) -> Vec<&'a Job> {
+        self.0.pollable.get(action_type).map_or(Vec::new(), |q| {
             q.values()
-                .filter(|id| {
-                    self.0
-                        .jobs
-                        .get(*id)
-                        .is_some_and(|j| j.status == JobStatus::Queued)
-                })
-                .count()
+                .filter_map(|id| self.0.jobs.get(id))
+                .filter(|j| j.status == JobStatus::Queued)
+                .collect()
         })
     }
 

@@ -95,6 +95,10 @@ pub struct Driver<'a> {
     timed: Vec<(SimTime, Action)>,
     started: Instant,
     finished_at: Option<SimTime>,
+    // When the clock last moved (real), and when each job waiting to be polled was first seen so: the clock
+    // passes such a job's deadline only after the answer budget since the later of the two.
+    last_move: Instant,
+    pollable_since: HashMap<String, Instant>,
 }
 
 fn record(
@@ -180,6 +184,8 @@ impl<'a> Driver<'a> {
             timed,
             started: Instant::now(),
             finished_at: None,
+            last_move: Instant::now(),
+            pollable_since: HashMap::new(),
         }
     }
 
@@ -257,16 +263,52 @@ impl<'a> Driver<'a> {
                     ));
                 }
             };
+            let target = target.max(self.now());
+            if self.would_expire_a_waiting_job(target) {
+                // A replica asleep in a retry backoff gets its budget to poll it first.
+                if !self.idle().await {
+                    return Ok(());
+                }
+                continue;
+            }
             if !self.config.step_delay.is_zero() && !self.sleep(self.config.step_delay).await {
                 return Ok(());
             }
-            let target = target.max(self.now());
             self.world
                 .sim
                 .clock
                 .advance_to(target)
                 .map_err(|e| anyhow!("clock: {e}"))?;
+            self.last_move = Instant::now();
         }
+    }
+
+    /// The rule of `docs/design.md`: the clock never passes the deadline of a job that is waiting to be
+    /// polled until every live replica has had a full answer budget since that job became pollable or since
+    /// the clock last moved, whichever is later. (A replica that sleeps in an SDK's retry backoff is neither
+    /// parked nor holding a job; without this the step after the one that queued a job could be its
+    /// deadline.)
+    fn would_expire_a_waiting_job(&mut self, target: SimTime) -> bool {
+        let now = Instant::now();
+        let ty = &self.world.action_type;
+        let queued: Vec<(String, Option<SimTime>)> = self.world.cp.core().inspect(|w| {
+            w.queued(ty)
+                .into_iter()
+                .map(|j| (j.id.clone(), j.deadline))
+                .collect()
+        });
+        self.pollable_since
+            .retain(|id, _| queued.iter().any(|(q, _)| q == id));
+        let mut hold = false;
+        for (id, deadline) in queued {
+            let since = *self.pollable_since.entry(id).or_insert(now);
+            if deadline.is_some_and(|d| d <= target)
+                && since.max(self.last_move).elapsed() < self.config.answer_budget
+            {
+                hold = true;
+            }
+        }
+        hold
     }
 
     fn note_finished(&mut self) {

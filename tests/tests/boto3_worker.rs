@@ -1,0 +1,63 @@
+//! A correct job worker written elsewhere passes: `tests/sdk/boto3_worker.py`, a custom-action worker on
+//! boto3 with its default retries, knowing only the harness contract, runs protocol-tier scenarios through
+//! the conformance front end. It needs `AWS_DEFAULT_REGION` (boto3 reads no other) and, under throttling,
+//! sleeps in botocore's backoff: the clock must not pass the deadline of a job waiting to be polled while
+//! the worker has not had its answer budget since the job became pollable or the clock last moved.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use scenarios::world::Overrides;
+use scenarios::{RunOptions, Scenario};
+use tests::sdk::{install_pip, sdk_dir};
+
+const MISSING: &str = "the boto3 worker test needs Python 3 (>= 3.9) with pip: install them (Debian/Ubuntu: apt-get install python3 python3-pip)";
+
+async fn worker_cmd() -> String {
+    let site = install_pip("python3", "requirements.txt", "sdk-py", "boto3", MISSING).await;
+    format!(
+        "PYTHONPATH='{site}' exec python3 '{}'",
+        sdk_dir().join("boto3_worker.py").display()
+    )
+}
+
+async fn run(name: &str, seed: Option<u64>) {
+    let scenario = Scenario::load(&scenarios::builtin_dir().join(format!("{name}.toml")))
+        .expect("scenario loads");
+    let opts = RunOptions {
+        agent_cmd: worker_cmd().await,
+        out_root: PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("boto3-worker"),
+        seed,
+        overrides: Overrides {
+            action_type: Some("Test/Custom/Boto3Worker/1".into()),
+            config: BTreeMap::from([("Rounds".to_string(), "12".to_string())]),
+        },
+        poll_interval_ms: 1,
+    };
+    let report = scenarios::run_and_judge(&scenario, &opts, String::new()).await;
+    let log =
+        std::fs::read_to_string(opts.out_root.join(name).join("agent.log")).unwrap_or_default();
+    assert!(
+        report.passed,
+        "{name} (seed {:?}) must pass with a correct boto3 worker: {:?}\nagent.log:\n{log}",
+        seed,
+        report.failures()
+    );
+    assert!(
+        report.verdict.executions.iter().all(|e| e.jobs >= 12),
+        "the worker's rounds were all played: {:?}",
+        report.verdict.executions
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_boto3_worker_passes_throttled_polls_without_a_false_timeout() {
+    for seed in [9, 10] {
+        run("throttled-polls", Some(seed)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_boto3_worker_passes_a_redeploy() {
+    run("redeploy-mid-job", None).await;
+}
