@@ -18,6 +18,27 @@ pub use report::ScenarioReport;
 pub use run::{RunOptions, run};
 pub use scenario::Scenario;
 
+/// Runs a binary's `main` on a multi-threaded runtime. A user's mistake (a scenario typo, a bad flag value)
+/// is printed as one message with its causes, never a stack trace, whatever `RUST_BACKTRACE` says.
+pub fn main_with(
+    run: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// The built-in scenarios' directory (`scenarios/scenarios/`).
 pub fn builtin_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")

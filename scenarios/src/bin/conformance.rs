@@ -127,23 +127,8 @@ fn load_scenarios(args: &Args) -> Result<Vec<Scenario>> {
     Ok(out)
 }
 
-/// A user's mistake (a scenario typo, a bad flag value) is one message with its causes, never a stack
-/// trace, whatever `RUST_BACKTRACE` says.
 fn main() -> std::process::ExitCode {
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run()) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    scenarios::main_with(run())
 }
 
 async fn run() -> Result<()> {
