@@ -231,19 +231,18 @@ async fn a_backend_down_on_the_first_job_starts_the_test_later_with_the_first_jo
     agent.stop().await;
 }
 
-/// Ignored until fake-codepipeline answers a custom poll with the nonce it dispatched to that poll: it
-/// builds PollForJobs' answer after the dispatch, from the job's current nonce, so when two parked polls
-/// are answered together both workers get the second poll's nonce, both acknowledgements succeed and the
-/// second answer is refused (CP-TERMINAL). The agent's side of the race (InvalidNonceException means skip
-/// quietly) is proven deterministically in `tests/nonce_race.rs`.
+/// Two runtimes on one queue with an ack window of 0: every poll is offered every unacknowledged job, so
+/// the runtimes race, and one runtime may be offered a job it is already handling (it handles it once). The
+/// agent's side of the race (InvalidNonceException means skip quietly) is proven deterministically in
+/// `tests/nonce_race.rs`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_runtimes_racing_for_custom_jobs_handle_each_once() {
     race(CUSTOM).await;
 }
 
-/// Ignored until fake-codepipeline ties a third-party acknowledgement to the poll that dispatched the job:
-/// GetThirdPartyJobDetails gives any caller the job's current nonce and a repeated acknowledge with it
-/// answers InProgress whoever sends it, so two workers that read the details after both polled both win.
+/// The same race for third-party jobs, whose nonce comes from GetThirdPartyJobDetails: the fake gives each
+/// caller the nonce of the dispatch it received, and refuses an acknowledgement of a job another worker
+/// has acknowledged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_runtimes_racing_for_third_party_jobs_handle_each_once() {
     race(THIRD_PARTY).await;
@@ -423,8 +422,27 @@ async fn a_timed_wait_runs_over_continuation_jobs_and_succeeds_after_its_duratio
             .is_some_and(|t| t.starts_with("wait:")),
         "a wait still running carries its token on: {e}"
     );
-    // The wait is real time: let it pass, then the next job is the last.
-    tokio::time::sleep(Duration::from_secs(2).saturating_sub(started.elapsed())).await;
+    // The wait is real time, from the first answer (not from the test's start: on a loaded machine that
+    // answer comes late): let it pass, as its token says, then the next job is the last.
+    let token = world.execution(&id)["jobs"][1]["continuationToken"]
+        .as_str()
+        .expect("a token")
+        .to_string();
+    let ends_ms: u64 = token
+        .trim_start_matches("wait:")
+        .split([':', ';'])
+        .nth(1)
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("`{token}` names when the wait ends"));
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis() as u64;
+    assert!(
+        ends_ms.saturating_sub(now_ms) <= 2_000 && started.elapsed() < Duration::from_secs(60),
+        "the wait ends 2 s after it began: {token}"
+    );
+    tokio::time::sleep(Duration::from_millis(ends_ms.saturating_sub(now_ms) + 50)).await;
     let e = world.run_rounds(&id, 3).await;
     assert_eq!(e["status"], "Succeeded", "{e}");
     assert_eq!(e["percentComplete"], 100);

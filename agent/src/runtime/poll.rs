@@ -1,7 +1,8 @@
 //! The poll loop: asks for as many jobs as there are free slots, spawns a task per job, pauses with
 //! jitter when the queue is empty, and backs off after failed polls. One failing poll never stops it.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
@@ -22,6 +23,10 @@ pub(crate) async fn poll_until_shutdown(
 ) -> JoinSet<()> {
     let slots = Arc::new(Semaphore::new(config.max_in_flight));
     let mut tasks = JoinSet::new();
+    // Jobs this runtime is handling. A job that is not yet acknowledged may be offered to the next poll
+    // again (CodePipeline re-offers it; with a short ack window at once), and the same runtime must not
+    // handle it twice: both would acknowledge with the current nonce and both would answer.
+    let in_hand: Arc<Mutex<HashSet<String>>> = Arc::default();
     let mut failed_polls: u32 = 0;
     loop {
         while tasks.try_join_next().is_some() {}
@@ -53,9 +58,22 @@ pub(crate) async fn poll_until_shutdown(
                 let got = jobs.len();
                 let polled_at = Instant::now();
                 for (job, permit) in jobs.into_iter().zip(permits.drain(..)) {
-                    let shared = shared.clone();
+                    let id = job.job_id.clone();
+                    if !in_hand
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(id.clone())
+                    {
+                        tracing::debug!(job_id = %id, "offered again while in hand; handled once");
+                        continue;
+                    }
+                    let (shared, in_hand) = (shared.clone(), in_hand.clone());
                     tasks.spawn(async move {
                         job::handle(shared, job, polled_at).await;
+                        in_hand
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(&id);
                         drop(permit);
                     });
                 }
