@@ -36,7 +36,7 @@ do = "start-agent"
 /// Real time the budget gives; the agent below never polls again after its first answer.
 const BUDGET: Duration = Duration::from_millis(600);
 
-fn find<'a>(events: &'a [Event], kind: EventKind, job_number: u64) -> Option<&'a Event> {
+fn find(events: &[Event], kind: EventKind, job_number: u64) -> Option<&Event> {
     events
         .iter()
         .find(|e| e.kind == kind && e.data["number"] == job_number)
