@@ -6,13 +6,13 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sim_core::{NewEvent, Severity, Sim, SimTime, format_offset};
+use sim_core::{NewEvent, Rule, Severity, Sim, SimTime, format_offset};
 use tokio::sync::Notify;
 
 use crate::error::ApiError;
 use crate::settings::Settings;
 use crate::state::{ActionExecution, FaultRule, Job, World};
-use crate::types::{ActionTypeId, ExecutionStatus, FinalOn, JobStatus, Owner, rules};
+use crate::types::{ActionTypeId, ExecutionStatus, FinalOn, JobStatus, Owner};
 
 /// Largest total size of a final success's output variables (CP-OUTPUT-VARS).
 pub const OUTPUT_VARIABLES_LIMIT: usize = 122_880;
@@ -308,7 +308,7 @@ impl Core {
             NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::JobTimedOut)
                 .execution(&label)
                 .job(job_id)
-                .rule(rules::TIMEOUT, Severity::Error)
+                .rule(Rule::CpTimeout, Severity::Error)
                 .detail(detail.clone())
                 .data(json!({"number": number, "status_before": before.as_str()})),
         );
@@ -354,7 +354,7 @@ impl Core {
         world.emit(
             NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::ActionTimedOut)
                 .execution(label)
-                .rule(rules::ACTION_TIMEOUT, Severity::Error)
+                .rule(Rule::CpActionTimeout, Severity::Error)
                 .detail(detail.clone()),
         );
         self.finish_execution(
@@ -559,7 +559,7 @@ impl Core {
                 .execution(&label)
                 .job(job_id)
                 .replica_opt(to.as_deref())
-                .rule(rules::LEASE, Severity::Warning)
+                .rule(Rule::CpLease, Severity::Warning)
                 .detail(format!(
                     "job {number} of {label} was not acknowledged within the ack window; offered again with a new nonce"
                 )),
@@ -597,7 +597,7 @@ impl Core {
                         exec.and_then(|e| e.client_id.clone()).unwrap_or_default()
                     ),
                 )
-                .rule(rules::CLIENT);
+                .rule(Rule::CpClient);
                 self.record_refusal(job, caller, operation, &err, Severity::Error);
                 return Err(err);
             }
@@ -621,7 +621,7 @@ impl Core {
                 .execution(&job.execution)
                 .job(&job.id)
                 .replica_opt(caller)
-                .rule(err.rule.unwrap_or(sim_core::Rule::CpValidation), severity)
+                .rule(err.rule.unwrap_or(Rule::CpValidation), severity)
                 .detail(format!(
                     "{operation} on job {} of {}: {}: {}",
                     job.number, job.execution, err.type_name, err.message
@@ -738,7 +738,7 @@ impl Core {
                     "InvalidNonceException",
                     format!("Nonce '{nonce}' is not the current nonce of job {job_id}; {why}"),
                 )
-                .rule(rules::NONCE);
+                .rule(Rule::CpNonce);
                 // Losing a race is normal for competing replicas (AG-RACE): a warning, not a violation.
                 self.record_refusal(job, caller, op, &err, Severity::Warning);
                 return Err(err);
@@ -782,17 +782,17 @@ impl Core {
                 job.id,
                 job.deadline.map(|d| self.stamp(d)).unwrap_or_default()
             ))
-            .rule(rules::TIMEOUT)),
+            .rule(Rule::CpTimeout)),
             s if s.is_terminal() => Err(ApiError::invalid_job_state(format!(
                 "Job {} is already {s}; a job takes exactly one result",
                 job.id
             ))
-            .rule(rules::TERMINAL)),
+            .rule(Rule::CpTerminal)),
             s => Err(ApiError::invalid_job_state(format!(
                 "Job {} is {s}: acknowledge it before putting a result",
                 job.id
             ))
-            .rule(rules::ACK)),
+            .rule(Rule::CpAck)),
         }
     }
 
@@ -826,7 +826,7 @@ impl Core {
                         ApiError::validation(
                             "outputVariables can be included only when there is no continuation token on the request",
                         )
-                        .rule(rules::OUTPUT_VARS),
+                        .rule(Rule::CpOutputVars),
                     );
                 }
                 let size: usize = vars.iter().map(|(k, v)| k.len() + v.len()).sum();
@@ -838,7 +838,7 @@ impl Core {
                                 "Exceeded the total size limit for all variables in the pipeline: {size} bytes > {OUTPUT_VARIABLES_LIMIT}"
                             ),
                         )
-                        .rule(rules::OUTPUT_VARS),
+                        .rule(Rule::CpOutputVars),
                     );
                 }
             }
@@ -874,7 +874,7 @@ impl Core {
                     .execution(&label)
                     .job(job_id)
                     .replica_opt(caller)
-                    .rule(if is_final { rules::FINAL_100 } else { rules::CONTINUE }, Severity::Info)
+                    .rule(if is_final { Rule::CpFinal100 } else { Rule::CpContinue }, Severity::Info)
                     .detail(format!("job {number} of {label}: {what}{}", if is_final { " (final)" } else { "" }))
                     .data(data),
             );
@@ -884,7 +884,7 @@ impl Core {
                         .execution(&label)
                         .job(job_id)
                         .replica_opt(caller)
-                        .rule(rules::FINAL_TOKEN, Severity::Error)
+                        .rule(Rule::AgFinalToken, Severity::Error)
                         .detail(format!(
                             "job {number} of {label} answered success with percentComplete 100 and a continuation token: \
                              on AWS a token keeps the action running; a final answer carries no token"
@@ -896,7 +896,7 @@ impl Core {
                         .execution(&label)
                         .job(job_id)
                         .replica_opt(caller)
-                        .rule(rules::FINAL_TOKEN, Severity::Warning)
+                        .rule(Rule::AgFinalToken, Severity::Warning)
                         .detail(format!(
                             "job {number} of {label} ended the action with a success that does not say percentComplete 100"
                         )),
@@ -943,7 +943,7 @@ impl Core {
                     .execution(&label)
                     .job(job_id)
                     .replica_opt(caller)
-                    .rule(rules::FAIL_FINAL, Severity::Info)
+                    .rule(Rule::CpFailFinal, Severity::Info)
                     .detail(format!(
                         "job {number} of {label}: failure {}: {}",
                         failure.failure_type, failure.message
@@ -1014,7 +1014,7 @@ impl Core {
                 world.emit(
                     NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::DetailsLink)
                         .execution(label)
-                        .rule(rules::DETAILS, Severity::Info)
+                        .rule(Rule::CpDetails, Severity::Info)
                         .detail(format!(
                             "Details link of {label} available {} after the start: {}",
                             sim_core::format_duration(elapsed),

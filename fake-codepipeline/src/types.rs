@@ -246,38 +246,6 @@ impl fmt::Display for FinalOn {
     }
 }
 
-/// The rules of `docs/protocol.md` that the fake itself records.
-pub mod rules {
-    pub use sim_core::Rule;
-
-    /// Poll leases and re-offers.
-    pub const LEASE: Rule = Rule::CpLease;
-    /// Acknowledge with a stale nonce.
-    pub const NONCE: Rule = Rule::CpNonce;
-    /// Wrong client token for a third-party job.
-    pub const CLIENT: Rule = Rule::CpClient;
-    /// A result for a job never acknowledged.
-    pub const ACK: Rule = Rule::CpAck;
-    /// A result for a job already finished.
-    pub const TERMINAL: Rule = Rule::CpTerminal;
-    /// A job missed its deadline.
-    pub const TIMEOUT: Rule = Rule::CpTimeout;
-    /// An action execution ran past the action timeout.
-    pub const ACTION_TIMEOUT: Rule = Rule::CpActionTimeout;
-    /// A success with a continuation token.
-    pub const CONTINUE: Rule = Rule::CpContinue;
-    /// A final success.
-    pub const FINAL_100: Rule = Rule::CpFinal100;
-    /// A final success that still carries a token (or lacks 100).
-    pub const FINAL_TOKEN: Rule = Rule::AgFinalToken;
-    /// A failure result.
-    pub const FAIL_FINAL: Rule = Rule::CpFailFinal;
-    /// The Details link.
-    pub const DETAILS: Rule = Rule::CpDetails;
-    /// Output variables misuse.
-    pub const OUTPUT_VARS: Rule = Rule::CpOutputVars;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
