@@ -448,16 +448,15 @@ impl<'a> Driver<'a> {
             if live.replica.started.elapsed() <= self.config.start_grace {
                 return false;
             }
-            if let Some(v) = verdict::ag_start(&live.replica.name, self.config.start_grace) {
-                record(
-                    self.world,
-                    EventKind::ReplicaNeverPolled,
-                    Severity::Error,
-                    Some(v.rule),
-                    Some(&live.replica.access_key),
-                    v.detail,
-                );
-            }
+            let v = verdict::ag_start(&live.replica.name, self.config.start_grace);
+            record(
+                self.world,
+                EventKind::ReplicaNeverPolled,
+                Severity::Error,
+                Some(v.rule),
+                Some(&live.replica.access_key),
+                v.detail,
+            );
             live.first_request = Some(Instant::now());
         }
         true

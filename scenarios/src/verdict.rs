@@ -116,14 +116,14 @@ pub struct Finding {
 }
 
 /// AG-START: a started replica made no request within its start grace.
-pub fn ag_start(replica: &str, grace: Duration) -> Option<Finding> {
-    Some(Finding {
+pub fn ag_start(replica: &str, grace: Duration) -> Finding {
+    Finding {
         rule: Rule::AgStart,
         detail: format!(
             "{replica} made no request within {} of starting",
             sim_core::format_duration(grace)
         ),
-    })
+    }
 }
 
 /// AG-REDEPLOY: a replica did not exit within `grace` of SIGTERM.

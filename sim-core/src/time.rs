@@ -144,19 +144,6 @@ impl std::str::FromStr for SimDuration {
     }
 }
 
-impl<'de> Deserialize<'de> for SimDuration {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-impl Serialize for SimDuration {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
 /// An offset from the clock's origin: a timeline stamp (`+01:00:00`, `+00:00:02.250`, hours:minutes:seconds)
 /// or a duration (`90m`), at most [`MAX_SPAN`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -230,18 +217,26 @@ impl std::str::FromStr for SimOffset {
     }
 }
 
-impl<'de> Deserialize<'de> for SimOffset {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
+/// Serde as the text people write (`90m`, `+01:00:00`), through `FromStr` and `Display`, so a wrong value
+/// is named in the parser's message.
+macro_rules! serde_as_text {
+    ($($t:ty),*) => {$(
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+
+        impl Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+    )*};
 }
 
-impl Serialize for SimOffset {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
+serde_as_text!(SimDuration, SimOffset);
 
 /// Formats a duration compactly (`1h 30m`).
 pub fn format_duration(d: Duration) -> String {
