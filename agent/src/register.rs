@@ -59,14 +59,24 @@ pub fn apica_properties() -> Vec<PropertySpec> {
 
 /// The properties of the timed-wait action.
 pub fn timed_wait_properties() -> Vec<PropertySpec> {
-    vec![PropertySpec {
-        name: "Duration",
-        required: true,
-        key: true,
-        secret: false,
-        queryable: false,
-        description: "How long to wait, e.g. 90s, 10m, 2h",
-    }]
+    vec![
+        PropertySpec {
+            name: "Duration",
+            required: false,
+            key: true,
+            secret: false,
+            queryable: false,
+            description: "How long to wait, e.g. 90s, 10m, 2h (or give Rounds)",
+        },
+        PropertySpec {
+            name: "Rounds",
+            required: false,
+            key: true,
+            secret: false,
+            queryable: false,
+            description: "How many continuation rounds to wait, whatever the time (or give Duration)",
+        },
+    ]
 }
 
 /// What to register.

@@ -72,6 +72,18 @@ pub struct DriverConfig {
     pub seed: u64,
 }
 
+/// A scenario step as it ran: which one, when, and whether an execution was still running then (a step
+/// after every execution has ended tests nothing: the scenario is inconclusive).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FiredStep {
+    /// Its index in the scenario's `steps`; `None` for the restart a crash step scheduled.
+    pub index: Option<usize>,
+    /// When it ran.
+    pub at: SimTime,
+    /// Whether an execution was unfinished when it ran.
+    pub work_outstanding: bool,
+}
+
 /// A live replica and what the driver knows of it.
 struct Live {
     replica: Replica,
@@ -92,7 +104,10 @@ pub struct Driver<'a> {
     // Process groups of live replicas, for the synchronous crash in the event listener.
     pgids: Arc<Mutex<Vec<(String, i32)>>>,
     triggered: mpsc::Receiver<(usize, Event)>,
-    timed: Vec<(SimTime, Action)>,
+    timed: Vec<(SimTime, Option<usize>, Action)>,
+    fired: Vec<FiredStep>,
+    // Set when the agent died (AG-START, AG-EXITED): the run ends there.
+    agent_failure: Option<String>,
     started: Instant,
     finished_at: Option<SimTime>,
     // When the clock last moved (real), and when each job waiting to be polled was first seen so: the clock
@@ -136,7 +151,7 @@ impl<'a> Driver<'a> {
                 continue;
             }
             match step.when {
-                When::At(at) => timed.push((at.from_origin(origin), step.action.clone())),
+                When::At(at) => timed.push((at.from_origin(origin), Some(i), step.action.clone())),
                 When::On { event, after, nth } => {
                     let seen = Arc::new(Mutex::new(0usize));
                     let tx = tx.clone();
@@ -171,7 +186,7 @@ impl<'a> Driver<'a> {
                 }
             }
         }
-        timed.sort_by_key(|(t, _)| *t);
+        timed.sort_by_key(|(t, i, _)| (*t, *i));
         Driver {
             scenario,
             world,
@@ -182,11 +197,23 @@ impl<'a> Driver<'a> {
             pgids,
             triggered: rx,
             timed,
+            fired: Vec::new(),
+            agent_failure: None,
             started: Instant::now(),
             finished_at: None,
             last_move: Instant::now(),
             pollable_since: HashMap::new(),
         }
+    }
+
+    /// The steps that ran, in order.
+    pub fn fired(&self) -> &[FiredStep] {
+        &self.fired
+    }
+
+    /// Why the run ended early because of the agent (AG-START, AG-EXITED), if it did.
+    pub fn agent_failure(&self) -> Option<&str> {
+        self.agent_failure.as_deref()
     }
 
     fn now(&self) -> SimTime {
@@ -223,7 +250,10 @@ impl<'a> Driver<'a> {
             self.check_watchdog()?;
             self.handle_triggered().await?;
             self.run_due_steps().await?;
-            self.reap_exited();
+            self.reap_exited().await;
+            if self.agent_failure.is_some() {
+                return Ok(());
+            }
             self.note_finished();
             if !self.wait_quiescent().await? {
                 return Ok(());
@@ -240,7 +270,7 @@ impl<'a> Driver<'a> {
             // Step to the next thing that happens: a timer, a scenario step, or the end of the tail.
             let next = [
                 self.world.sim.clock.next_deadline().map(|d| d.at),
-                self.timed.first().map(|(t, _)| *t),
+                self.timed.first().map(|(t, _, _)| *t),
                 end,
             ]
             .into_iter()
@@ -476,7 +506,10 @@ impl<'a> Driver<'a> {
                 return Ok(true);
             }
             self.check_watchdog()?;
-            self.reap_exited();
+            self.reap_exited().await;
+            if self.agent_failure.is_some() {
+                return Ok(false);
+            }
             let wait = match self.config.until {
                 Until::Finished { .. } => Duration::from_millis(25),
                 // Re-check now and then: a job's budget runs out without any activity.
@@ -495,12 +528,12 @@ impl<'a> Driver<'a> {
     }
 
     async fn run_due_steps(&mut self) -> Result<()> {
-        while let Some((t, _)) = self.timed.first() {
+        while let Some((t, _, _)) = self.timed.first() {
             if *t > self.now() {
                 break;
             }
-            let (_, action) = self.timed.remove(0);
-            self.execute(&action, None).await?;
+            let (_, index, action) = self.timed.remove(0);
+            self.execute(index, &action, None).await?;
         }
         Ok(())
     }
@@ -508,7 +541,8 @@ impl<'a> Driver<'a> {
     async fn handle_triggered(&mut self) -> Result<()> {
         while let Ok((i, event)) = self.triggered.try_recv() {
             let step: &Step = &self.scenario.steps[i];
-            self.execute(&step.action.clone(), Some(&event)).await?;
+            self.execute(Some(i), &step.action.clone(), Some(&event))
+                .await?;
         }
         Ok(())
     }
@@ -525,7 +559,17 @@ impl<'a> Driver<'a> {
         );
     }
 
-    async fn execute(&mut self, action: &Action, cause: Option<&Event>) -> Result<()> {
+    async fn execute(
+        &mut self,
+        index: Option<usize>,
+        action: &Action,
+        cause: Option<&Event>,
+    ) -> Result<()> {
+        self.fired.push(FiredStep {
+            index,
+            at: self.now(),
+            work_outstanding: !self.world.all_finished(),
+        });
         // A scenario step changes the world (a fault cleared, an outage over): a replica that was neither
         // parked nor holding a job, say sleeping in a retry backoff, gets a fresh answer budget to notice.
         self.busy_since.clear();
@@ -617,8 +661,8 @@ impl<'a> Driver<'a> {
                 if let Some(d) = restart_after {
                     let at = self.now().plus(d.get());
                     let replicas = NonZeroUsize::new(count).unwrap_or(NonZeroUsize::MIN);
-                    self.timed.push((at, Action::StartAgent { replicas }));
-                    self.timed.sort_by_key(|(t, _)| *t);
+                    self.timed.push((at, None, Action::StartAgent { replicas }));
+                    self.timed.sort_by_key(|(t, i, _)| (*t, *i));
                 }
             }
             Action::CpFaults(rule) => {
@@ -691,7 +735,11 @@ impl<'a> Driver<'a> {
         self.world.sim.activity.forget_caller(key);
     }
 
-    fn reap_exited(&mut self) {
+    /// Notes the replicas that exited on their own. One that exits before its first request breaks
+    /// AG-START; the last one exiting while work is outstanding (and no step is due to start the agent
+    /// again) breaks AG-EXITED. Either ends the run: what would follow (timeouts, missing outcomes) is not
+    /// about the protocol.
+    async fn reap_exited(&mut self) {
         let crashing: Vec<i32> = {
             let live_groups = self.pgids.lock().unwrap_or_else(|p| p.into_inner());
             self.live
@@ -707,25 +755,78 @@ impl<'a> Driver<'a> {
                 continue;
             }
             if let Some(status) = l.replica.has_exited() {
-                gone.push((
-                    i,
-                    l.replica.name.clone(),
-                    l.replica.access_key.clone(),
-                    status,
-                ));
+                gone.push((i, status));
             }
         }
-        for (i, name, key, status) in gone.into_iter().rev() {
-            self.live.remove(i);
+        if gone.is_empty() {
+            return;
+        }
+        let snap = self.world.sim.activity.snapshot();
+        let mut exits = Vec::new();
+        for (i, status) in gone.into_iter().rev() {
+            let mut l = self.live.remove(i);
+            let key = l.replica.access_key.clone();
+            let polled =
+                l.first_request.is_some() || snap.caller(&key).is_some_and(|c| c.requests > 0);
+            let tail = quote_tail(&l.replica.last_lines().await);
+            let name = l.replica.name.clone();
+            if polled {
+                record(
+                    self.world,
+                    EventKind::ReplicaExited,
+                    Severity::Warning,
+                    None,
+                    Some(&key),
+                    format!("{name} exited on its own ({status})"),
+                );
+                exits.push((key.clone(), format!("{name} exited ({status}){tail}")));
+            } else {
+                let detail = format!(
+                    "{name} exited ({status}) before its first request: the agent did not start{tail}"
+                );
+                record(
+                    self.world,
+                    EventKind::ReplicaExited,
+                    Severity::Error,
+                    Some(Rule::AgStart),
+                    Some(&key),
+                    detail.clone(),
+                );
+                self.agent_failure
+                    .get_or_insert(format!("AG-START: {detail}"));
+            }
+            self.forget(&key);
+        }
+        let restart_due = self
+            .timed
+            .iter()
+            .any(|(_, _, a)| matches!(a, Action::StartAgent { .. }));
+        if self.agent_failure.is_none()
+            && self.live.is_empty()
+            && !restart_due
+            && !exits.is_empty()
+            && !self.world.all_finished()
+        {
+            let unfinished = self.world.unfinished_labels();
+            let detail = format!(
+                "every replica has exited while work was outstanding ({} unfinished at {}): {}",
+                unfinished.join(", "),
+                self.stamp(),
+                exits
+                    .iter()
+                    .map(|(_, e)| e.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
             record(
                 self.world,
                 EventKind::ReplicaExited,
-                Severity::Warning,
-                None,
-                Some(&key),
-                format!("{name} exited on its own ({status})"),
+                Severity::Error,
+                Some(Rule::AgExited),
+                exits.last().map(|(k, _)| k.as_str()),
+                detail.clone(),
             );
-            self.forget(&key);
+            self.agent_failure = Some(format!("AG-EXITED: {detail}"));
         }
     }
 
@@ -739,6 +840,14 @@ impl<'a> Driver<'a> {
             }
         }
     }
+}
+
+/// A replica's last lines of output, quoted on one line for an event's detail.
+fn quote_tail(lines: &[String]) -> String {
+    if lines.is_empty() {
+        return "; it wrote nothing to agent.log".into();
+    }
+    format!("; the end of its agent.log: {}", lines.join(" | "))
 }
 
 /// Where a managed run writes the files its agent reads.

@@ -2,6 +2,7 @@
 //! test as real processes, steps the clock by the rule of `docs/design.md` (one [`driver`] for
 //! `conformance` and `sim`), and judges the run by the rule ids of `docs/protocol.md`.
 
+pub mod cli;
 pub mod driver;
 pub mod env;
 pub mod replica;
@@ -14,7 +15,7 @@ pub mod world;
 
 use std::path::{Path, PathBuf};
 
-pub use report::ScenarioReport;
+pub use report::{ScenarioReport, ScenarioResult};
 pub use run::{RunOptions, run};
 pub use scenario::Scenario;
 
@@ -39,9 +40,29 @@ pub fn main_with(
     }
 }
 
-/// The built-in scenarios' directory (`scenarios/scenarios/`).
+/// The built-in scenarios' directory in the source tree (`scenarios/scenarios/`). The binaries do not read
+/// it: they carry the files (see [`builtin`]).
 pub fn builtin_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")
+}
+
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/builtin.rs"));
+}
+
+/// The built-in scenarios as compiled into this crate: `(name, file text)`, sorted by name. An installed
+/// `conformance` runs them from any directory.
+pub fn builtin() -> &'static [(&'static str, &'static str)] {
+    embedded::BUILTIN
+}
+
+/// Loads the built-in scenario `name`; its errors name it `builtin:NAME.toml`.
+pub fn load_builtin(name: &str) -> Option<Result<Scenario, scenario::ScenarioError>> {
+    let (_, text) = builtin().iter().find(|(n, _)| *n == name)?;
+    Some(Scenario::parse(
+        text,
+        Path::new(&format!("builtin:{name}.toml")),
+    ))
 }
 
 /// Runs one scenario and judges it; writes its files. Never fails: a scenario that cannot run is a failed

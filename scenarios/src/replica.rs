@@ -24,7 +24,15 @@ pub struct Replica {
     child: Child,
     pgid: Option<i32>,
     exited: Option<std::process::ExitStatus>,
+    // Its last lines of output, and the tasks that copy its output to the log.
+    tail: Tail,
+    pumps: Vec<tokio::task::JoinHandle<()>>,
 }
+
+/// How many of a replica's last output lines are kept for messages.
+pub const TAIL_LINES: usize = 8;
+
+type Tail = Arc<Mutex<std::collections::VecDeque<String>>>;
 
 /// Where the replicas' output goes: one file for the scenario, each line prefixed with the replica.
 pub type AgentLog = Arc<Mutex<std::fs::File>>;
@@ -51,11 +59,13 @@ impl Replica {
         cmd.kill_on_drop(true);
         let mut child = cmd.spawn()?;
         let pgid = child.id().map(|p| p as i32);
+        let tail: Tail = Arc::default();
+        let mut pumps = Vec::new();
         if let Some(out) = child.stdout.take() {
-            pump(out, name.to_string(), log.clone());
+            pumps.push(pump(out, name.to_string(), log.clone(), tail.clone()));
         }
         if let Some(err) = child.stderr.take() {
-            pump(err, name.to_string(), log.clone());
+            pumps.push(pump(err, name.to_string(), log.clone(), tail.clone()));
         }
         Ok(Replica {
             name: name.to_string(),
@@ -64,6 +74,8 @@ impl Replica {
             child,
             pgid,
             exited: None,
+            tail,
+            pumps,
         })
     }
 
@@ -122,6 +134,21 @@ impl Replica {
         self.pgid.is_some_and(|g| live_processes_in_group(g) >= 3)
     }
 
+    /// Its last lines of output (at most [`TAIL_LINES`]), once its output has ended (or after 1 s, if a
+    /// process it left behind keeps the pipe open).
+    pub async fn last_lines(&mut self) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        for p in &mut self.pumps {
+            let _ = tokio::time::timeout_at(deadline, p).await;
+        }
+        self.tail
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+
     /// SIGKILL to the group and reap.
     pub async fn kill(&mut self) {
         self.signal(Signal::SIGKILL);
@@ -159,16 +186,28 @@ fn live_processes_in_group(pgid: i32) -> usize {
         .count()
 }
 
-fn pump(stream: impl AsyncRead + Unpin + Send + 'static, name: String, log: AgentLog) {
+fn pump(
+    stream: impl AsyncRead + Unpin + Send + 'static,
+    name: String,
+    log: AgentLog,
+    tail: Tail,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut lines = BufReader::new(stream).lines();
         while let Ok(Some(line)) = lines.next_line().await {
             use std::io::Write;
             let line = strip_ansi(&line);
-            let mut f = log.lock().unwrap_or_else(|e| e.into_inner());
-            let _ = writeln!(f, "[{name}] {line}");
+            {
+                let mut f = log.lock().unwrap_or_else(|e| e.into_inner());
+                let _ = writeln!(f, "[{name}] {line}");
+            }
+            let mut t = tail.lock().unwrap_or_else(|e| e.into_inner());
+            if t.len() == TAIL_LINES {
+                t.pop_front();
+            }
+            t.push_back(line);
         }
-    });
+    })
 }
 
 /// Opens (truncates) the agent log of a scenario.

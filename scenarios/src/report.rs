@@ -10,6 +10,30 @@ use crate::run::RunOutcome;
 use crate::scenario::{Scenario, Tier};
 use crate::verdict::Verdict;
 
+/// A scenario's result word.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScenarioResult {
+    /// Every expectation held, and the run tested the scenario's premise.
+    Pass,
+    /// An expectation did not hold.
+    Fail,
+    /// Every expectation held, but the run did not test what the scenario is about (a step that never
+    /// ran while work was outstanding, work shorter than its `[premise]`): it proves nothing either way.
+    Inconclusive,
+}
+
+impl ScenarioResult {
+    /// The word in the summary table and the per-scenario lines.
+    pub fn word(self) -> &'static str {
+        match self {
+            ScenarioResult::Pass => "pass",
+            ScenarioResult::Fail => "FAIL",
+            ScenarioResult::Inconclusive => "inconclusive",
+        }
+    }
+}
+
 /// One scenario's result, as written to `report.json`.
 #[derive(Clone, Debug, Serialize)]
 pub struct ScenarioReport {
@@ -21,7 +45,9 @@ pub struct ScenarioReport {
     pub tier: Tier,
     /// The seed it ran with.
     pub seed: u64,
-    /// Whether every expectation held.
+    /// `pass`, `fail` or `inconclusive`.
+    pub result: ScenarioResult,
+    /// Whether it passed (every expectation held and the premise was tested).
     pub passed: bool,
     /// Real milliseconds it took.
     pub real_ms: u64,
@@ -43,12 +69,20 @@ impl ScenarioReport {
     /// Builds the report of a judged run.
     pub fn new(scenario: &Scenario, run: &RunOutcome, verdict: Verdict, replay: String) -> Self {
         let simulated = run.world.sim.clock.elapsed();
+        let result = if !verdict.passed {
+            ScenarioResult::Fail
+        } else if !verdict.inconclusive.is_empty() {
+            ScenarioResult::Inconclusive
+        } else {
+            ScenarioResult::Pass
+        };
         ScenarioReport {
             name: scenario.name.clone(),
             summary: scenario.summary.clone(),
             tier: scenario.tier,
             seed: run.seed,
-            passed: verdict.passed,
+            result,
+            passed: result == ScenarioResult::Pass,
             real_ms: run.real.as_millis() as u64,
             simulated: sim_core::format_offset(simulated),
             speedup: simulated.as_secs_f64() / run.real.as_secs_f64().max(1e-3),
@@ -66,6 +100,7 @@ impl ScenarioReport {
             summary: scenario.summary.clone(),
             tier: scenario.tier,
             seed: scenario.seed,
+            result: ScenarioResult::Fail,
             passed: false,
             real_ms: real.as_millis() as u64,
             simulated: "+00:00:00".into(),
@@ -80,11 +115,20 @@ impl ScenarioReport {
                     actual: error,
                 }],
                 passed: false,
+                inconclusive: Vec::new(),
             },
             throttled_calls_per_second: Default::default(),
             replay,
             dir: String::new(),
         }
+    }
+
+    /// Whether the agent died during the run (AG-START, AG-EXITED): its `agent.log` says why.
+    pub fn agent_died(&self) -> bool {
+        self.verdict
+            .violations
+            .iter()
+            .any(|v| matches!(v.rule, sim_core::Rule::AgStart | sim_core::Rule::AgExited))
     }
 
     /// The unmet expectations, one per line.
@@ -113,26 +157,32 @@ pub fn write_scenario_files(dir: &Path, report: &ScenarioReport, timeline: &str)
 /// The summary table printed at the end of a run.
 pub fn summary_table(reports: &[ScenarioReport]) -> String {
     let mut out = format!(
-        "{:<28} {:<9} {:<7} {:>9} {:>11} {:>10}\n",
+        "{:<28} {:<9} {:<12} {:>9} {:>11} {:>10}\n",
         "scenario", "tier", "result", "real", "simulated", "speed-up"
     );
     for r in reports {
         out.push_str(&format!(
-            "{:<28} {:<9} {:<7} {:>8.2}s {:>11} {:>9.0}x\n",
+            "{:<28} {:<9} {:<12} {:>8.2}s {:>11} {:>9.0}x\n",
             r.name,
             format!("{:?}", r.tier).to_lowercase(),
-            if r.passed { "pass" } else { "FAIL" },
+            r.result.word(),
             r.real_ms as f64 / 1000.0,
             r.simulated,
             r.speedup
         ));
     }
-    let failed = reports.iter().filter(|r| !r.passed).count();
+    let count = |x: ScenarioResult| reports.iter().filter(|r| r.result == x).count();
     out.push_str(&format!(
-        "{} passed, {} failed\n",
-        reports.len() - failed,
-        failed
+        "{} passed, {} failed, {} inconclusive\n",
+        count(ScenarioResult::Pass),
+        count(ScenarioResult::Fail),
+        count(ScenarioResult::Inconclusive)
     ));
+    if reports.iter().any(|r| r.agent_died()) {
+        out.push_str(
+            "the agent died in a scenario (AG-START, AG-EXITED): its agent.log says why\n",
+        );
+    }
     out
 }
 
@@ -142,8 +192,16 @@ pub fn junit(reports: &[ScenarioReport]) -> Result<String> {
     let mut report = Report::new("conformance");
     let mut suite = TestSuite::new("conformance");
     for r in reports {
-        let status = if r.passed {
+        let status = if r.result == ScenarioResult::Pass {
             TestCaseStatus::success()
+        } else if r.result == ScenarioResult::Inconclusive {
+            let mut s = TestCaseStatus::skipped();
+            s.set_message(format!(
+                "inconclusive: {}",
+                r.verdict.inconclusive.join("; ")
+            ));
+            s.set_description(format!("replay: {}\nfiles: {}", r.replay, r.dir));
+            s
         } else {
             let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
             s.set_message(r.failures().join("\n"));

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use sim_core::Event;
 
-use crate::driver::{Agents, Driver, DriverConfig, Until};
+use crate::driver::{Agents, Driver, DriverConfig, FiredStep, Until};
 use crate::env::AgentEnv;
 use crate::replica::open_log;
 use crate::scenario::Scenario;
@@ -46,6 +46,10 @@ pub struct RunOutcome {
     /// Whether the agent drives the Apica backend (no protocol-tier override): AG-ONE-TEST and
     /// AG-OUTCOME apply.
     pub apica_checks: bool,
+    /// The scenario steps that ran, in order.
+    pub fired: Vec<FiredStep>,
+    /// Set when the run ended early because the agent died (AG-START, AG-EXITED): why.
+    pub agent_failure: Option<String>,
 }
 
 /// Runs `scenario` to its end and returns what happened.
@@ -99,11 +103,11 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome> {
         overrides: opts.overrides.clone(),
         seed,
     };
-    let harness_error = Driver::new(scenario, &mut world, config)
-        .drive()
-        .await
-        .err()
-        .map(|e| e.to_string());
+    let mut driver = Driver::new(scenario, &mut world, config);
+    let harness_error = driver.drive().await.err().map(|e| e.to_string());
+    let fired = driver.fired().to_vec();
+    let agent_failure = driver.agent_failure().map(str::to_string);
+    drop(driver);
     world.stop();
     let events = std::mem::take(&mut *recorded.lock().unwrap_or_else(|p| p.into_inner()));
     Ok(RunOutcome {
@@ -113,6 +117,8 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome> {
         out_dir,
         harness_error,
         apica_checks: opts.overrides.action_type.is_none(),
+        fired,
+        agent_failure,
         world,
     })
 }

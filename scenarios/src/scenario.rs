@@ -46,9 +46,27 @@ pub struct Scenario {
     /// Timed or event-triggered steps.
     #[serde(default)]
     pub steps: Vec<Step>,
+    /// What must have happened for the run to test what the scenario is about.
+    #[serde(default)]
+    pub premise: Premise,
     /// What must hold at the end.
     #[serde(default)]
     pub expect: Expect,
+}
+
+/// `[premise]`: what a run must have exercised to say anything. Besides these keys, every step that is
+/// not `optional` must run while an execution is still in progress. A run whose premise did not happen is
+/// *inconclusive*, not passed: a worker whose work ends in three minutes has not been through a redeploy
+/// at forty.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Premise {
+    /// Every execution takes at least this many jobs (its work outlives the first job).
+    #[serde(default)]
+    pub min_jobs: Option<NonZeroUsize>,
+    /// Every execution runs at least this long, in simulated time, from its start to its end.
+    #[serde(default)]
+    pub min_duration: Option<SimDuration>,
 }
 
 fn default_tier() -> Tier {
@@ -237,6 +255,9 @@ pub struct Step {
     pub when: When,
     /// What it does.
     pub action: Action,
+    /// Whether the run may end without it (by default a step must run while an execution is still in
+    /// progress, or the run is inconclusive).
+    pub optional: bool,
 }
 
 /// When a step happens.
@@ -278,6 +299,28 @@ pub enum Action {
     BackendFault(fake_apica::FaultSpec),
     /// Start more executions.
     StartExecutions(Vec<ExecutionSection>),
+}
+
+impl Step {
+    /// The step in words, for messages: `the redeploy at +00:40:00`, `the crash on cp.result_applied
+    /// (after +00:30:00)`.
+    pub fn describe(&self) -> String {
+        let kind = self.action.kind().name();
+        match &self.when {
+            When::At(at) => format!("the {kind} at {}", sim_core::format_offset(at.get())),
+            When::On { event, after, nth } => {
+                let nth = if nth.get() == 1 {
+                    String::new()
+                } else {
+                    format!(" #{nth}")
+                };
+                let after = after
+                    .map(|a| format!(" after {}", sim_core::format_offset(a.get())))
+                    .unwrap_or_default();
+                format!("the {kind} on {event}{nth}{after}")
+            }
+        }
+    }
 }
 
 impl Action {
@@ -324,7 +367,8 @@ pub enum StepKind {
 }
 
 impl StepKind {
-    fn name(self) -> &'static str {
+    /// The name `do` gives it.
+    pub fn name(self) -> &'static str {
         match self {
             StepKind::StartAgent => "start-agent",
             StepKind::Redeploy => "redeploy",
@@ -355,6 +399,8 @@ struct RawStep {
     fault_kind: Option<FaultKind>,
     fault: Option<fake_apica::FaultSpec>,
     executions: Option<Vec<ExecutionSection>>,
+    #[serde(default)]
+    optional: bool,
 }
 
 impl TryFrom<RawStep> for Step {
@@ -444,7 +490,11 @@ impl TryFrom<RawStep> for Step {
                 Action::StartExecutions(executions)
             }
         };
-        Ok(Step { when, action })
+        Ok(Step {
+            when,
+            action,
+            optional: r.optional,
+        })
     }
 }
 
@@ -475,6 +525,10 @@ pub struct ExecutionExpect {
     /// Text the failure message must contain.
     #[serde(default)]
     pub message_contains: Option<String>,
+    /// The failure message must contain at least one of these (for example the property's name or its
+    /// bad value: agents word their messages differently).
+    #[serde(default)]
+    pub message_contains_any: Vec<String>,
     /// How many load tests the execution may start (counted by its RunnableFile).
     #[serde(default)]
     pub load_tests_started: Option<usize>,

@@ -64,6 +64,14 @@ pub struct ExecutionFacts {
     pub details_link_delay: Option<Duration>,
     /// The backend test's final status.
     pub backend_status: Option<String>,
+    /// When it ended, as a timeline stamp (`+00:03:00`); none while in progress.
+    pub ended_at: Option<String>,
+    /// Simulated time from its start to its end.
+    #[serde(skip)]
+    pub ran_for: Option<Duration>,
+    /// When it ended, from the origin.
+    #[serde(skip)]
+    pub ended: Option<Duration>,
 }
 
 /// Everything decided about one run.
@@ -77,8 +85,11 @@ pub struct Verdict {
     pub executions: Vec<ExecutionFacts>,
     /// The expectations and whether they held.
     pub checks: Vec<Check>,
-    /// Whether the scenario passed.
+    /// Whether every expectation held.
     pub passed: bool,
+    /// Why the run did not test what the scenario is about (its `[premise]`, its steps), one sentence
+    /// each; a run that passed with reasons here is inconclusive.
+    pub inconclusive: Vec<String>,
 }
 
 fn violation(e: &Event) -> Violation {
@@ -406,6 +417,10 @@ pub fn judge(scenario: &Scenario, run: &RunOutcome) -> Verdict {
             .iter()
             .find(|e| e.kind == EventKind::DetailsLink)
             .map(|e| e.sim_ms);
+        let ended_ms = exec_events
+            .iter()
+            .find(|e| e.kind == EventKind::ExecutionFinished)
+            .map(|e| e.sim_ms);
 
         if run.apica_checks {
             violations.extend(ag_one_test(started, test_count));
@@ -430,19 +445,101 @@ pub fn judge(scenario: &Scenario, run: &RunOutcome) -> Verdict {
             }),
             details_link_delay: link.map(|l| Duration::from_millis(l.saturating_sub(started_ms))),
             backend_status: test.map(|t| t.status.to_string()),
+            ended_at: ended_ms.map(|m| sim_core::format_offset(Duration::from_millis(m))),
+            ran_for: ended_ms.map(|m| Duration::from_millis(m.saturating_sub(started_ms))),
+            ended: ended_ms.map(Duration::from_millis),
         });
     }
     violations.extend(ag_backoff(scenario, &run.events));
 
-    let checks = check_expectations(scenario, run, &violations, &facts);
+    let checks = match &run.agent_failure {
+        // What would follow an agent that died (timeouts, missing outcomes) is not about the protocol.
+        Some(why) => vec![Check {
+            expected: "the agent keeps running while work is outstanding".into(),
+            passed: false,
+            actual: why.clone(),
+        }],
+        None => check_expectations(scenario, run, &violations, &facts),
+    };
     let passed = checks.iter().all(|c| c.passed);
+    let inconclusive = if run.agent_failure.is_some() {
+        Vec::new()
+    } else {
+        premise(scenario, run, &facts)
+    };
     Verdict {
         violations,
         warnings,
         executions: facts,
         checks,
         passed,
+        inconclusive,
     }
+}
+
+/// Why the run did not test what the scenario is about: a step that never ran, or ran after every
+/// execution had ended; an execution shorter (in jobs or simulated time) than `[premise]` asks; an
+/// expectation about an execution that never started.
+pub fn premise(scenario: &Scenario, run: &RunOutcome, facts: &[ExecutionFacts]) -> Vec<String> {
+    let mut why = Vec::new();
+    // "the agent finished e-1 at +00:03:00": the last execution to end, for the messages below.
+    let last_end = facts
+        .iter()
+        .filter_map(|f| Some((f.ended?, &f.label)))
+        .max_by_key(|(at, _)| *at);
+    let ended = |what: &str| match (last_end, facts.len()) {
+        (Some((at, label)), 1) => format!(
+            "the agent finished {label} at {}, {what}",
+            sim_core::format_offset(at)
+        ),
+        (Some((at, label)), _) => format!(
+            "the agent finished the last execution ({label}) at {}, {what}",
+            sim_core::format_offset(at)
+        ),
+        (None, _) => format!("no execution was running, {what}"),
+    };
+    for (i, step) in scenario.steps.iter().enumerate() {
+        if step.optional {
+            continue;
+        }
+        let described = step.describe();
+        match run.fired.iter().find(|f| f.index == Some(i)) {
+            None => why.push(ended(&format!("before {described}, which never ran"))),
+            Some(f) if !f.work_outstanding => why.push(ended(&format!(
+                "before {described} ran (at {})",
+                sim_core::format_offset(f.at.since(run.world.sim.clock.origin()))
+            ))),
+            Some(_) => {}
+        }
+    }
+    for f in facts {
+        if let Some(min) = scenario.premise.min_jobs
+            && f.jobs < min.get()
+        {
+            why.push(format!(
+                "{} ended after {} job(s); the scenario is about work that takes at least {min} ([premise] min_jobs)",
+                f.label, f.jobs
+            ));
+        }
+        if let Some(min) = scenario.premise.min_duration
+            && let Some(ran) = f.ran_for
+            && ran < min.get()
+        {
+            why.push(format!(
+                "{} ran for {} of simulated time; the scenario is about work that lasts at least {min} ([premise] min_duration): make the agent's work longer (more rounds)",
+                f.label,
+                sim_core::format_duration(ran)
+            ));
+        }
+    }
+    for label in scenario.expect.executions.keys() {
+        if label != "*" && !facts.iter().any(|f| &f.label == label) {
+            why.push(format!(
+                "the expectations for {label} were never exercised: {label} never started"
+            ));
+        }
+    }
+    why
 }
 
 fn check_expectations(
@@ -543,6 +640,24 @@ fn check_execution(
     });
     let mut failure_type = exp.failure_type.clone();
     let mut message = exp.message_contains.clone();
+    if !exp.message_contains_any.is_empty() {
+        let any = &exp.message_contains_any;
+        checks.push(Check {
+            expected: format!(
+                "{}: message contains one of {}",
+                f.label,
+                any.iter()
+                    .map(|m| format!("\"{m}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            passed: f
+                .message
+                .as_deref()
+                .is_some_and(|x| any.iter().any(|m| x.contains(m.as_str()))),
+            actual: f.message.clone().unwrap_or_else(|| "no message".into()),
+        });
+    }
     if exp.outcome == Some(ExpectedOutcome::FromPreset) {
         let preset = run
             .world

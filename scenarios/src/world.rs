@@ -284,6 +284,19 @@ impl World {
         })
     }
 
+    /// The labels of the executions still in progress.
+    pub fn unfinished_labels(&self) -> Vec<String> {
+        let core = self.cp.core();
+        self.executions
+            .iter()
+            .filter(|e| {
+                core.execution_status(&e.label)
+                    .is_none_or(|s| s == fake_codepipeline::ExecutionStatus::InProgress)
+            })
+            .map(|e| e.label.clone())
+            .collect()
+    }
+
     /// Stops both servers.
     pub fn stop(&mut self) {
         for tx in self.stops.drain(..) {

@@ -75,6 +75,8 @@ rules! {
     AgRace = "AG-RACE",
     /// A started replica polls in time.
     AgStart = "AG-START",
+    /// The agent keeps running while work is outstanding.
+    AgExited = "AG-EXITED",
     /// The runner gave up: its watchdog fired, or nothing was left to happen with executions unfinished.
     HarnessStall = "HARNESS-STALL",
 }

@@ -3,7 +3,7 @@
 //!
 //! - `cargo xtask conformance [ARGS]`: builds the workspace (the reference agent, the runner, and the test
 //!   targets, so `cargo test` shares the build), then runs `conformance ARGS` (see
-//!   `cargo xtask conformance --help`).
+//!   `cargo xtask conformance --help`). `--help`, `--version` and `--list` build only the runner.
 //! - `cargo xtask sim [ARGS]`: builds the workspace likewise, then runs `sim ARGS`: both fakes on one clock on
 //!   fixed loopback ports, with the console at `/` (see `cargo xtask sim --help`).
 //! - `cargo xtask bench`: times the two-hour scenario and the whole suite (simulated seconds per real
@@ -32,15 +32,38 @@ fn cargo() -> Command {
 /// wiremock and proptest turn on features of hyper, futures and getrandom), so the README's two commands
 /// share one set of artifacts: after `cargo test`, this is a few seconds, where building only
 /// `-p agent -p scenarios` recompiled 40 crates (2 min on 2 cores).
+///
+/// Cargo's own progress shows on a terminal: a first build on 2 cores takes minutes, and silence would look
+/// like a hang.
 fn build() -> Result<(), String> {
+    eprintln!(
+        "xtask: building the workspace (its binaries and test targets; minutes the first time)"
+    );
+    run_cargo(&["build", "--workspace", "--bins", "--tests"])
+}
+
+/// Builds only the `conformance` runner: enough for `--help`, `--version` and `--list`, which run no agent.
+fn build_runner() -> Result<(), String> {
+    eprintln!("xtask: building the conformance runner");
+    run_cargo(&["build", "-p", "scenarios", "--bin", "conformance"])
+}
+
+fn run_cargo(args: &[&str]) -> Result<(), String> {
     let mut c = cargo();
-    c.args(["build", "--quiet", "--workspace", "--bins", "--tests"]);
+    c.args(args);
     let status = c.status().map_err(|e| format!("cannot run cargo: {e}"))?;
     if status.success() {
         Ok(())
     } else {
-        Err("cargo build --workspace --bins --tests failed".into())
+        Err(format!("cargo {} failed", args.join(" ")))
     }
+}
+
+/// Whether `conformance ARGS` only prints something about the runner (and needs no agent built).
+fn runner_only(args: &[String]) -> bool {
+    args.iter()
+        .take_while(|a| *a != "--")
+        .any(|a| matches!(a.as_str(), "--help" | "-h" | "--version" | "-V" | "--list"))
 }
 
 fn target_dir() -> PathBuf {
@@ -50,11 +73,21 @@ fn target_dir() -> PathBuf {
 }
 
 fn conformance(args: &[String]) -> Result<ExitCode, String> {
-    build()?;
+    if runner_only(args) {
+        build_runner()?;
+    } else {
+        build()?;
+    }
     let bin = target_dir().join("debug").join("conformance");
-    let status = Command::new(&bin)
-        .args(args)
+    let mut c = Command::new(&bin);
+    c.args(args)
         .current_dir(workspace_root())
+        // Replay lines start with what the user typed, and relative paths mean the user's directory.
+        .env("CONFORMANCE_INVOKED_AS", "cargo xtask conformance");
+    if let Ok(dir) = std::env::current_dir() {
+        c.env("CONFORMANCE_CALLER_DIR", dir);
+    }
+    let status = c
         .status()
         .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
     Ok(if status.success() {

@@ -1,9 +1,15 @@
-//! The timed-wait action: waits for a configured duration across continuation jobs, with no backend.
-//! It is the smoke test for a real AWS account: it proves polling, acknowledging, continuation and the
-//! final answer without anything but CodePipeline.
+//! The timed-wait action: waits across continuation jobs, with no backend. It is the smoke test for a real
+//! AWS account: it proves polling, acknowledging, continuation and the final answer without anything but
+//! CodePipeline.
 //!
-//! Configuration property: `Duration` (required), as people write it (`90s`, `10m`, `2h`; at most 7 days).
-//! The token carries the start and the deadline in Unix milliseconds: `wait:<start>:<deadline>`.
+//! Configuration, one of:
+//! - `Duration`: a real-time wait as people write it (`90s`, `10m`, `2h`; at most 7 days). The token
+//!   carries the start and the deadline in Unix milliseconds: `wait:<start>:<deadline>`.
+//! - `Rounds`: N continuation rounds (1 to 100,000), independent of real time: the first job answers with a
+//!   token, each continuation job advances one round, the N-th continuation job succeeds. This is how an
+//!   agent makes long work on simulated time, where it cannot see the clock: the harness's protocol tier
+//!   runs it (`--config Rounds=300` outlasts the two-hour scenario at the default 30 s continuation delay).
+//!   The token: `rounds:<start>:<done>:<total>`.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -12,6 +18,11 @@ use crate::token::WorkRef;
 
 /// The configuration property with the wait's length.
 pub const DURATION: &str = "Duration";
+
+/// The configuration property with the number of continuation rounds.
+pub const ROUNDS: &str = "Rounds";
+
+const MAX_ROUNDS: u64 = 100_000;
 
 const MAX_WAIT: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -30,6 +41,34 @@ fn parse_work(work: &WorkRef) -> Option<(u64, u64)> {
     let rest = work.as_str().strip_prefix("wait:")?;
     let (start, deadline) = rest.split_once(':')?;
     Some((start.parse().ok()?, deadline.parse().ok()?))
+}
+
+/// `rounds:<start>:<done>:<total>`.
+fn parse_rounds(work: &WorkRef) -> Option<(u64, u64, u64)> {
+    let mut parts = work.as_str().strip_prefix("rounds:")?.split(':');
+    let start = parts.next()?.parse().ok()?;
+    let done = parts.next()?.parse().ok()?;
+    let total: u64 = parts.next()?.parse().ok()?;
+    (parts.next().is_none() && done <= total && (1..=MAX_ROUNDS).contains(&total))
+        .then_some((start, done, total))
+}
+
+/// Where a wait of `total` rounds stands after `done`.
+fn round_step(start: u64, done: u64, total: u64) -> Step {
+    let external_execution_id = format!("wait-{start}");
+    if done >= total {
+        return Step::Succeeded {
+            external_execution_id,
+            summary: format!("Waited {total} rounds"),
+        };
+    }
+    Step::Running {
+        work: WorkRef::new(format!("rounds:{start}:{done}:{total}"))
+            .expect("digits and colons are a valid work reference"),
+        external_execution_id,
+        percent_complete: (done * 100 / total).min(99) as u8,
+        summary: format!("Round {done} of {total}"),
+    }
 }
 
 /// Where a wait from `start` to `deadline` stands at `now`; the start time names it (`wait-<start>`).
@@ -58,7 +97,27 @@ fn step_at(start: u64, deadline: u64, now: u64) -> Step {
 
 impl TimedWaitAction {
     async fn begin(&self, job: &JobContext, idempotency_key: &str) -> Result<Step, ActionError> {
-        let text = job.required(DURATION, "how long to wait, e.g. 90s or 10m")?;
+        if let Some(text) = job
+            .configuration
+            .get(ROUNDS)
+            .filter(|t| !t.trim().is_empty())
+        {
+            let total = text
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (1..=MAX_ROUNDS).contains(n))
+                .ok_or_else(|| ActionError::Configuration {
+                    property: ROUNDS.to_string(),
+                    message: format!(
+                        "Rounds {text:?} is not a number of rounds from 1 to {MAX_ROUNDS}."
+                    ),
+                })?;
+            let start = now_ms();
+            tracing::info!(job_id = %job.job_id, idempotency_key, rounds = total, "timed wait started");
+            return Ok(round_step(start, 0, total));
+        }
+        let text = job.required(DURATION, "how long to wait, e.g. 90s or 10m (or Rounds)")?;
         let wait = humantime::parse_duration(text).map_err(|e| ActionError::Configuration {
             property: DURATION.to_string(),
             message: format!(
@@ -79,6 +138,9 @@ impl TimedWaitAction {
     }
 
     async fn follow(&self, work: &WorkRef) -> Result<Step, ActionError> {
+        if let Some((start, done, total)) = parse_rounds(work) {
+            return Ok(round_step(start, done + 1, total));
+        }
         let Some((start, deadline)) = parse_work(work) else {
             return Err(ActionError::Failed(format!(
                 "The continuation token names {:?}, which is not a timed wait. Re-run the action.",
@@ -112,9 +174,9 @@ impl Action for TimedWaitAction {
     }
 
     fn external_execution_id(&self, work: &WorkRef) -> String {
-        match parse_work(work) {
-            Some((start, _)) => format!("wait-{start}"),
-            None => work.as_str().to_string(),
+        match (parse_work(work), parse_rounds(work)) {
+            (Some((start, _)), _) | (_, Some((start, _, _))) => format!("wait-{start}"),
+            _ => work.as_str().to_string(),
         }
     }
 }
@@ -151,6 +213,30 @@ mod tests {
             step_at(1_000, 11_000, 11_000),
             Step::Succeeded { .. }
         ));
+    }
+
+    #[tokio::test]
+    async fn rounds_take_that_many_continuation_jobs_whatever_the_time() {
+        let mut job = job(None);
+        job.configuration.insert(ROUNDS.into(), "3".into());
+        let mut step = TimedWaitAction.start(&job, "k").await.unwrap();
+        let mut continuations = 0;
+        while let Step::Running { work, .. } = &step {
+            continuations += 1;
+            step = TimedWaitAction.check(&job, work).await.unwrap();
+        }
+        assert_eq!(continuations, 3, "{step:?}");
+        assert!(
+            matches!(step, Step::Succeeded { ref summary, .. } if summary == "Waited 3 rounds")
+        );
+        for bad in ["0", "many", "100001"] {
+            job.configuration.insert(ROUNDS.into(), bad.into());
+            let err = TimedWaitAction.start(&job, "k").await.unwrap_err();
+            assert!(
+                matches!(err, ActionError::Configuration { ref property, .. } if property == ROUNDS),
+                "{bad}: {err:?}"
+            );
+        }
     }
 
     #[tokio::test]

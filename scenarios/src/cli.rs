@@ -1,0 +1,385 @@
+//! The `conformance` command line: runs scenario files against an agent command and fails on any unmet
+//! expectation. The binaries call [`main`]; the code is here so that it is one copy.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::scenario::Tier;
+use crate::world::Overrides;
+use crate::{RunOptions, Scenario, ScenarioReport, ScenarioResult, report};
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+
+/// Run the conformance scenarios against a CodePipeline job agent, on simulated time.
+///
+/// Each scenario hosts a fake CodePipeline and a fake Apica backend on loopback ports with one manual
+/// clock, starts the agent command as real processes with the contract environment (`docs/design.md`), steps
+/// the clock, and judges the run by `docs/protocol.md`'s rule ids. Files go to OUT/<scenario>/ (timeline.txt,
+/// report.json, events.jsonl, agent.log). The built-in scenarios are compiled in: the binary runs from any
+/// directory. Exit status 1 if any scenario fails, or is inconclusive without --allow-inconclusive.
+#[derive(Parser, Debug)]
+#[command(name = "conformance", version)]
+struct Args {
+    /// The agent command line (run with `sh -c`); default: the reference `agent` binary beside this one.
+    #[arg(long)]
+    agent_cmd: Option<String>,
+
+    /// Scenario names or globs (`redeploy-*`), or paths to .toml files; repeatable. Default: all.
+    #[arg(long = "scenario")]
+    scenarios: Vec<String>,
+
+    /// Run the scenario files of this directory instead of the built-in ones.
+    #[arg(long)]
+    scenarios_dir: Option<PathBuf>,
+
+    /// Protocol tier: the action type your agent polls for (`Category/Owner/Provider/Version`).
+    /// Runs only the `protocol` scenarios, with this type instead of the Apica one.
+    #[arg(long)]
+    action_type: Option<String>,
+
+    /// Protocol tier: an action configuration property for every execution, `K=V`; repeatable.
+    #[arg(long = "config", value_name = "K=V")]
+    config: Vec<String>,
+
+    /// Overrides every scenario's seed (job ids, nonces, faults).
+    #[arg(long)]
+    seed: Option<u64>,
+
+    /// Write the run's reports as one JSON document here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+
+    /// Write JUnit XML here (an inconclusive scenario is `skipped`, with the reason).
+    #[arg(long)]
+    junit: Option<PathBuf>,
+
+    /// Output directory for per-scenario files [default: target/conformance].
+    #[arg(long)]
+    out: Option<PathBuf>,
+
+    /// Scenarios run at once.
+    #[arg(long, default_value_t = 3)]
+    jobs: usize,
+
+    /// JOB_POLL_INTERVAL_MS given to the agent.
+    #[arg(long, default_value_t = 1)]
+    poll_interval_ms: u64,
+
+    /// Exit 0 when scenarios are inconclusive (their premise did not happen: a step that never ran
+    /// while work was outstanding, work shorter than the scenario is about); failures still exit 1.
+    #[arg(long)]
+    allow_inconclusive: bool,
+
+    /// List the scenarios and exit.
+    #[arg(long)]
+    list: bool,
+}
+
+/// The directory relative paths are meant from: the caller's, which `cargo xtask` passes on (it runs this
+/// binary from the workspace root).
+fn caller_dir() -> Option<PathBuf> {
+    std::env::var_os("CONFORMANCE_CALLER_DIR").map(PathBuf::from)
+}
+
+fn resolve(p: &Path) -> PathBuf {
+    match caller_dir() {
+        Some(base) if p.is_relative() => base.join(p),
+        _ => p.to_path_buf(),
+    }
+}
+
+fn default_agent() -> Result<String> {
+    let exe = std::env::current_exe().context("locate this binary")?;
+    let agent = exe.with_file_name("agent");
+    if !agent.exists() {
+        bail!(
+            "the reference agent is not built at {}: give --agent-cmd with your agent's command (or, in this repository, run `cargo build -p agent`)",
+            agent.display()
+        );
+    }
+    Ok(quote(&agent.display().to_string()))
+}
+
+/// `s` quoted for bash, unchanged when it needs no quotes.
+fn quote(s: &str) -> String {
+    shlex::try_quote(s).map_or_else(|_| format!("{s:?}"), |q| q.into_owned())
+}
+
+fn glob(pattern: &str) -> Result<globset::GlobMatcher> {
+    Ok(globset::Glob::new(pattern)
+        .with_context(|| format!("`{pattern}` is not a scenario name or glob"))?
+        .compile_matcher())
+}
+
+/// A scenario to run, with the arguments that select it again in a replay line.
+struct Chosen {
+    scenario: Scenario,
+    replay_args: Vec<String>,
+}
+
+fn load_scenarios(args: &Args) -> Result<Vec<Chosen>> {
+    // (name, where it comes from)
+    let dir = args.scenarios_dir.as_deref().map(resolve);
+    let available: Vec<(String, Option<PathBuf>)> = match &dir {
+        None => crate::builtin()
+            .iter()
+            .map(|(n, _)| (n.to_string(), None))
+            .collect(),
+        Some(dir) => {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+                .with_context(|| format!("read --scenarios-dir {}", dir.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            files.sort();
+            files
+                .into_iter()
+                .filter_map(|p| Some((p.file_stem()?.to_string_lossy().into_owned(), Some(p))))
+                .collect()
+        }
+    };
+    let mut chosen: Vec<(String, Option<PathBuf>, bool)> = Vec::new();
+    if args.scenarios.is_empty() {
+        chosen.extend(available.iter().map(|(n, p)| (n.clone(), p.clone(), false)));
+    } else {
+        for s in &args.scenarios {
+            if s.ends_with(".toml") {
+                chosen.push((s.clone(), Some(resolve(Path::new(s))), true));
+                continue;
+            }
+            let glob = glob(s)?;
+            let matched: Vec<_> = available
+                .iter()
+                .filter(|(n, _)| glob.is_match(n))
+                .map(|(n, p)| (n.clone(), p.clone(), false))
+                .collect();
+            if matched.is_empty() {
+                let names: Vec<&str> = available.iter().map(|(n, _)| n.as_str()).collect();
+                bail!("no scenario matches `{s}`; there are: {}", names.join(", "));
+            }
+            chosen.extend(matched);
+        }
+    }
+    let mut out: Vec<Chosen> = Vec::new();
+    for (name, path, is_file) in chosen {
+        let scenario = match &path {
+            Some(p) => Scenario::load(p)?,
+            None => crate::load_builtin(&name)
+                .with_context(|| format!("no built-in scenario `{name}`"))??,
+        };
+        let mut replay_args = Vec::new();
+        match (&path, is_file) {
+            // A file named on the command line: by its absolute path, so the line works from anywhere.
+            (Some(p), true) => {
+                let abs = std::path::absolute(p).unwrap_or_else(|_| p.clone());
+                replay_args.extend(["--scenario".into(), abs.display().to_string()]);
+            }
+            _ => {
+                if let Some(d) = &dir {
+                    let abs = std::path::absolute(d).unwrap_or_else(|_| d.clone());
+                    replay_args.extend(["--scenarios-dir".into(), abs.display().to_string()]);
+                }
+                replay_args.extend(["--scenario".into(), name.clone()]);
+            }
+        }
+        if !out.iter().any(|c| c.replay_args == replay_args) {
+            out.push(Chosen {
+                scenario,
+                replay_args,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// How this runner was started, for replay lines: `cargo xtask conformance` when xtask says so, else the
+/// binary as it was called (by name when found on PATH, else by its absolute path).
+fn invoked_as() -> String {
+    if let Ok(s) = std::env::var("CONFORMANCE_INVOKED_AS") {
+        return s;
+    }
+    let argv0 = std::env::args()
+        .next()
+        .unwrap_or_else(|| "conformance".into());
+    if !argv0.contains('/') {
+        return quote(&argv0);
+    }
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or(argv0);
+    quote(&exe)
+}
+
+/// The line that replays one scenario, quoted so that it works when pasted into bash (an agent command
+/// with `$VAR` in it is not expanded by the paste).
+fn replay_line(args: &Args, chosen: &Chosen, seed: u64) -> String {
+    let mut words: Vec<String> = chosen.replay_args.clone();
+    words.extend(["--seed".into(), seed.to_string()]);
+    if let Some(c) = &args.agent_cmd {
+        words.extend(["--agent-cmd".into(), c.clone()]);
+    }
+    if let Some(t) = &args.action_type {
+        words.extend(["--action-type".into(), t.clone()]);
+    }
+    for c in &args.config {
+        words.extend(["--config".into(), c.clone()]);
+    }
+    if args.poll_interval_ms != 1 {
+        words.extend([
+            "--poll-interval-ms".into(),
+            args.poll_interval_ms.to_string(),
+        ]);
+    }
+    let mut line = invoked_as();
+    for w in words {
+        line.push(' ');
+        line.push_str(&quote(&w));
+    }
+    line
+}
+
+/// The `conformance` binary: parses the command line, runs, prints, exits.
+pub fn main() -> std::process::ExitCode {
+    crate::main_with(run())
+}
+
+async fn run() -> Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let mut chosen = load_scenarios(&args)?;
+    let mut config = BTreeMap::new();
+    for kv in &args.config {
+        let (k, v) = kv
+            .split_once('=')
+            .with_context(|| format!("--config `{kv}` must be K=V"))?;
+        config.insert(k.to_string(), v.to_string());
+    }
+    if args.action_type.is_some() {
+        chosen.retain(|c| c.scenario.tier == Tier::Protocol);
+    }
+    if args.list {
+        for c in &chosen {
+            let s = &c.scenario;
+            println!(
+                "{:<28} {:<9} {}",
+                s.name,
+                format!("{:?}", s.tier).to_lowercase(),
+                s.summary
+            );
+        }
+        return Ok(());
+    }
+    if chosen.is_empty() {
+        bail!("no scenarios to run");
+    }
+    let agent_cmd = match &args.agent_cmd {
+        Some(c) => c.clone(),
+        None => default_agent()?,
+    };
+    let out_root = args
+        .out
+        .as_deref()
+        .map_or_else(|| PathBuf::from("target/conformance"), resolve);
+    let opts = Arc::new(RunOptions {
+        agent_cmd: agent_cmd.clone(),
+        out_root,
+        seed: args.seed,
+        overrides: Overrides {
+            action_type: args.action_type.clone(),
+            config,
+        },
+        poll_interval_ms: args.poll_interval_ms,
+    });
+
+    let total = chosen.len();
+    eprintln!(
+        "running {total} scenario(s), {} at a time, agent: {agent_cmd}",
+        args.jobs.max(1)
+    );
+    let gate = Arc::new(tokio::sync::Semaphore::new(args.jobs.max(1)));
+    // A progress bar on a terminal; on a pipe (CI) indicatif draws nothing and the lines below remain.
+    let progress = indicatif::ProgressBar::new(total as u64).with_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} scenarios  {elapsed}  {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut tasks = Vec::new();
+    for c in chosen {
+        let (gate, opts, progress) = (gate.clone(), opts.clone(), progress.clone());
+        let seed = args.seed.unwrap_or(c.scenario.seed);
+        let replay = replay_line(&args, &c, seed);
+        let scenario = c.scenario;
+        tasks.push(tokio::spawn(async move {
+            let _permit = gate.acquire_owned().await;
+            progress.set_message(scenario.name.clone());
+            let report = crate::run_and_judge(&scenario, &opts, replay).await;
+            let mut lines = vec![format!(
+                "{:<4} {:<28} {:>7.2}s  {}",
+                report.result.word(),
+                report.name,
+                report.real_ms as f64 / 1000.0,
+                report.simulated
+            )];
+            match report.result {
+                ScenarioResult::Pass => {}
+                ScenarioResult::Fail => {
+                    lines.extend(report.failures().into_iter().map(|f| format!("     {f}")));
+                }
+                ScenarioResult::Inconclusive => {
+                    lines.extend(
+                        report
+                            .verdict
+                            .inconclusive
+                            .iter()
+                            .map(|f| format!("     inconclusive: {f}")),
+                    );
+                }
+            }
+            if report.result != ScenarioResult::Pass {
+                lines.push(format!("     replay: {}", report.replay));
+                if report.agent_died() {
+                    lines.push(format!("     agent.log: {}/agent.log", report.dir));
+                } else if !report.dir.is_empty() {
+                    lines.push(format!("     timeline: {}/timeline.txt", report.dir));
+                }
+            }
+            progress.suspend(|| eprintln!("{}", lines.join("\n")));
+            progress.inc(1);
+            report
+        }));
+    }
+    let mut reports: Vec<ScenarioReport> = Vec::new();
+    for t in tasks {
+        reports.push(t.await.context("a scenario task panicked")?);
+    }
+    progress.finish_and_clear();
+    println!("{}", report::summary_table(&reports));
+    if let Some(path) = &args.json {
+        let path = resolve(path);
+        std::fs::write(&path, serde_json::to_string_pretty(&reports)?)
+            .with_context(|| format!("write {}", path.display()))?;
+    }
+    if let Some(path) = &args.junit {
+        let path = resolve(path);
+        std::fs::write(&path, report::junit(&reports)?)
+            .with_context(|| format!("write {}", path.display()))?;
+    }
+    let failed = reports.iter().any(|r| r.result == ScenarioResult::Fail);
+    let inconclusive = reports
+        .iter()
+        .any(|r| r.result == ScenarioResult::Inconclusive);
+    if inconclusive && !args.allow_inconclusive {
+        eprintln!(
+            "inconclusive scenarios did not test their premise (see above); --allow-inconclusive accepts them"
+        );
+    }
+    if failed || (inconclusive && !args.allow_inconclusive) {
+        std::process::exit(1);
+    }
+    Ok(())
+}
