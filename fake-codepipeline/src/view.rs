@@ -54,6 +54,17 @@ impl<'a> WorldView<'a> {
         })
     }
 
+    /// The jobs of `action_type` in the queue and not acknowledged: waiting for a poll, or (with an ack
+    /// window of 0, where a handed-out job stays offered) handed out and not yet acknowledged.
+    pub fn unacknowledged(&self, action_type: &ActionTypeId) -> Vec<&'a Job> {
+        self.0.pollable.get(action_type).map_or(Vec::new(), |q| {
+            q.values()
+                .filter_map(|id| self.0.jobs.get(id))
+                .filter(|j| matches!(j.status, JobStatus::Queued | JobStatus::Dispatched))
+                .collect()
+        })
+    }
+
     /// The injected CodePipeline faults, in the order they were set.
     pub fn faults(&self) -> &'a [FaultRule] {
         &self.0.faults

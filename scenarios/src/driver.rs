@@ -314,15 +314,17 @@ impl<'a> Driver<'a> {
     }
 
     /// The rule of `docs/design.md`: the clock never passes the deadline of a job that is waiting to be
-    /// polled until every live replica has had a full answer budget since that job became pollable or since
+    /// polled (or, with an ack window of 0, handed out and not yet acknowledged) until every live replica has had a full answer budget since that job became pollable or since
     /// the clock last moved, whichever is later. (A replica that sleeps in an SDK's retry backoff is neither
     /// parked nor holding a job; without this the step after the one that queued a job could be its
     /// deadline.)
     fn would_expire_a_waiting_job(&mut self, target: SimTime) -> bool {
         let now = Instant::now();
         let ty = &self.world.action_type;
+        // With an ack window of 0 a handed-out job stays in the queue until acknowledged: a replica's
+        // poll can return it between the activity snapshot and this look, so it counts as waiting too.
         let queued: Vec<(String, Option<SimTime>)> = self.world.cp.core().inspect(|w| {
-            w.queued(ty)
+            w.unacknowledged(ty)
                 .into_iter()
                 .map(|j| (j.id.clone(), j.deadline))
                 .collect()

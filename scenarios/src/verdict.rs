@@ -641,22 +641,11 @@ fn check_execution(
     let mut failure_type = exp.failure_type.clone();
     let mut message = exp.message_contains.clone();
     if !exp.message_contains_any.is_empty() {
-        let any = &exp.message_contains_any;
-        checks.push(Check {
-            expected: format!(
-                "{}: message contains one of {}",
-                f.label,
-                any.iter()
-                    .map(|m| format!("\"{m}\""))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            passed: f
-                .message
-                .as_deref()
-                .is_some_and(|x| any.iter().any(|m| x.contains(m.as_str()))),
-            actual: f.message.clone().unwrap_or_else(|| "no message".into()),
-        });
+        checks.push(message_contains_any(
+            &f.label,
+            f.message.as_deref(),
+            &exp.message_contains_any,
+        ));
     }
     if exp.outcome == Some(ExpectedOutcome::FromPreset) {
         let preset = run
@@ -716,6 +705,22 @@ fn check_execution(
     }
 }
 
+/// `message_contains_any`: the failure message names at least one of `any` (the property, the bad value:
+/// agents word their messages differently, and a verdict judges behaviour, not wording).
+pub fn message_contains_any(label: &str, message: Option<&str>, any: &[String]) -> Check {
+    Check {
+        expected: format!(
+            "{label}: message contains one of {}",
+            any.iter()
+                .map(|m| format!("\"{m}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        passed: message.is_some_and(|x| any.iter().any(|m| x.contains(m.as_str()))),
+        actual: message.unwrap_or("no message").to_string(),
+    }
+}
+
 /// The value of a JSON field as text, for messages.
 pub fn text(v: &Value) -> String {
     v.as_str()
@@ -750,4 +755,27 @@ pub fn throttled_rates(events: &[Event]) -> std::collections::BTreeMap<String, f
             (k, max as f64 / 5.0)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_that_names_the_property_or_the_bad_value_passes() {
+        let any = ["PresetName".to_string(), "no-such-preset".to_string()];
+        for ok in [
+            "Unknown PresetName: no preset is called that",
+            "unknown preset `no-such-preset`",
+        ] {
+            assert!(message_contains_any("e-1", Some(ok), &any).passed, "{ok}");
+        }
+        let bad = message_contains_any("e-1", Some("something went wrong"), &any);
+        assert!(!bad.passed);
+        assert_eq!(
+            bad.expected,
+            "e-1: message contains one of \"PresetName\", \"no-such-preset\""
+        );
+        assert!(!message_contains_any("e-1", None, &any).passed);
+    }
 }

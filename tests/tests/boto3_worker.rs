@@ -21,7 +21,8 @@ async fn worker_cmd() -> String {
     )
 }
 
-async fn run(name: &str, seed: Option<u64>) {
+/// Runs `name` with the worker's work taking `rounds` jobs.
+async fn run(name: &str, seed: Option<u64>, rounds: usize) {
     let scenario = Scenario::load(&scenarios::builtin_dir().join(format!("{name}.toml")))
         .expect("scenario loads");
     let opts = RunOptions {
@@ -30,7 +31,7 @@ async fn run(name: &str, seed: Option<u64>) {
         seed,
         overrides: Overrides {
             action_type: Some("Test/Custom/Boto3Worker/1".into()),
-            config: BTreeMap::from([("Rounds".to_string(), "12".to_string())]),
+            config: BTreeMap::from([("Rounds".to_string(), rounds.to_string())]),
         },
         poll_interval_ms: 1,
     };
@@ -44,7 +45,7 @@ async fn run(name: &str, seed: Option<u64>) {
         report.failures()
     );
     assert!(
-        report.verdict.executions.iter().all(|e| e.jobs >= 12),
+        report.verdict.executions.iter().all(|e| e.jobs >= rounds),
         "the worker's rounds were all played: {:?}",
         report.verdict.executions
     );
@@ -53,11 +54,13 @@ async fn run(name: &str, seed: Option<u64>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_boto3_worker_passes_throttled_polls_without_a_false_timeout() {
     for seed in [9, 10] {
-        run("throttled-polls", Some(seed)).await;
+        run("throttled-polls", Some(seed), 12).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_boto3_worker_passes_a_redeploy() {
-    run("redeploy-mid-job", None).await;
+    // 100 rounds of 30 s: the work is still running at the redeploy, 40 minutes in (with fewer the run
+    // is inconclusive, not passed).
+    run("redeploy-mid-job", None, 100).await;
 }

@@ -209,3 +209,33 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::runner_only;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn help_version_and_list_need_only_the_runner() {
+        for a in [
+            &["--help"][..],
+            &["-h"],
+            &["--version"],
+            &["--list"],
+            &["--action-type", "A/B/C/1", "--list"],
+        ] {
+            assert!(runner_only(&args(a)), "{a:?}");
+        }
+        for a in [
+            &[][..],
+            &["--scenario", "short-test"],
+            &["--agent-cmd", "my-agent --list"],
+            &["--", "--help"],
+        ] {
+            assert!(!runner_only(&args(a)), "{a:?}");
+        }
+    }
+}

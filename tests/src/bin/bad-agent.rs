@@ -14,6 +14,7 @@
 //! | `no-external-id` | never sends an externalExecutionId | AG-LINK-EARLY |
 //! | `no-backoff` | no SDK retries and no pause after a refused call: a throttled API is hammered | AG-BACKOFF |
 //! | `never-polls` | starts and then never makes a request | AG-START |
+//! | `exits-after-first-job` | acknowledges the first job, then exits (status 3) as a crashing worker would | AG-EXITED |
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -38,6 +39,7 @@ enum Mode {
     NoExternalId,
     NoBackoff,
     NeverPolls,
+    ExitsAfterFirstJob,
 }
 
 impl Mode {
@@ -54,6 +56,7 @@ impl Mode {
             "no-external-id" => Mode::NoExternalId,
             "no-backoff" => Mode::NoBackoff,
             "never-polls" => Mode::NeverPolls,
+            "exits-after-first-job" => Mode::ExitsAfterFirstJob,
             other => bail!("unknown --mode `{other}`"),
         })
     }
@@ -404,6 +407,11 @@ async fn main() -> Result<()> {
                 match polled {
                     Ok(jobs) => {
                         for job in jobs {
+                            if mode == Mode::ExitsAfterFirstJob {
+                                agent.ack(&job).await?;
+                                eprintln!("bad-agent: fatal: cannot parse the configuration of job {}", job.id);
+                                std::process::exit(3);
+                            }
                             if let Err(e) = agent.handle(job).await {
                                 eprintln!("bad-agent: {e:#}");
                             }
