@@ -25,8 +25,12 @@ fn init_logging(log: &LogArgs) {
         );
         tracing_subscriber::EnvFilter::new("info")
     });
+    // Colour only for a person at a terminal: a file, a pipe or journald gets plain text.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     match log.log_format {
         LogFormat::Human => builder.init(),

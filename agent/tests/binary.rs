@@ -297,3 +297,113 @@ async fn register_action_type_is_idempotent() {
         "{text}"
     );
 }
+
+/// The README's systemd unit, as written there.
+fn readme_unit() -> String {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("agent/README.md");
+    let start = readme
+        .find("# /etc/systemd/system/codepipeline-agent.service")
+        .expect("the README has a unit");
+    let unit = &readme[start..];
+    unit[..unit.find("```").expect("the unit's block ends")].to_string()
+}
+
+#[test]
+fn the_readme_systemd_unit_is_valid_as_written() {
+    let unit = readme_unit();
+    let dir = TempDir::new("unit");
+    let path = dir.0.join("codepipeline-agent.service");
+    // Only the binary's place differs from a host's.
+    std::fs::write(
+        &path,
+        unit.replace("/usr/local/bin/agent", env!("CARGO_BIN_EXE_agent")),
+    )
+    .expect("write the unit");
+    let out = match std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) => {
+            eprintln!(
+                "systemd-analyze is not installed ({e}); the unit's keys are not verified here"
+            );
+            return;
+        }
+    };
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "systemd-analyze verify: {said}"
+    );
+    for key in [
+        "DynamicUser=yes",
+        "ProtectHome=yes",
+        "Environment=AWS_SHARED_CREDENTIALS_FILE=%d/aws-credentials",
+        "Environment=JOB_CLIENT_TOKENS_FILE=%d/client-tokens.json",
+    ] {
+        assert!(unit.contains(key), "{key}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_unit_credential_layout_works_and_the_log_file_has_no_colour_codes() {
+    let world = World::start().await;
+    world.register(THIRD_PARTY, json!({})).await;
+    let dir = TempDir::new("systemd-credentials");
+    // As systemd lays them out for the unit: $CREDENTIALS_DIRECTORY holds copies of the root-only files,
+    // and no home directory can be read.
+    let creds = dir.0.join("credentials");
+    std::fs::create_dir_all(&creds).expect("credentials dir");
+    std::fs::write(
+        creds.join("aws-credentials"),
+        format!(
+            "[default]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            KEY1.0, KEY1.1
+        ),
+    )
+    .expect("credentials file");
+    std::fs::copy(
+        {
+            // agent_command writes the client tokens file; take its content.
+            let _ = agent_command(&world, &dir, KEY1, THIRD_PARTY, "unused.log");
+            dir.0.join("client-tokens.json")
+        },
+        creds.join("client-tokens.json"),
+    )
+    .expect("client tokens");
+    let mut agent = agent_command(&world, &dir, KEY1, THIRD_PARTY, "journal.log");
+    agent
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("HOME", "/nonexistent")
+        .env("CREDENTIALS_DIRECTORY", &creds)
+        .env("AWS_SHARED_CREDENTIALS_FILE", creds.join("aws-credentials"))
+        .env("JOB_CLIENT_TOKENS_FILE", creds.join("client-tokens.json"));
+    let mut agent = agent.spawn().expect("spawn agent");
+    let id = world
+        .start_execution(THIRD_PARTY, "short", "systemd.jmx")
+        .await;
+    // Answered: the fake verified signatures made with the key of the credentials file.
+    world
+        .until("the first job answered", |w| {
+            (!w.events("cp", "details_link").is_empty()).then_some(())
+        })
+        .await;
+    let e = world.execution(&id);
+    assert!(e["externalExecutionId"].is_string(), "{e}");
+    signal(agent.id().expect("pid"), "TERM");
+    let log = dir.0.join("journal.log");
+    assert_eq!(
+        exit_code(&mut agent, Duration::from_secs(10), &log).await,
+        Some(0)
+    );
+    let text = std::fs::read_to_string(&log).expect("the log");
+    assert!(text.contains("INFO"), "{text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "colour codes in a log file:\n{text}"
+    );
+}
