@@ -29,6 +29,7 @@ pub(crate) struct Shared {
     pub sim: Sim,
     pub public_url: Option<String>,
     pub max_body_bytes: usize,
+    pub admin: sim_core::AdminGuard,
     state: Mutex<State>,
 }
 
@@ -113,6 +114,7 @@ impl FakeApica {
                     .public_url
                     .map(|u| u.trim_end_matches('/').to_string()),
                 max_body_bytes: config.max_body_bytes,
+                admin: config.admin,
                 state: Mutex::new(state),
             }),
         }

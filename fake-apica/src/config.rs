@@ -23,6 +23,8 @@ pub struct ApicaConfig {
     pub public_url: Option<String>,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
+    /// Who may use the admin API (`/_sim/`; see `sim_core::guard`).
+    pub admin: sim_core::AdminGuard,
 }
 
 impl Default for ApicaConfig {
@@ -34,6 +36,7 @@ impl Default for ApicaConfig {
             first_job_id: DEFAULT_FIRST_JOB_ID,
             public_url: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            admin: sim_core::AdminGuard::new(),
         }
     }
 }

@@ -59,6 +59,16 @@ struct Cli {
     #[arg(long, env = "APICA_PUBLIC_URL")]
     public_url: Option<String>,
 
+    /// Require this token on the admin API (`/_sim/`): `Authorization: Bearer TOKEN` or
+    /// `X-Sim-Admin-Token: TOKEN`. For a shared host; it also lifts the Host check.
+    #[arg(long, env = "APICA_ADMIN_TOKEN")]
+    admin_token: Option<String>,
+
+    /// A host name the admin API answers besides loopback names and the listen address (it refuses other
+    /// `Host`s, against DNS rebinding); repeatable.
+    #[arg(long = "allowed-host", value_name = "HOST")]
+    allowed_hosts: Vec<String>,
+
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
@@ -112,6 +122,12 @@ async fn main() -> anyhow::Result<()> {
         seed: cli.seed,
         first_job_id: cli.first_job_id,
         public_url: cli.public_url,
+        admin: cli.allowed_hosts.iter().fold(
+            sim_core::AdminGuard::new()
+                .with_token(cli.admin_token.clone())
+                .allow_host(&cli.listen.ip().to_string()),
+            |g, h| g.allow_host(h),
+        ),
         ..Default::default()
     };
     let apica = FakeApica::new(sim.clone(), config);

@@ -15,16 +15,21 @@ use crate::{admin, api, details};
 impl FakeApica {
     /// Every route: the `/v1` API, the pages (`/`, `/jobs/{jobId}`), the admin API (`/_sim/presets`,
     /// `/_sim/faults`, `/_sim/tests`, `/_sim/tokens`) and sim-core's `/_sim/clock` and `/_sim/events`.
-    /// Unknown paths and methods answer JSON errors; bodies over the limit answer 413.
+    /// Unknown paths and methods answer JSON errors; bodies over the limit answer 413. The admin API is
+    /// behind the configured [`sim_core::AdminGuard`].
     pub fn router(&self) -> Router {
-        Router::new()
+        let router = Router::new()
             .merge(api::routes(self.clone()))
             .merge(details::routes(self.clone()))
             .merge(admin::routes(self.clone()))
             .merge(sim_core::http::routes(self.sim().clone()))
             .fallback(no_route)
             .method_not_allowed_fallback(method_not_allowed)
-            .layer(DefaultBodyLimit::max(self.shared.max_body_bytes))
+            .layer(DefaultBodyLimit::max(self.shared.max_body_bytes));
+        self.shared
+            .admin
+            .clone()
+            .layer(router, |_, path, _| path.starts_with("/_sim/"))
     }
 
     /// Serves [`FakeApica::router`] on `listener` until `shutdown` resolves, then finishes the requests

@@ -167,6 +167,7 @@ async fn a_body_over_one_mib_is_413() {
     let admin = h
         .client
         .post(h.url("/_sim/faults"))
+        .header("content-type", "application/json")
         .body(vec![b' '; 2 * 1024 * 1024])
         .send()
         .await
@@ -268,4 +269,61 @@ async fn bad_presets_through_the_admin_api_are_refused_naming_the_problem() {
         "quick",
     )
     .await;
+}
+
+/// A page in the user's browser cannot use the admin API: it cannot mint a token with a form or
+/// `text/plain`, nor from another origin, nor through a rebound host name.
+#[tokio::test]
+async fn the_admin_api_refuses_what_a_web_page_can_send() {
+    let h = start().await;
+    let before = h.apica.token_count();
+    let mint = |content_type: &'static str, extra: Option<(&'static str, &'static str)>| {
+        let mut req = h
+            .client
+            .post(h.url("/_sim/tokens"))
+            .header("content-type", content_type)
+            .body(r#"{"token": "minted-by-a-page"}"#);
+        if let Some((k, v)) = extra {
+            req = req.header(k, v);
+        }
+        req.send()
+    };
+    assert_error(
+        mint("text/plain", None).await.unwrap(),
+        415,
+        "UnsupportedMediaType",
+        "application/json",
+    )
+    .await;
+    assert_error(
+        mint("application/x-www-form-urlencoded", None)
+            .await
+            .unwrap(),
+        415,
+        "UnsupportedMediaType",
+        "JSON",
+    )
+    .await;
+    assert_error(
+        mint("application/json", Some(("origin", "https://evil.example")))
+            .await
+            .unwrap(),
+        403,
+        "ForeignOrigin",
+        "evil.example",
+    )
+    .await;
+    assert_error(
+        mint("application/json", Some(("host", "rebound.evil.example")))
+            .await
+            .unwrap(),
+        403,
+        "ForeignHost",
+        "rebound.evil.example",
+    )
+    .await;
+    assert_eq!(h.apica.token_count(), before, "no token was minted");
+    // The same request as JSON, from this machine, works.
+    assert_eq!(mint("application/json", None).await.unwrap().status(), 201);
+    assert_eq!(h.apica.token_count(), before + 1);
 }

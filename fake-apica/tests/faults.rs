@@ -388,6 +388,7 @@ async fn bad_fault_definitions_are_refused_naming_the_problem() {
     let broken = h
         .client
         .post(h.url("/_sim/faults"))
+        .header("content-type", "application/json")
         .body("{kind: outage")
         .send()
         .await

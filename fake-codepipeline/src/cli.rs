@@ -37,6 +37,16 @@ struct Args {
     )]
     access_keys: Vec<String>,
 
+    /// Require this token on the admin API (`/_sim/`): `Authorization: Bearer TOKEN` or
+    /// `X-Sim-Admin-Token: TOKEN`. For a shared host; it also lifts the Host check.
+    #[arg(long, env = "FAKE_CP_ADMIN_TOKEN")]
+    admin_token: Option<String>,
+
+    /// A host name the admin API and the console answer besides loopback names and the listen address
+    /// (the admin API refuses other `Host`s, against DNS rebinding); repeatable.
+    #[arg(long = "allowed-host", value_name = "HOST")]
+    allowed_hosts: Vec<String>,
+
     /// Accept unsigned and wrongly signed requests (manual exploration only; never the default).
     #[arg(long)]
     no_verify_signatures: bool,
@@ -142,6 +152,12 @@ async fn serve(args: Args) -> Result<()> {
         seed: args.seed,
         ..Settings::default()
     };
+    settings.admin = sim_core::AdminGuard::new()
+        .with_token(args.admin_token.clone())
+        .allow_host(&args.listen.ip().to_string());
+    for host in &args.allowed_hosts {
+        settings.admin = settings.admin.clone().allow_host(host);
+    }
     for spec in &args.access_keys {
         let (id, secret) = parse_key(spec)?;
         settings.access_keys.insert(id, secret);

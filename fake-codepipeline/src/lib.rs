@@ -66,13 +66,14 @@ impl FakeCodePipeline {
         &self.core.sim
     }
 
-    /// The HTTP service: `POST /` (the API), `/_sim/*` (admin, clock, events).
+    /// The HTTP service: `POST /` (the API), `/_sim/*` (admin, clock, events). The admin API and the
+    /// console are behind the settings' [`sim_core::AdminGuard`].
     pub fn router(&self) -> Router {
         let wire = Arc::new(wire::Wire {
             core: self.core.clone(),
             verifier: sigv4::Verifier::new("codepipeline", self.core.settings.signature_skew),
         });
-        Router::new()
+        let router = Router::new()
             .route(
                 "/",
                 get(console::page).post(wire::handle).fallback(wire::handle),
@@ -80,7 +81,15 @@ impl FakeCodePipeline {
             .with_state(wire)
             .merge(admin::routes(self.core.clone()))
             .merge(console::routes(self.core.clone()))
-            .merge(sim_core::http::routes(self.core.sim.clone()))
+            .merge(sim_core::http::routes(self.core.sim.clone()));
+        // The admin API, and the console page (a browser's GET /); the AWS API has SigV4.
+        self.core
+            .settings
+            .admin
+            .clone()
+            .layer(router, |method, path, _| {
+                path.starts_with("/_sim/") || (path == "/" && method == axum::http::Method::GET)
+            })
     }
 
     /// Serves on `listener` until `shutdown` resolves, then finishes the requests in flight.

@@ -128,6 +128,8 @@ pub struct Settings {
     pub region: String,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// Who may use the admin API (`/_sim/`) and the console (see `sim_core::guard`).
+    pub admin: sim_core::AdminGuard,
 }
 
 impl Default for Settings {
@@ -142,6 +144,7 @@ impl Default for Settings {
             account_id: "111111111111".to_string(),
             region: "us-east-1".to_string(),
             max_body_bytes: 1024 * 1024,
+            admin: sim_core::AdminGuard::new(),
         }
     }
 }

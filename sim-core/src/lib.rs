@@ -4,6 +4,7 @@
 pub mod activity;
 pub mod clock;
 pub mod events;
+pub mod guard;
 pub mod http;
 pub mod kind;
 pub mod rule;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 pub use activity::{Activity, ActivitySnapshot, CallerActivity, RequestGuard};
 pub use clock::{ClockError, ClockMode, Deadline, MAX_SPEED, MIN_SPEED, SimClock, TimerId};
 pub use events::{Event, EventLog, NewEvent, Severity};
+pub use guard::AdminGuard;
 pub use kind::{EventKind, EventName, Source};
 pub use rule::Rule;
 pub use signal::shutdown_signal;

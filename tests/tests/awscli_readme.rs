@@ -47,7 +47,13 @@ impl Drop for Server {
 /// Starts the binary with the README's flags on a free port and returns it with its address, read off its
 /// own "listening" log line.
 fn start_server() -> (Server, String) {
+    start_server_with(&[])
+}
+
+/// The same, with `extra` flags.
+fn start_server_with(extra: &[&str]) -> (Server, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_fake-codepipeline-bin"))
+        .args(extra)
         .args([
             "--listen",
             "127.0.0.1:0",
@@ -230,4 +236,78 @@ async fn the_readme_aws_cli_walkthrough_works_against_the_binary() {
         errors.is_empty(),
         "the walkthrough breaks no rule: {errors:#?}"
     );
+}
+
+/// The admin API's flags for a shared host: `--admin-token` (required on every `/_sim/` request, as the
+/// README says) and `--allowed-host` (a name the admin API answers besides loopback names).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_token_and_allowed_host_flags_guard_the_admin_api() {
+    let http = reqwest::Client::new();
+    let (_server, addr) = start_server_with(&["--admin-token", "s3cret-admin"]);
+    let clock = format!("http://{addr}/_sim/clock");
+    let without = http.get(&clock).send().await.expect("GET");
+    assert_eq!(without.status(), 401);
+    let body: Value = without.json().await.expect("JSON error");
+    assert_eq!(body["code"], "MissingAdminToken", "{body}");
+    let moved = http
+        .post(&clock)
+        .bearer_auth("s3cret-admin")
+        .json(&serde_json::json!({"by": "1m"}))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(moved.status(), 200);
+    let header = http
+        .get(&clock)
+        .header("x-sim-admin-token", "s3cret-admin")
+        .send()
+        .await
+        .expect("GET");
+    let doc: Value = header.json().await.expect("the clock");
+    assert_eq!(doc["elapsed"], "+00:01:00", "{doc}");
+
+    let (_server, addr) = start_server_with(&["--allowed-host", "sim.internal"]);
+    let clock = format!("http://{addr}/_sim/clock");
+    for (host, status) in [
+        ("sim.internal", 200),
+        ("localhost", 200),
+        ("rebound.example", 403),
+    ] {
+        let r = http
+            .get(&clock)
+            .header(
+                "host",
+                format!("{host}:{}", addr.rsplit(':').next().unwrap_or("")),
+            )
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(r.status(), status, "Host {host}");
+    }
+    // What a page in the browser can send: a text/plain body, or JSON from another origin.
+    let plain = http
+        .post(&clock)
+        .header("content-type", "text/plain")
+        .body(r#"{"by": "1h"}"#)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(plain.status(), 415);
+    let foreign = http
+        .post(&clock)
+        .header("origin", "https://evil.example")
+        .json(&serde_json::json!({"by": "1h"}))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(foreign.status(), 403);
+    let doc: Value = http
+        .get(&clock)
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(doc["elapsed"], "+00:00:00", "the clock did not move: {doc}");
 }
