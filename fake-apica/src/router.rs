@@ -39,9 +39,7 @@ impl FakeApica {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(listener, self.router())
-            .with_graceful_shutdown(shutdown)
-            .await
+        sim_core::serve::serve(listener, self.router(), Default::default(), shutdown).await
     }
 }
 

@@ -92,14 +92,13 @@ impl FakeCodePipeline {
             })
     }
 
-    /// Serves on `listener` until `shutdown` resolves, then finishes the requests in flight.
+    /// Serves on `listener` until `shutdown` resolves, then finishes the requests in flight; connections
+    /// are bounded by [`sim_core::serve::ServeLimits::default`] (count, and time to send a request head).
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(listener, self.router())
-            .with_graceful_shutdown(shutdown)
-            .await
+        sim_core::serve::serve(listener, self.router(), Default::default(), shutdown).await
     }
 }

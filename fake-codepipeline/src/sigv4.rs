@@ -234,6 +234,41 @@ impl Verifier {
     }
 
     /// Verifies the request; `now` is REAL wall-clock time (never simulated time).
+    /// What can be checked before the body is read: one well-formed `Authorization` header, a credential
+    /// scope for this service, and an access key that exists. A request that fails here is refused without
+    /// reading its body, so unauthenticated clients cannot make the server hold large bodies.
+    pub fn precheck(&self, headers: &HeaderMap, keys: &dyn KeyLookup) -> Result<(), AuthError> {
+        let mut authorizations = headers.get_all(http::header::AUTHORIZATION).iter();
+        let authorization = match (authorizations.next(), authorizations.next()) {
+            (None, _) => return Err(AuthError::MissingAuthorization),
+            (Some(_), Some(_)) => {
+                return Err(AuthError::MalformedAuthorization {
+                    reason: "the request has more than one Authorization header".into(),
+                });
+            }
+            (Some(value), None) => value,
+        };
+        let authorization =
+            authorization
+                .to_str()
+                .map_err(|_| AuthError::MalformedAuthorization {
+                    reason: "the value is not visible ASCII".into(),
+                })?;
+        let auth = parse_authorization(authorization)?;
+        let scope = parse_credential(auth.credential)?;
+        if scope.service != self.service {
+            return Err(AuthError::WrongService {
+                expected: self.service.clone(),
+                actual: excerpt(scope.service),
+            });
+        }
+        keys.secret_for(scope.access_key)
+            .ok_or_else(|| AuthError::UnknownAccessKey {
+                access_key: excerpt(scope.access_key),
+            })?;
+        Ok(())
+    }
+
     pub fn verify(
         &self,
         method: &Method,

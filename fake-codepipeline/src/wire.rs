@@ -84,19 +84,6 @@ pub async fn handle(State(wire): State<Arc<Wire>>, req: Request) -> Response {
             .status(StatusCode::METHOD_NOT_ALLOWED),
         );
     }
-    let limit = core.settings.max_body_bytes;
-    let body: Bytes = match axum::body::to_bytes(Body::new(body), limit).await {
-        Ok(b) => b,
-        Err(_) => {
-            return error_response(
-                &ApiError::new(
-                    "RequestEntityTooLargeException",
-                    format!("Request body is larger than the {limit}-byte limit"),
-                )
-                .status(StatusCode::PAYLOAD_TOO_LARGE),
-            );
-        }
-    };
     let target = parts
         .headers
         .get("x-amz-target")
@@ -125,6 +112,40 @@ pub async fn handle(State(wire): State<Arc<Wire>>, req: Request) -> Response {
         }
     };
 
+    let refuse = |e: crate::sigv4::AuthError| {
+        let err = ApiError::new(e.error_type(), e.to_string());
+        core.sim.events.record(
+            NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::AuthRefused)
+                .replica_opt(claimed_access_key(&parts.headers).as_deref())
+                .severity(Severity::Warning)
+                .detail(format!(
+                    "{operation} refused: {}: {}",
+                    err.type_name, err.message
+                )),
+        );
+        error_response(&err)
+    };
+    // An unknown key or a malformed Authorization header is refused before the body is read.
+    if core.settings.verify_signatures
+        && let Err(e) = wire
+            .verifier
+            .precheck(&parts.headers, &core.settings.access_keys)
+    {
+        return refuse(e);
+    }
+    let limit = core.settings.max_body_bytes;
+    let body: Bytes = match axum::body::to_bytes(Body::new(body), limit).await {
+        Ok(b) => b,
+        Err(_) => {
+            return error_response(
+                &ApiError::new(
+                    "RequestEntityTooLargeException",
+                    format!("Request body is larger than the {limit}-byte limit"),
+                )
+                .status(StatusCode::PAYLOAD_TOO_LARGE),
+            );
+        }
+    };
     let caller = if core.settings.verify_signatures {
         match wire.verifier.verify(
             &parts.method,
@@ -135,19 +156,7 @@ pub async fn handle(State(wire): State<Arc<Wire>>, req: Request) -> Response {
             SystemTime::now(),
         ) {
             Ok(c) => Some(c.access_key),
-            Err(e) => {
-                let err = ApiError::new(e.error_type(), e.to_string());
-                core.sim.events.record(
-                    NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::AuthRefused)
-                        .replica_opt(claimed_access_key(&parts.headers).as_deref())
-                        .severity(Severity::Warning)
-                        .detail(format!(
-                            "{operation} refused: {}: {}",
-                            err.type_name, err.message
-                        )),
-                );
-                return error_response(&err);
-            }
+            Err(e) => return refuse(e),
         }
     } else {
         claimed_access_key(&parts.headers)

@@ -126,11 +126,10 @@ impl World {
             let (tx, rx) = oneshot::channel::<()>();
             stops.push(tx);
             tokio::spawn(async move {
-                let _ = axum::serve(listener, router)
-                    .with_graceful_shutdown(async move {
-                        let _ = rx.await;
-                    })
-                    .await;
+                let stop = async move {
+                    let _ = rx.await;
+                };
+                let _ = sim_core::serve::serve(listener, router, Default::default(), stop).await;
             });
         }
 

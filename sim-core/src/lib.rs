@@ -8,6 +8,7 @@ pub mod guard;
 pub mod http;
 pub mod kind;
 pub mod rule;
+pub mod serve;
 pub mod signal;
 pub mod time;
 

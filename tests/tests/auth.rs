@@ -1002,3 +1002,39 @@ async fn with_verification_off_an_unsigned_put_result_answers_an_empty_body() {
     assert_eq!(resp.header("content-length"), Some("0"));
     assert_eq!(cp.execution("e-1")["status"], "Succeeded");
 }
+
+/// An unknown access key or a malformed Authorization header is refused from the request head: the server
+/// does not wait for (or hold) a body it would refuse anyway. The body here is announced and never sent.
+#[tokio::test]
+async fn an_unknown_key_is_refused_before_the_body_is_read() {
+    let cp = TestCp::start().await;
+    for (case, authorization, expected) in [
+        (
+            "unknown key",
+            "AWS4-HMAC-SHA256 Credential=AKIDNOBODY/20260101/us-east-1/codepipeline/aws4_request, SignedHeaders=host;x-amz-date, Signature=00",
+            "UnrecognizedClientException",
+        ),
+        ("malformed", "Basic dXNlcjpwYXNz", "IncompleteSignatureException"),
+    ] {
+        let stream = tokio::net::TcpStream::connect(cp.addr).await.expect("connect");
+        let (mut rd, mut wr) = stream.into_split();
+        let head = format!(
+            "POST / HTTP/1.1\r\nhost: {}\r\ncontent-type: application/x-amz-json-1.1\r\nx-amz-target: {TARGET}ListPipelines\r\nx-amz-date: {}\r\nauthorization: {authorization}\r\ncontent-length: {}\r\n\r\n",
+            cp.addr,
+            amz_date(SystemTime::now()),
+            MIB
+        );
+        wr.write_all(head.as_bytes()).await.expect("write the head");
+        let mut raw = vec![0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), rd.read(&mut raw))
+            .await
+            .unwrap_or_else(|_| panic!("{case}: no answer while the body is outstanding"))
+            .expect("read");
+        let text = String::from_utf8_lossy(&raw[..n]);
+        assert!(
+            text.starts_with("HTTP/1.1 4") && text.contains(expected),
+            "{case}: {text}"
+        );
+        drop(wr);
+    }
+}

@@ -161,11 +161,10 @@ async fn run() -> Result<()> {
     ] {
         let mut rx = stop_rx.clone();
         servers.push(tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.wait_for(|stop| *stop).await;
-                })
-                .await
+            let stop = async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            };
+            sim_core::serve::serve(listener, router, Default::default(), stop).await
         }));
     }
 
