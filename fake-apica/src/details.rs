@@ -30,8 +30,7 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2rem;max-width
 table{border-collapse:collapse}th,td{text-align:left;padding:.3rem .8rem .3rem 0;vertical-align:top}\
 .status{display:inline-block;padding:.2rem .6rem;border-radius:.3rem;font-weight:bold;color:#fff}\
 .running{background:#1f6feb}.passed{background:#1a7f37}.failed{background:#cf222e}.aborted{background:#6e7781}\
-.bar{background:#eee;border-radius:.3rem;height:1rem;width:100%;margin:.5rem 0}\
-.bar>div{background:#1f6feb;height:100%;border-radius:.3rem}.muted{color:#666}";
+progress{width:24rem;max-width:100%;vertical-align:middle}.muted{color:#666}";
 
 fn page(title: &str, refresh: bool, body: &str) -> String {
     let refresh = if refresh {
@@ -77,8 +76,8 @@ impl FakeApica {
         let status = test.status.as_str();
         let _ = write!(
             body,
+            // One progress bar: the `progress` element (it is the page's progressbar for assistive technology too).
             "<h1>Load test {id}</h1>\n<p><span class=\"status {status}\" id=\"status\">{status}</span></p>\n\
-             <div class=\"bar\" role=\"progressbar\" aria-valuenow=\"{pc}\" aria-valuemin=\"0\" aria-valuemax=\"100\"><div style=\"width:{pc}%\"></div></div>\n\
              <p><progress value=\"{pc}\" max=\"100\">{pc}%</progress> <span id=\"percent\">{pc}% complete</span></p>\n\
              <p id=\"summary\">{summary}</p>\n<table>\n",
             id = test.job_id,
@@ -200,6 +199,32 @@ async fn index(State(apica): State<FakeApica>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_details_page_draws_one_progress_bar() {
+        let apica = FakeApica::new(
+            sim_core::Sim::manual(),
+            crate::ApicaConfig::new(
+                "t",
+                ["half-hour=30m:passed".parse::<crate::Preset>().unwrap()],
+            ),
+        );
+        let created = apica
+            .create_test(&crate::request::CreateTest::new("half-hour", "a.jmx"))
+            .unwrap();
+        apica
+            .sim()
+            .clock
+            .advance_by(std::time::Duration::from_secs(600))
+            .unwrap();
+        let html = apica.render_details(&apica.get_test(created.test.job_id).unwrap());
+        assert_eq!(html.matches("<progress").count(), 1, "{html}");
+        assert!(!html.contains("progressbar"), "{html}");
+        assert!(
+            html.contains(r#"<progress value="33" max="100">"#),
+            "{html}"
+        );
+    }
 
     #[test]
     fn markup_is_escaped() {

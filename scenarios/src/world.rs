@@ -169,15 +169,20 @@ impl World {
             Some(c) => c.clone(),
             None => clients.clone().into_iter().collect(),
         };
-        let template = scenario
-            .action_type
-            .execution_url_template
-            .replace("{backend}", &apica_url);
+        // The Details link: the template filled with the externalExecutionId the job reports. Another
+        // agent's type (--action-type) does its work elsewhere than the fake Apica backend, so a template
+        // pointing there would link every run to a page about nothing: it gets no link, only its id.
+        let template = &scenario.action_type.execution_url_template;
+        let settings = if overrides.action_type.is_some() && template.contains("{backend}") {
+            serde_json::json!({})
+        } else {
+            serde_json::json!({"executionUrlTemplate": template.replace("{backend}", &apica_url)})
+        };
         let props_json = serde_json::to_value(&properties)?;
         cp.core()
             .register_action_type(ActionTypeSpec {
                 id: Some(action_type.clone()),
-                settings: serde_json::json!({"executionUrlTemplate": template}),
+                settings,
                 properties: fake_codepipeline::pipelines::parse_properties(Some(&props_json))
                     .map_err(|e| anyhow!("action type properties: {e}"))?,
                 input_artifacts: Value::Null,
@@ -331,4 +336,37 @@ pub fn apica_properties() -> Vec<PropertySection> {
         p("RunnableFile", true, false, false),
         p("ApiToken", false, false, true),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn template_of(world: &World) -> Option<String> {
+        world.cp.core().inspect(|w| {
+            w.action_type(&world.action_type)
+                .and_then(|t| t.execution_url_template().map(str::to_string))
+        })
+    }
+
+    /// The Details link of another agent's type (`--action-type`) does not point at the fake Apica backend.
+    #[tokio::test]
+    async fn another_agents_action_type_gets_no_details_link_into_the_fake_backend() {
+        let path = crate::builtin_dir().join("short-test.toml");
+        let scenario = Scenario::load(&path).expect("short-test");
+        let mut apica = World::start(&scenario, 1, &Overrides::default())
+            .await
+            .unwrap();
+        let template = template_of(&apica).expect("the Apica type links to the backend");
+        assert!(template.starts_with(&apica.apica_url), "{template}");
+        apica.stop();
+
+        let overrides = Overrides {
+            action_type: Some("Test/Custom/SomethingElse/1".into()),
+            config: [("Size".to_string(), "3".to_string())].into(),
+        };
+        let mut other = World::start(&scenario, 1, &overrides).await.unwrap();
+        assert_eq!(template_of(&other), None);
+        other.stop();
+    }
 }

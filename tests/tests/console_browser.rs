@@ -4,9 +4,12 @@
 //!
 //! It creates a pipeline (a source stage and the load test), opens the console, presses the pipeline's Run
 //! button (StartPipelineExecution), waits for the Details link, clicks
-//! "+10 m", sees the progress bar move, saves a screenshot (`target/tmp/console.png`;
-//! `UPDATE_CONSOLE_SCREENSHOT=1` refreshes `docs/console.png`), follows the Details link to the
-//! backend's page, and reports the requests per second the page made.
+//! "+10 m", sees the progress bar move, checks the layout (the timeline is not clipped in a scroll box, ids
+//! and timestamps do not wrap), saves a screenshot (`target/tmp/console.png`;
+//! `UPDATE_CONSOLE_SCREENSHOT=1` refreshes `docs/console.png`), reports the requests per second the page
+//! made, runs the pipeline again and starts a bare execution (the newest run is listed first), and follows
+//! the Details link to the backend's page (one progress bar). On a `scaled:60` clock it pauses, speeds up
+//! and resumes, and the header says the speed the clock runs at now.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -551,6 +554,8 @@ async fn the_console_shows_progress_and_the_details_link_live_in_a_real_browser(
         )
         .await;
 
+    layout_checks(&browser).await;
+
     let png = browser.screenshot().await;
     assert!(png.starts_with(b"\x89PNG"), "the screenshot is a PNG");
     // Saved under target/ on every run; `UPDATE_CONSOLE_SCREENSHOT=1` refreshes the README's copy in docs/.
@@ -584,6 +589,8 @@ async fn the_console_shows_progress_and_the_details_link_live_in_a_real_browser(
         "the console refreshed {views} times in {seconds:.1} s, more than once per 500 ms: {cost}"
     );
 
+    newest_first(&browser, &world, &label).await;
+
     // Follow the Details link to the backend's page for the test.
     let external = link.rsplit('/').next().unwrap_or_default().to_string();
     browser
@@ -600,12 +607,113 @@ async fn the_console_shows_progress_and_the_details_link_live_in_a_real_browser(
         text.contains(&format!("Load test {external}")) && text.contains("half-hour"),
         "the backend's page should show test {external} of preset half-hour:\n{text}"
     );
+    let bars = browser
+        .exec("return document.querySelectorAll('progress, [role=progressbar], .bar').length")
+        .await;
+    assert_eq!(bars, json!(1), "the backend's page draws one progress bar");
 
     agent.abort();
     world.stop();
 
     scaled_clock_controls(&browser).await;
     browser.quit().await;
+}
+
+/// The timeline grows with the page instead of scrolling in a box, and no id, timestamp or token wraps
+/// mid-value: each such cell is laid out on one line (a wide table scrolls sideways instead).
+async fn layout_checks(browser: &Browser) {
+    let clipped = browser
+        .exec(
+            "const t = document.querySelector('#timeline'); const rows = t.querySelectorAll('tr').length;\
+             const boxes = [...t.querySelectorAll('*')].filter(e => e.scrollHeight > e.clientHeight + 1 \
+               && ['auto', 'scroll', 'hidden'].includes(getComputedStyle(e).overflowY));\
+             return {rows, clipped: boxes.map(e => e.tagName + '.' + e.className)}",
+        )
+        .await;
+    assert!(
+        clipped["rows"].as_u64().unwrap_or(0) > 10,
+        "the timeline lists the events so far: {clipped}"
+    );
+    assert_eq!(
+        clipped["clipped"],
+        json!([]),
+        "nothing in the timeline scrolls vertically"
+    );
+    let wrapped = browser
+        .exec(
+            "const cells = [...document.querySelectorAll('td.mono, td.rule, .jobs .nowrap')]\
+               .filter(c => c.textContent.trim() !== '');\
+             const lines = (c) => { const r = document.createRange(); r.selectNodeContents(c);\
+               return new Set([...r.getClientRects()].map(x => Math.round(x.top))).size; };\
+             return {cells: cells.length, wrapped: cells.filter(c => lines(c) > 1).map(c => c.textContent)}",
+        )
+        .await;
+    assert!(
+        wrapped["cells"].as_u64().unwrap_or(0) > 20,
+        "ids and stamps to check: {wrapped}"
+    );
+    assert_eq!(
+        wrapped["wrapped"],
+        json!([]),
+        "ids, timestamps and tokens are laid out on one line each"
+    );
+}
+
+/// A second run of the pipeline is listed above the first; a bare execution started later still, in its
+/// own (synthetic) pipeline, is listed above both.
+async fn newest_first(browser: &Browser, world: &World, first_label: &str) {
+    let runs = "return [...document.querySelectorAll('section[data-pipeline=\"console-demo\"] .pipeline-run')].map(r => r.dataset.run)";
+    let first = browser.exec(runs).await;
+    let first = first[0].as_str().expect("the first run's id").to_string();
+    browser
+        .click("section[data-pipeline=\"console-demo\"] button[data-start=\"console-demo\"]")
+        .await;
+    let order = browser
+        .wait_for(
+            "the second run of console-demo",
+            &format!("const r = (function () {{ {runs} }})(); return r.length === 2 ? r : null"),
+        )
+        .await;
+    assert_eq!(
+        order[1].as_str(),
+        Some(first.as_str()),
+        "the newest run comes first: {order}"
+    );
+    world
+        .cp
+        .core()
+        .start_execution(fake_codepipeline::ExecutionSpec {
+            action_type: Some(CUSTOM.parse().expect("action type")),
+            configuration: [
+                ("PresetName".to_string(), "half-hour".to_string()),
+                ("RunnableFile".to_string(), "bare.jmx".to_string()),
+            ]
+            .into(),
+            client_id: None,
+            label: Some("bare-1".into()),
+        })
+        .expect("start a bare execution");
+    let sections = browser
+        .wait_for(
+            "the bare execution's section",
+            "const s = [...document.querySelectorAll('section.pipeline')].map(s => s.dataset.pipeline);\
+             return s.length === 2 ? s : null",
+        )
+        .await;
+    assert_ne!(
+        sections[0].as_str(),
+        Some("console-demo"),
+        "the pipeline with the newest run comes first: {sections}"
+    );
+    assert!(
+        browser
+            .exec(&format!(
+                "return !!document.querySelector('[data-execution=\"{first_label}\"] a.details')"
+            ))
+            .await
+            == json!(true),
+        "the first run is still shown"
+    );
 }
 
 /// A fake on a `scaled:60` clock: the page pauses it, changes its speed and resumes it, and the clock the
@@ -668,6 +776,12 @@ async fn scaled_clock_controls(browser: &Browser) {
         (sim.clock.speed(), sim.clock.is_paused()),
         (Some(3600.0), true)
     );
+    assert_eq!(
+        browser
+            .exec("return document.getElementById('clock-mode').textContent")
+            .await,
+        json!("clock: scaled, paused (3,600\u{d7} when resumed)")
+    );
     browser.click("#clock-resume").await;
     browser
         .wait_for(
@@ -678,5 +792,12 @@ async fn scaled_clock_controls(browser: &Browser) {
         .await;
     assert!(!sim.clock.is_paused());
     assert!(sim.clock.now() > stopped, "the resumed clock runs again");
+    // The header says how the clock runs now, not the `scaled:60` it was started with.
+    assert_eq!(
+        browser
+            .exec("return document.getElementById('clock-mode').textContent")
+            .await,
+        json!("clock: scaled, 3,600\u{d7} real time")
+    );
     server.abort();
 }
