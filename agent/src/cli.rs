@@ -156,6 +156,9 @@ pub struct RunArgs {
     /// Attempts per backend call, the first included.
     #[arg(long, env = "AGENT_APICA_MAX_ATTEMPTS", default_value_t = 3)]
     pub apica_max_attempts: u32,
+    /// The largest backend response body, in bytes; a longer answer fails the job (JobFailed) unread.
+    #[arg(long, env = "AGENT_APICA_MAX_RESPONSE_BYTES", default_value_t = crate::actions::apica_client::DEFAULT_MAX_RESPONSE_BYTES)]
+    pub apica_max_response_bytes: usize,
     /// AWS overrides.
     #[command(flatten)]
     pub aws: AwsArgs,
@@ -350,6 +353,17 @@ impl RunArgs {
                     ));
                 }
                 client.max_attempts = self.apica_max_attempts;
+                // A test's status is a few hundred bytes; below 1 KiB even an error body would not fit.
+                if self.apica_max_response_bytes < 1024 {
+                    return Err(ConfigError::new(
+                        "AGENT_APICA_MAX_RESPONSE_BYTES (--apica-max-response-bytes)",
+                        format!(
+                            "{} bytes is too small for the backend's answers: give at least 1024 (default 1048576)",
+                            self.apica_max_response_bytes
+                        ),
+                    ));
+                }
+                client.max_response_bytes = self.apica_max_response_bytes;
                 Some(ApicaSettings {
                     client,
                     token: self.apica_token.clone().filter(|t| !t.trim().is_empty()),
