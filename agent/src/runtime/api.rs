@@ -13,6 +13,7 @@ use crate::action::FailureKind;
 use crate::action_type::{ActionTypeId, Owner};
 use crate::config::QueryParam;
 use crate::runtime::client_tokens::ClientTokens;
+use crate::signing::ExecutionBinding;
 
 /// A CodePipeline call that failed after the SDK's own retries.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -80,6 +81,8 @@ pub struct JobDetails {
     pub configuration: HashMap<String, String>,
     /// The token of the previous answer, on a continuation job.
     pub continuation_token: Option<String>,
+    /// The action execution the job belongs to, which its continuation token must be signed for.
+    pub binding: ExecutionBinding,
     pub(crate) client_token: Option<String>,
 }
 
@@ -230,6 +233,9 @@ impl JobApi {
                             continuation_token: data
                                 .and_then(|d| d.continuation_token())
                                 .map(str::to_string),
+                            binding: ExecutionBinding::from_context(
+                                data.and_then(|d| d.pipeline_context()),
+                            ),
                             client_token: None,
                         };
                         Some(PolledJob {
@@ -288,6 +294,7 @@ impl JobApi {
             continuation_token: data
                 .and_then(|d| d.continuation_token())
                 .map(str::to_string),
+            binding: ExecutionBinding::from_context(data.and_then(|d| d.pipeline_context())),
             client_token: Some(client_token),
         })
     }
