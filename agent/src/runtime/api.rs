@@ -67,7 +67,7 @@ pub struct PolledJob {
 #[derive(Debug, Clone)]
 enum PolledKind {
     ThirdParty { client_id: String },
-    Custom { details: JobDetails },
+    Custom { details: Box<JobDetails> },
 }
 
 /// What the worker needs to acknowledge and work a job.
@@ -83,6 +83,8 @@ pub struct JobDetails {
     pub continuation_token: Option<String>,
     /// The action execution the job belongs to, which its continuation token must be signed for.
     pub binding: ExecutionBinding,
+    /// The action type the job data names, if it names one.
+    pub action_type: Option<aws_sdk_codepipeline::types::ActionTypeId>,
     pub(crate) client_token: Option<String>,
 }
 
@@ -236,11 +238,14 @@ impl JobApi {
                             binding: ExecutionBinding::from_context(
                                 data.and_then(|d| d.pipeline_context()),
                             ),
+                            action_type: data.and_then(|d| d.action_type_id()).cloned(),
                             client_token: None,
                         };
                         Some(PolledJob {
                             job_id: job_id.to_string(),
-                            kind: PolledKind::Custom { details },
+                            kind: PolledKind::Custom {
+                                details: Box::new(details),
+                            },
                         })
                     })
                     .collect())
@@ -252,7 +257,7 @@ impl JobApi {
     pub async fn details(&self, job: PolledJob) -> Result<JobDetails, ApiError> {
         const OP: &str = "GetThirdPartyJobDetails";
         let client_id = match job.kind {
-            PolledKind::Custom { details } => return Ok(details),
+            PolledKind::Custom { details } => return Ok(*details),
             PolledKind::ThirdParty { client_id } => client_id,
         };
         let Flavor::ThirdParty(tokens) = &self.flavor else {
@@ -295,8 +300,16 @@ impl JobApi {
                 .and_then(|d| d.continuation_token())
                 .map(str::to_string),
             binding: ExecutionBinding::from_context(data.and_then(|d| d.pipeline_context())),
+            action_type: data.and_then(|d| d.action_type_id()).cloned(),
             client_token: Some(client_token),
         })
+    }
+
+    /// Whether the job is of the action type this API polls for (a job that names none is taken to be).
+    pub fn serves(&self, job: &JobDetails) -> bool {
+        job.action_type
+            .as_ref()
+            .is_none_or(|t| t == &self.action_type)
     }
 
     /// Acknowledges the job with its nonce.

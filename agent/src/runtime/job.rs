@@ -1,6 +1,7 @@
 //! One job, start to answer: details, acknowledge, dispatch on the continuation token, answer.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::action::{Action, ActionError, JobContext, Step};
@@ -17,10 +18,45 @@ pub(crate) struct Shared {
     pub max_failed_rounds: u32,
     pub sealer: TokenSealer,
     pub draining: tokio::sync::watch::Receiver<bool>,
+    /// Jobs of another action type already logged (CodePipeline offers them again and again).
+    pub foreign_jobs: Mutex<HashSet<String>>,
+}
+
+/// Jobs of another action type remembered for logging once; past this many the memory starts over.
+const FOREIGN_JOBS_REMEMBERED: usize = 10_000;
+
+/// Tells the poll loop whether the job became this runtime's (acknowledged InProgress); a job dropped for
+/// any other reason reports `false`. The channel has room for one report per job of the poll.
+pub(crate) struct Claim(Option<tokio::sync::mpsc::Sender<bool>>);
+
+impl Claim {
+    /// A claim reported on `tx`.
+    pub(crate) fn new(tx: tokio::sync::mpsc::Sender<bool>) -> Self {
+        Self(Some(tx))
+    }
+
+    fn won(&mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.try_send(true);
+        }
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.try_send(false);
+        }
+    }
 }
 
 /// Handles one polled job to its answer (or leaves it, when it is not ours to answer).
-pub(crate) async fn handle(shared: Arc<Shared>, polled: PolledJob, polled_at: Instant) {
+pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    polled: PolledJob,
+    polled_at: Instant,
+    mut claim: Claim,
+) {
     let job_id = polled.job_id.clone();
     let details = match shared.api.details(polled).await {
         Ok(details) => details,
@@ -30,6 +66,34 @@ pub(crate) async fn handle(shared: Arc<Shared>, polled: PolledJob, polled_at: In
             return;
         }
     };
+    if !shared.api.serves(&details) {
+        // Another worker's job (CodePipeline should not offer it): leave it unacknowledged, say so once.
+        let mut seen = shared
+            .foreign_jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if seen.len() >= FOREIGN_JOBS_REMEMBERED {
+            seen.clear();
+        }
+        if seen.insert(job_id.clone()) {
+            let of = details
+                .action_type
+                .as_ref()
+                .map(|t| {
+                    format!(
+                        "{}/{}/{}/{}",
+                        t.category().as_str(),
+                        t.owner().as_str(),
+                        t.provider(),
+                        t.version()
+                    )
+                })
+                .unwrap_or_default();
+            tracing::warn!(%job_id, action_type = %of, "a job of another action type than this agent serves; leaving it unacknowledged for its own worker");
+        }
+        shared.metrics.job(Outcome::Skipped);
+        return;
+    }
     // Checked as late as possible: once draining, nothing new is acknowledged.
     if *shared.draining.borrow() {
         tracing::info!(%job_id, "draining: leaving the job unacknowledged for another worker");
@@ -38,7 +102,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, polled: PolledJob, polled_at: In
     }
     tracing::debug!(%job_id, nonce = %details.nonce, "acknowledging");
     match shared.api.acknowledge(&details).await {
-        Ok(Ack::InProgress) => {}
+        Ok(Ack::InProgress) => claim.won(),
         Ok(Ack::LostRace) => {
             tracing::debug!(%job_id, "another worker acknowledged the job first");
             shared.metrics.job(Outcome::LostRace);

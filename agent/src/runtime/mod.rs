@@ -118,6 +118,7 @@ impl Runtime {
             max_failed_rounds: config.max_failed_rounds,
             sealer: TokenSealer::new(config.token_keys.clone(), config.unsigned_token_grace),
             draining: shutdown.subscribe(),
+            foreign_jobs: Default::default(),
         });
         let mut tasks = poll::poll_until_shutdown(&config, shared, shutdown.subscribe()).await;
         metrics.set_draining();
