@@ -31,6 +31,8 @@ pub struct Cli {
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
+// Parsed once at start: the size of the larger variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Run the worker (the same as giving no subcommand).
     Run(RunArgs),
@@ -156,6 +158,28 @@ pub struct RunArgs {
     /// Attempts per backend call, the first included.
     #[arg(long, env = "AGENT_APICA_MAX_ATTEMPTS", default_value_t = 3)]
     pub apica_max_attempts: u32,
+    /// The secret that signs continuation tokens for their action execution (at least 16 bytes, e.g. from
+    /// `openssl rand -hex 32`); every replica needs the same one.
+    #[arg(
+        long,
+        env = "AGENT_TOKEN_KEY",
+        hide_env_values = true,
+        conflicts_with = "token_key_file"
+    )]
+    pub token_key: Option<String>,
+    /// A file holding the token key on its first line; further lines are previous keys, still accepted.
+    #[arg(long, env = "AGENT_TOKEN_KEY_FILE")]
+    pub token_key_file: Option<PathBuf>,
+    /// Previous token keys, comma-separated: they verify tokens minted before a rotation but sign nothing.
+    #[arg(long, env = "AGENT_TOKEN_PREVIOUS_KEYS", hide_env_values = true)]
+    pub token_previous_keys: Option<String>,
+    /// How long after start a continuation token without a secret-key signature (an older agent's) is still
+    /// accepted, with a warning, e.g. 72h; 0s refuses them.
+    #[arg(long, env = "AGENT_UNSIGNED_TOKEN_GRACE", default_value = "72h", value_parser = HumanDuration)]
+    pub unsigned_token_grace: Duration,
+    /// The largest backend response body, in bytes; a longer answer fails the job (JobFailed) unread.
+    #[arg(long, env = "AGENT_APICA_MAX_RESPONSE_BYTES", default_value_t = crate::actions::apica_client::DEFAULT_MAX_RESPONSE_BYTES)]
+    pub apica_max_response_bytes: usize,
     /// AWS overrides.
     #[command(flatten)]
     pub aws: AwsArgs,
@@ -273,6 +297,60 @@ fn http_url(setting: &str, text: &str) -> Result<String, ConfigError> {
 }
 
 impl RunArgs {
+    /// The token keys from AGENT_TOKEN_KEY or the key file, and AGENT_TOKEN_PREVIOUS_KEYS.
+    fn token_keys(&self) -> Result<crate::signing::TokenKeys, ConfigError> {
+        use crate::signing::{TokenKey, TokenKeys};
+        const KEY: &str = "AGENT_TOKEN_KEY (--token-key)";
+        const FILE: &str = "AGENT_TOKEN_KEY_FILE (--token-key-file)";
+        const PREVIOUS: &str = "AGENT_TOKEN_PREVIOUS_KEYS (--token-previous-keys)";
+        let key = |setting: &str, text: &str| {
+            TokenKey::new(text).map_err(|e| ConfigError::new(setting, e))
+        };
+        let mut previous = Vec::new();
+        let current = match (
+            self.token_key.as_deref().filter(|k| !k.trim().is_empty()),
+            self.token_key_file
+                .as_deref()
+                .filter(|p| !p.as_os_str().is_empty()),
+        ) {
+            (Some(text), _) => Some(key(KEY, text)?),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    ConfigError::new(FILE, format!("cannot read {}: {e}", path.display()))
+                })?;
+                let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+                let Some(first) = lines.next() else {
+                    return Err(ConfigError::new(
+                        FILE,
+                        format!("{} holds no key", path.display()),
+                    ));
+                };
+                for line in lines {
+                    previous.push(key(FILE, line)?);
+                }
+                Some(key(FILE, first)?)
+            }
+            (None, None) => None,
+        };
+        for text in self
+            .token_previous_keys
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+        {
+            previous.push(key(PREVIOUS, text)?);
+        }
+        if current.is_none() && !previous.is_empty() {
+            return Err(ConfigError::new(
+                PREVIOUS,
+                "previous keys without a current one: set AGENT_TOKEN_KEY (or AGENT_TOKEN_KEY_FILE) too",
+            ));
+        }
+        Ok(TokenKeys::new(current, previous))
+    }
+
     /// Validates the settings; the error names the setting to fix.
     pub fn settings(&self) -> Result<RunSettings, ConfigError> {
         let action_type = parse_action_type(self.action_type.as_deref())?;
@@ -296,6 +374,8 @@ impl RunArgs {
                     .map_err(|e| ConfigError::new("JOB_QUERY_PARAM (--query-param)", e))?,
             ),
         };
+        runtime.token_keys = self.token_keys()?;
+        runtime.unsigned_token_grace = self.unsigned_token_grace;
         runtime.validate()?;
         let client_tokens_file = self
             .client_tokens_file
@@ -350,6 +430,17 @@ impl RunArgs {
                     ));
                 }
                 client.max_attempts = self.apica_max_attempts;
+                // A test's status is a few hundred bytes; below 1 KiB even an error body would not fit.
+                if self.apica_max_response_bytes < 1024 {
+                    return Err(ConfigError::new(
+                        "AGENT_APICA_MAX_RESPONSE_BYTES (--apica-max-response-bytes)",
+                        format!(
+                            "{} bytes is too small for the backend's answers: give at least 1024 (default 1048576)",
+                            self.apica_max_response_bytes
+                        ),
+                    ));
+                }
+                client.max_response_bytes = self.apica_max_response_bytes;
                 Some(ApicaSettings {
                     client,
                     token: self.apica_token.clone().filter(|t| !t.trim().is_empty()),
@@ -525,6 +616,52 @@ mod tests {
             let err = Cli::try_parse_from(["agent", "run", flag, "soon"]).unwrap_err();
             assert!(err.to_string().contains(env), "{err}");
         }
+    }
+
+    #[test]
+    fn token_keys_come_from_the_flag_or_the_file_with_previous_keys_for_rotation() {
+        let base = ["--action-type", "Test/Custom/TimedWait/1"];
+        let with = |extra: &[&str]| {
+            let mut args = base.to_vec();
+            args.extend_from_slice(extra);
+            run_args(&args).settings()
+        };
+        let none = with(&[]).unwrap().runtime;
+        assert!(none.token_keys.current().is_none());
+        assert_eq!(none.unsigned_token_grace, Duration::from_secs(72 * 3600));
+        let s = with(&[
+            "--token-key",
+            "current-key-0123456789",
+            "--token-previous-keys",
+            "old-key-0123456789ab, older-key-0123456789",
+            "--unsigned-token-grace",
+            "0s",
+        ])
+        .unwrap()
+        .runtime;
+        assert!(s.token_keys.current().is_some());
+        assert_eq!(s.token_keys.previous().len(), 2);
+        assert_eq!(s.unsigned_token_grace, Duration::ZERO);
+        let dir = std::env::temp_dir().join(format!("agent-token-key-{}", std::process::id()));
+        std::fs::write(&dir, "current-key-0123456789\n\nold-key-0123456789ab\n").unwrap();
+        let s = with(&["--token-key-file", dir.to_str().unwrap()])
+            .unwrap()
+            .runtime;
+        std::fs::remove_file(&dir).unwrap();
+        assert_eq!(
+            s.token_keys.current().unwrap().id(),
+            crate::signing::TokenKey::new("current-key-0123456789")
+                .unwrap()
+                .id()
+        );
+        assert_eq!(s.token_keys.previous().len(), 1);
+        let err = with(&["--token-key", "short"]).unwrap_err();
+        assert!(err.setting.starts_with("AGENT_TOKEN_KEY"), "{err}");
+        let err = with(&["--token-previous-keys", "old-key-0123456789ab"]).unwrap_err();
+        assert!(
+            err.setting.starts_with("AGENT_TOKEN_PREVIOUS_KEYS"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::action_type::ActionTypeId;
+use crate::signing::TokenKeys;
 
 /// A setting with a bad value, named as the operator would set it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -81,11 +82,19 @@ pub struct RuntimeConfig {
     pub drain_deadline: Duration,
     /// For a custom action with a queryable property: poll only for jobs with this value.
     pub query_param: Option<QueryParam>,
+    /// The keys that sign continuation tokens (the current one) and verify them (it and the previous ones).
+    pub token_keys: TokenKeys,
+    /// How long after start a token without a secret-key signature (an older agent's) is still accepted.
+    pub unsigned_token_grace: Duration,
 }
+
+/// The default grace for unsigned continuation tokens after an upgrade: 3 days, longer than an action
+/// execution runs (CodePipeline's action timeout for custom actions is 24 hours).
+pub const DEFAULT_UNSIGNED_TOKEN_GRACE: Duration = Duration::from_secs(3 * 24 * 3600);
 
 impl RuntimeConfig {
     /// Settings with the defaults for `action_type`: a 1 s poll interval, batches of 10, 64 jobs at once,
-    /// 40 failed rounds, a 5 s drain deadline.
+    /// 40 failed rounds, a 5 s drain deadline, no token key, a 3-day grace for unsigned tokens.
     pub fn new(action_type: ActionTypeId) -> Self {
         Self {
             action_type,
@@ -96,6 +105,8 @@ impl RuntimeConfig {
             max_failed_rounds: 40,
             drain_deadline: Duration::from_secs(5),
             query_param: None,
+            token_keys: TokenKeys::default(),
+            unsigned_token_grace: DEFAULT_UNSIGNED_TOKEN_GRACE,
         }
     }
 

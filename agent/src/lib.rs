@@ -17,6 +17,7 @@ pub mod health;
 pub mod metrics;
 pub mod register;
 pub mod runtime;
+pub mod signing;
 pub mod token;
 
 pub use action::{Action, ActionError, FailureKind, JobContext, Step};

@@ -14,13 +14,19 @@
 //!   reaches it resets the count. After the configured number of failed rounds the agent fails the
 //!   action with `SystemUnavailable`.
 //!
-//! A token without `;f=` (a bare `153245`) reads as zero failed rounds, so a token written by hand or by
-//! an older agent still works.
+//! A token without `;f=` (a bare `153245`) reads as zero failed rounds.
+//!
+//! This is the token's content. On the wire it is signed for its action execution (`;k=<key id>;s=<HMAC>`
+//! after it, [`crate::signing`]); the unsigned form is what agents before token signing wrote.
 
 use std::fmt;
 
 /// CodePipeline's limit on a continuation token's length (the model says 1..2048).
 pub const MAX_TOKEN_LEN: usize = 2048;
+
+/// Room kept for the failed-round count and the signature ([`crate::signing`]): `;f=4294967295;k=<8>;s=<64>`
+/// is 91 characters.
+pub const SIGNED_RESERVE: usize = 128;
 
 const PENDING_PREFIX: &str = "pending:";
 const ROUNDS_SEPARATOR: &str = ";f=";
@@ -51,7 +57,7 @@ impl WorkRef {
         if text.contains(';') || text.starts_with(PENDING_PREFIX) {
             return Err(TokenError::BadWork(text));
         }
-        if text.len() > MAX_TOKEN_LEN - 16 {
+        if text.len() > MAX_TOKEN_LEN - SIGNED_RESERVE {
             return Err(TokenError::TooLong(text.len()));
         }
         Ok(Self(text))
@@ -79,7 +85,7 @@ pub struct ContinuationToken {
 }
 
 /// Why a token could not be built or read.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum TokenError {
     /// The work reference is empty.
     #[error("the work reference is empty")]
@@ -96,6 +102,12 @@ pub enum TokenError {
     /// A pending token without its idempotency key.
     #[error("the continuation token says 'pending:' but carries no idempotency key")]
     MissingKey,
+    /// A signature without the id of the key that made it.
+    #[error("the continuation token has a signature but names no key ('k=')")]
+    MissingKeyId,
+    /// A signature that is not 64 hex digits.
+    #[error("the continuation token's signature {0:?} is not 64 hex digits")]
+    BadSignature(String),
 }
 
 impl ContinuationToken {
@@ -149,7 +161,8 @@ impl ContinuationToken {
         }
     }
 
-    /// The token as text for CodePipeline; fails only if it would exceed 2048 characters.
+    /// The unsigned text (what agents before token signing wrote, and what a signature covers); fails only
+    /// past 2048 characters. Tokens for CodePipeline go through [`crate::signing::TokenSealer::seal`].
     pub fn encode(&self) -> Result<String, TokenError> {
         let text = self.to_string();
         if text.len() > MAX_TOKEN_LEN {

@@ -47,6 +47,16 @@ fn help_documents_every_setting() {
         "APICA_API_URL",
         "--apica-token",
         "APICA_API_TOKEN",
+        "--apica-max-response-bytes",
+        "AGENT_APICA_MAX_RESPONSE_BYTES",
+        "--token-key",
+        "AGENT_TOKEN_KEY",
+        "--token-key-file",
+        "AGENT_TOKEN_KEY_FILE",
+        "--token-previous-keys",
+        "AGENT_TOKEN_PREVIOUS_KEYS",
+        "--unsigned-token-grace",
+        "AGENT_UNSIGNED_TOKEN_GRACE",
         "--region",
         "--endpoint-url",
         "--access-key-id",
@@ -343,6 +353,7 @@ fn the_readme_systemd_unit_is_valid_as_written() {
         "ProtectHome=yes",
         "Environment=AWS_SHARED_CREDENTIALS_FILE=%d/aws-credentials",
         "Environment=JOB_CLIENT_TOKENS_FILE=%d/client-tokens.json",
+        "Environment=AGENT_TOKEN_KEY_FILE=%d/token-key",
     ] {
         assert!(unit.contains(key), "{key}");
     }
@@ -374,8 +385,16 @@ async fn the_unit_credential_layout_works_and_the_log_file_has_no_colour_codes()
         creds.join("client-tokens.json"),
     )
     .expect("client tokens");
+    // The token key, and a previous one after it, as `openssl rand -hex 32` writes them.
+    std::fs::write(
+        creds.join("token-key"),
+        "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0\n\
+         a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a6978879\n",
+    )
+    .expect("token key");
     let mut agent = agent_command(&world, &dir, KEY1, THIRD_PARTY, "journal.log");
     agent
+        .env("AGENT_TOKEN_KEY_FILE", creds.join("token-key"))
         .env_remove("AWS_ACCESS_KEY_ID")
         .env_remove("AWS_SECRET_ACCESS_KEY")
         .env("HOME", "/nonexistent")
@@ -402,6 +421,12 @@ async fn the_unit_credential_layout_works_and_the_log_file_has_no_colour_codes()
     );
     let text = std::fs::read_to_string(&log).expect("the log");
     assert!(text.contains("INFO"), "{text}");
+    // The key file was read: tokens are signed, and the key itself is not in the log.
+    assert!(
+        text.contains("continuation tokens are signed") && text.contains("previous_keys=1"),
+        "{text}"
+    );
+    assert!(!text.contains("0f1e2d3c4b5a6978"), "{text}");
     assert!(
         !text.contains('\u{1b}'),
         "colour codes in a log file:\n{text}"

@@ -57,6 +57,14 @@ impl ApicaAction {
         ))
     }
 
+    fn too_large(&self, error: &ApicaError) -> ActionError {
+        ActionError::Failed(format!(
+            "The Apica backend at {} sent an answer the agent refuses to read: {error}. Check APICA_API_URL \
+             points at the load-test API, or raise AGENT_APICA_MAX_RESPONSE_BYTES if its answers are this long.",
+            self.client.base_url()
+        ))
+    }
+
     async fn start_test(
         &self,
         job: &JobContext,
@@ -72,8 +80,17 @@ impl ApicaAction {
                 "The Apica backend at {} has no load-test API ({r}). Check APICA_API_URL where the agent runs.",
                 self.client.base_url()
             )),
+            e @ ApicaError::TooLarge { .. } => self.too_large(&e),
             e @ (ApicaError::Unavailable { .. } | ApicaError::Malformed { .. }) => self.unavailable(&e),
         })?;
+        // The backend may answer with a test it already had under this key: it must be this job's.
+        belongs_to_job(
+            created.job_id,
+            Some(idempotency_key),
+            created.idempotency_key.as_deref(),
+            runnable,
+            created.runnable_file.as_deref(),
+        )?;
         tracing::info!(job_id = %job.job_id, test_id = created.job_id, preset, "load test started");
         Ok(step_after_create(&created, preset))
     }
@@ -95,10 +112,60 @@ impl ApicaAction {
             ApicaError::Rejected(r) => {
                 ActionError::Failed(format!("The Apica backend refused to report on load test {test_id} ({r})."))
             }
+            e @ ApicaError::TooLarge { .. } => self.too_large(&e),
             e @ (ApicaError::Unavailable { .. } | ApicaError::Malformed { .. }) => self.unavailable(&e),
         })?;
+        if status.job_id != test_id {
+            return Err(ActionError::Failed(format!(
+                "Asked the Apica backend at {} for load test {test_id}, it answered with load test {}. The agent \
+                 reports only the test it asked for; check APICA_API_URL points at the load-test API, then re-run \
+                 the action.",
+                self.client.base_url(),
+                status.job_id
+            )));
+        }
+        // On a follow-up the key is not at hand (the token names the test); the runnable file is.
+        if let Some(runnable) = job.optional(RUNNABLE_FILE) {
+            belongs_to_job(
+                test_id,
+                None,
+                status.idempotency_key.as_deref(),
+                runnable,
+                status.runnable_file.as_deref(),
+            )?;
+        }
         Ok(step_from_status(&status))
     }
+}
+
+/// Checks that a backend test is this job's: the runnable file it reports, and the idempotency key it reports
+/// when the agent knows the key, are the job's. A backend that reports neither cannot be checked (the API
+/// promises only `jobId` and `status`), so only what it reports is held against the job.
+fn belongs_to_job(
+    test_id: u64,
+    expected_key: Option<&str>,
+    reported_key: Option<&str>,
+    runnable: &str,
+    reported_runnable: Option<&str>,
+) -> Result<(), ActionError> {
+    if let (Some(expected), Some(reported)) = (expected_key, reported_key)
+        && expected != reported
+    {
+        return Err(ActionError::Failed(format!(
+            "Load test {test_id} belongs to idempotency key {reported:?}, not to this action execution's \
+             {expected:?}: the agent does not report another execution's test. Re-run the action."
+        )));
+    }
+    if let Some(reported) = reported_runnable
+        && reported != runnable
+    {
+        return Err(ActionError::Failed(format!(
+            "Load test {test_id} runs RunnableFile {reported:?}, but this action runs {runnable:?}: it is not this \
+             action execution's test, and the agent does not report another execution's test as its own. Re-run \
+             the action."
+        )));
+    }
+    Ok(())
 }
 
 impl Action for ApicaAction {
@@ -166,6 +233,8 @@ fn step_after_create(created: &CreatedTest, preset: &str) -> Step {
         summary: None,
         started_at: None,
         finished_at: None,
+        runnable_file: None,
+        idempotency_key: None,
     };
     match step_from_status(&status) {
         Step::Running {
@@ -257,6 +326,8 @@ mod tests {
             summary: summary.map(Into::into),
             started_at: None,
             finished_at: None,
+            runnable_file: None,
+            idempotency_key: None,
         }
     }
 

@@ -24,10 +24,16 @@ pub struct ApicaClientConfig {
     pub max_attempts: u32,
     /// The first pause between attempts; it doubles, with jitter.
     pub initial_backoff: Duration,
+    /// The largest response body read from the backend; a longer one fails the call (it is read in chunks
+    /// and dropped at the limit, never buffered whole).
+    pub max_response_bytes: usize,
 }
 
+/// The default bound on a backend response body: 1 MiB (a test's status is a few hundred bytes).
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+
 impl ApicaClientConfig {
-    /// The defaults: 1 s per request, 3 attempts within 1.5 s, pauses from 100 ms.
+    /// The defaults: 1 s per request, 3 attempts within 1.5 s, pauses from 100 ms, bodies up to 1 MiB.
     pub fn new(base_url: impl Into<String>) -> Self {
         Self {
             base_url: base_url.into(),
@@ -35,6 +41,7 @@ impl ApicaClientConfig {
             retry_budget: Duration::from_millis(1500),
             max_attempts: 3,
             initial_backoff: Duration::from_millis(100),
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
 }
@@ -51,6 +58,12 @@ pub struct CreatedTest {
     /// The page for people.
     #[serde(default)]
     pub details_url: Option<String>,
+    /// The runnable file the test runs, when the backend reports it.
+    #[serde(default)]
+    pub runnable_file: Option<String>,
+    /// The idempotency key the test was created with, when the backend reports it.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
 }
 
 /// The answer to `GET /v1/loadtests/{jobId}`.
@@ -73,6 +86,12 @@ pub struct TestStatus {
     /// When it finished.
     #[serde(default)]
     pub finished_at: Option<serde_json::Value>,
+    /// The runnable file the test runs, when the backend reports it.
+    #[serde(default)]
+    pub runnable_file: Option<String>,
+    /// The idempotency key the test was created with, when the backend reports it.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -138,6 +157,17 @@ pub enum ApicaError {
         elapsed_ms: u128,
         /// The last failure.
         last: String,
+    },
+    /// The response body is longer than the configured bound (`max_response_bytes`).
+    #[error(
+        "the backend's answer (HTTP {status}) is longer than the {limit}-byte limit on a response body \
+         (AGENT_APICA_MAX_RESPONSE_BYTES); the agent stopped reading it"
+    )]
+    TooLarge {
+        /// The HTTP status.
+        status: u16,
+        /// The limit in bytes.
+        limit: usize,
     },
     /// A success status with a body that is not the JSON the API promises.
     #[error(
@@ -261,7 +291,7 @@ impl ApicaClient {
     }
 
     async fn attempt(&self, request: reqwest::RequestBuilder) -> Result<Attempt, ApicaError> {
-        let response = match request.send().await {
+        let mut response = match request.send().await {
             Ok(response) => response,
             Err(e) => return Ok(Attempt::Retry(describe_transport_error(&e), None)),
         };
@@ -272,8 +302,14 @@ impl ApicaClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let body = match response.bytes().await {
-            Ok(body) => body,
+        let body = match read_bounded(&mut response, self.config.max_response_bytes).await {
+            Ok(Some(body)) => body,
+            Ok(None) => {
+                return Err(ApicaError::TooLarge {
+                    status: status.as_u16(),
+                    limit: self.config.max_response_bytes,
+                });
+            }
             Err(e) => return Ok(Attempt::Retry(describe_transport_error(&e), None)),
         };
         if status.is_success() {
@@ -290,6 +326,27 @@ impl ApicaClient {
             _ => Err(ApicaError::Rejected(refusal)),
         }
     }
+}
+
+/// Reads the body chunk by chunk up to `limit` bytes; `None` when it is longer (the rest is never read).
+async fn read_bounded(
+    response: &mut reqwest::Response,
+    limit: usize,
+) -> Result<Option<bytes::Bytes>, reqwest::Error> {
+    if response
+        .content_length()
+        .is_some_and(|announced| announced > limit as u64)
+    {
+        return Ok(None);
+    }
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > limit {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body.freeze()))
 }
 
 fn describe_transport_error(e: &reqwest::Error) -> String {

@@ -13,6 +13,7 @@ use crate::action::FailureKind;
 use crate::action_type::{ActionTypeId, Owner};
 use crate::config::QueryParam;
 use crate::runtime::client_tokens::ClientTokens;
+use crate::signing::ExecutionBinding;
 
 /// A CodePipeline call that failed after the SDK's own retries.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -66,7 +67,7 @@ pub struct PolledJob {
 #[derive(Debug, Clone)]
 enum PolledKind {
     ThirdParty { client_id: String },
-    Custom { details: JobDetails },
+    Custom { details: Box<JobDetails> },
 }
 
 /// What the worker needs to acknowledge and work a job.
@@ -80,6 +81,10 @@ pub struct JobDetails {
     pub configuration: HashMap<String, String>,
     /// The token of the previous answer, on a continuation job.
     pub continuation_token: Option<String>,
+    /// The action execution the job belongs to, which its continuation token must be signed for.
+    pub binding: ExecutionBinding,
+    /// The action type the job data names, if it names one.
+    pub action_type: Option<aws_sdk_codepipeline::types::ActionTypeId>,
     pub(crate) client_token: Option<String>,
 }
 
@@ -230,11 +235,17 @@ impl JobApi {
                             continuation_token: data
                                 .and_then(|d| d.continuation_token())
                                 .map(str::to_string),
+                            binding: ExecutionBinding::from_context(
+                                data.and_then(|d| d.pipeline_context()),
+                            ),
+                            action_type: data.and_then(|d| d.action_type_id()).cloned(),
                             client_token: None,
                         };
                         Some(PolledJob {
                             job_id: job_id.to_string(),
-                            kind: PolledKind::Custom { details },
+                            kind: PolledKind::Custom {
+                                details: Box::new(details),
+                            },
                         })
                     })
                     .collect())
@@ -246,7 +257,7 @@ impl JobApi {
     pub async fn details(&self, job: PolledJob) -> Result<JobDetails, ApiError> {
         const OP: &str = "GetThirdPartyJobDetails";
         let client_id = match job.kind {
-            PolledKind::Custom { details } => return Ok(details),
+            PolledKind::Custom { details } => return Ok(*details),
             PolledKind::ThirdParty { client_id } => client_id,
         };
         let Flavor::ThirdParty(tokens) = &self.flavor else {
@@ -288,8 +299,17 @@ impl JobApi {
             continuation_token: data
                 .and_then(|d| d.continuation_token())
                 .map(str::to_string),
+            binding: ExecutionBinding::from_context(data.and_then(|d| d.pipeline_context())),
+            action_type: data.and_then(|d| d.action_type_id()).cloned(),
             client_token: Some(client_token),
         })
+    }
+
+    /// Whether the job is of the action type this API polls for (a job that names none is taken to be).
+    pub fn serves(&self, job: &JobDetails) -> bool {
+        job.action_type
+            .as_ref()
+            .is_none_or(|t| t == &self.action_type)
     }
 
     /// Acknowledges the job with its nonce.

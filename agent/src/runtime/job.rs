@@ -1,11 +1,13 @@
 //! One job, start to answer: details, acknowledge, dispatch on the continuation token, answer.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::action::{Action, ActionError, JobContext, Step};
 use crate::metrics::{Metrics, Outcome};
 use crate::runtime::api::{Ack, Answer, JobApi, JobDetails, PolledJob};
+use crate::signing::{ExecutionBinding, TokenSealer, Trust};
 use crate::token::{ContinuationToken, Work};
 
 /// What every job task shares.
@@ -14,11 +16,47 @@ pub(crate) struct Shared {
     pub action: Arc<dyn Action>,
     pub metrics: Arc<Metrics>,
     pub max_failed_rounds: u32,
+    pub sealer: TokenSealer,
     pub draining: tokio::sync::watch::Receiver<bool>,
+    /// Jobs of another action type already logged (CodePipeline offers them again and again).
+    pub foreign_jobs: Mutex<HashSet<String>>,
+}
+
+/// Jobs of another action type remembered for logging once; past this many the memory starts over.
+const FOREIGN_JOBS_REMEMBERED: usize = 10_000;
+
+/// Tells the poll loop whether the job became this runtime's (acknowledged InProgress); a job dropped for
+/// any other reason reports `false`. The channel has room for one report per job of the poll.
+pub(crate) struct Claim(Option<tokio::sync::mpsc::Sender<bool>>);
+
+impl Claim {
+    /// A claim reported on `tx`.
+    pub(crate) fn new(tx: tokio::sync::mpsc::Sender<bool>) -> Self {
+        Self(Some(tx))
+    }
+
+    fn won(&mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.try_send(true);
+        }
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.try_send(false);
+        }
+    }
 }
 
 /// Handles one polled job to its answer (or leaves it, when it is not ours to answer).
-pub(crate) async fn handle(shared: Arc<Shared>, polled: PolledJob, polled_at: Instant) {
+pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    polled: PolledJob,
+    polled_at: Instant,
+    mut claim: Claim,
+) {
     let job_id = polled.job_id.clone();
     let details = match shared.api.details(polled).await {
         Ok(details) => details,
@@ -28,6 +66,34 @@ pub(crate) async fn handle(shared: Arc<Shared>, polled: PolledJob, polled_at: In
             return;
         }
     };
+    if !shared.api.serves(&details) {
+        // Another worker's job (CodePipeline should not offer it): leave it unacknowledged, say so once.
+        let mut seen = shared
+            .foreign_jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if seen.len() >= FOREIGN_JOBS_REMEMBERED {
+            seen.clear();
+        }
+        if seen.insert(job_id.clone()) {
+            let of = details
+                .action_type
+                .as_ref()
+                .map(|t| {
+                    format!(
+                        "{}/{}/{}/{}",
+                        t.category().as_str(),
+                        t.owner().as_str(),
+                        t.provider(),
+                        t.version()
+                    )
+                })
+                .unwrap_or_default();
+            tracing::warn!(%job_id, action_type = %of, "a job of another action type than this agent serves; leaving it unacknowledged for its own worker");
+        }
+        shared.metrics.job(Outcome::Skipped);
+        return;
+    }
     // Checked as late as possible: once draining, nothing new is acknowledged.
     if *shared.draining.borrow() {
         tracing::info!(%job_id, "draining: leaving the job unacknowledged for another worker");
@@ -36,7 +102,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, polled: PolledJob, polled_at: In
     }
     tracing::debug!(%job_id, nonce = %details.nonce, "acknowledging");
     match shared.api.acknowledge(&details).await {
-        Ok(Ack::InProgress) => {}
+        Ok(Ack::InProgress) => claim.won(),
         Ok(Ack::LostRace) => {
             tracing::debug!(%job_id, "another worker acknowledged the job first");
             shared.metrics.job(Outcome::LostRace);
@@ -54,7 +120,13 @@ pub(crate) async fn handle(shared: Arc<Shared>, polled: PolledJob, polled_at: In
         }
     }
     let _in_flight = shared.metrics.in_flight();
-    let answer = decide(shared.action.as_ref(), &details, shared.max_failed_rounds).await;
+    let answer = decide(
+        shared.action.as_ref(),
+        &details,
+        shared.max_failed_rounds,
+        &shared.sealer,
+    )
+    .await;
     match shared.api.answer(&details, &answer).await {
         Ok(()) => {
             shared.metrics.result_latency(polled_at.elapsed());
@@ -90,28 +162,32 @@ pub(crate) async fn decide(
     action: &dyn Action,
     details: &JobDetails,
     max_failed_rounds: u32,
+    sealer: &TokenSealer,
 ) -> Answer {
     let job = JobContext {
         job_id: details.job_id.clone(),
         configuration: details.configuration.clone(),
     };
-    let token = match details
-        .continuation_token
-        .as_deref()
-        .map(ContinuationToken::parse)
-    {
+    let binding = &details.binding;
+    let token = match details.continuation_token.as_deref() {
         None => None,
-        Some(Ok(token)) => Some(token),
-        Some(Err(e)) => {
-            return Answer::Failure {
-                kind: crate::action::FailureKind::JobFailed,
-                message: format!(
-                    "The job's continuation token is not one this agent wrote ({e}). Re-run the action to start again."
-                ),
-                external_execution_id: None,
-            };
-        }
+        Some(text) => match sealer.open(text, binding) {
+            Ok(opened) => Some(trusted_work(opened.token, opened.trust, details, sealer)),
+            Err(refusal) => {
+                tracing::warn!(job_id = %details.job_id, %binding, %refusal, "continuation token refused");
+                return Answer::Failure {
+                    kind: crate::action::FailureKind::JobFailed,
+                    message: format!(
+                        "Refused the job's continuation token: {refusal}. Re-run the action to start again."
+                    ),
+                    external_execution_id: None,
+                };
+            }
+        },
     };
+    if token.is_none() && *binding == ExecutionBinding::Unbound {
+        tracing::warn!(job_id = %details.job_id, "the job names no action execution: its continuation token cannot be bound to one");
+    }
     // The token this round would carry on if the backend cannot be reached.
     let current = token
         .clone()
@@ -125,7 +201,7 @@ pub(crate) async fn decide(
         Work::Pending { .. } => None,
     };
     match result {
-        Ok(step) => answer_for(step),
+        Ok(step) => answer_for(step, sealer, binding),
         Err(ActionError::Unavailable(reason)) => {
             let next = current.with_failed_round();
             if next.failed_rounds >= max_failed_rounds {
@@ -140,7 +216,7 @@ pub(crate) async fn decide(
                 };
             }
             tracing::warn!(job_id = %details.job_id, failed_rounds = next.failed_rounds, %reason, "backend unavailable: answering still running");
-            match next.encode() {
+            match sealer.seal(&next, binding) {
                 Ok(text) => Answer::Success {
                     continuation_token: Some(text),
                     external_execution_id: known_id,
@@ -157,18 +233,51 @@ pub(crate) async fn decide(
                 },
             }
         }
-        Err(other) => answer_for(other.into_failure(known_id)),
+        Err(other) => answer_for(other.into_failure(known_id), sealer, binding),
     }
 }
 
-fn answer_for(step: Step) -> Answer {
+/// The token to work from, once accepted. A token the configured key did not sign cannot vouch for the
+/// idempotency key of a `pending:` token (it may be someone else's): that work starts under this job's id.
+fn trusted_work(
+    token: ContinuationToken,
+    trust: Trust,
+    details: &JobDetails,
+    sealer: &TokenSealer,
+) -> ContinuationToken {
+    let job_id = &details.job_id;
+    let keyed = sealer.keys().current().is_some();
+    match trust {
+        Trust::Signed => return token,
+        // No key configured: nothing is authenticated, and keeping the key keeps one test per execution.
+        Trust::Unkeyed if !keyed => return token,
+        Trust::Unkeyed => {
+            tracing::warn!(%job_id, "accepted a continuation token signed without a key (by an agent without AGENT_TOKEN_KEY) during AGENT_UNSIGNED_TOKEN_GRACE")
+        }
+        Trust::Unsigned => {
+            tracing::warn!(%job_id, "accepted an unsigned continuation token (written before token signing) during AGENT_UNSIGNED_TOKEN_GRACE")
+        }
+    }
+    match token.work {
+        Work::Pending { idempotency_key } if idempotency_key != *job_id => {
+            tracing::warn!(%job_id, token_key = %idempotency_key, "the pending token's idempotency key is not vouched for: starting the work under this job's id");
+            ContinuationToken::pending(job_id, token.failed_rounds)
+        }
+        work => ContinuationToken {
+            work,
+            failed_rounds: token.failed_rounds,
+        },
+    }
+}
+
+fn answer_for(step: Step, sealer: &TokenSealer, binding: &ExecutionBinding) -> Answer {
     match step {
         Step::Running {
             work,
             external_execution_id,
             percent_complete,
             summary,
-        } => match ContinuationToken::started(work).encode() {
+        } => match sealer.seal(&ContinuationToken::started(work), binding) {
             Ok(token) => Answer::Success {
                 continuation_token: Some(token),
                 external_execution_id: Some(external_execution_id),

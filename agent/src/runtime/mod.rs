@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use crate::action::Action;
 use crate::config::RuntimeConfig;
 use crate::metrics::Metrics;
+use crate::signing::TokenSealer;
 pub use api::{Ack, Answer, ApiError, JobApi, JobDetails, PolledJob};
 pub use client_tokens::ClientTokens;
 
@@ -99,12 +100,25 @@ impl Runtime {
             max_in_flight = config.max_in_flight,
             "agent started"
         );
+        match config.token_keys.current() {
+            Some(key) => tracing::info!(
+                key_id = key.id(),
+                previous_keys = config.token_keys.previous().len(),
+                "continuation tokens are signed for their action execution"
+            ),
+            None => tracing::warn!(
+                "AGENT_TOKEN_KEY is not set: continuation tokens are bound to their action execution but not signed \
+                 with a secret, so anyone who can answer a job can forge one; set AGENT_TOKEN_KEY (openssl rand -hex 32)"
+            ),
+        }
         let shared = Arc::new(job::Shared {
             api,
             action,
             metrics: metrics.clone(),
             max_failed_rounds: config.max_failed_rounds,
+            sealer: TokenSealer::new(config.token_keys.clone(), config.unsigned_token_grace),
             draining: shutdown.subscribe(),
+            foreign_jobs: Default::default(),
         });
         let mut tasks = poll::poll_until_shutdown(&config, shared, shutdown.subscribe()).await;
         metrics.set_draining();

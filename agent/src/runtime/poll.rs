@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::config::RuntimeConfig;
@@ -57,6 +57,8 @@ pub(crate) async fn poll_until_shutdown(
                 failed_polls = 0;
                 let got = jobs.len();
                 let polled_at = Instant::now();
+                let (claims_tx, mut claims) = mpsc::channel(got.max(1));
+                let mut spawned = 0;
                 for (job, permit) in jobs.into_iter().zip(permits.drain(..)) {
                     let id = job.job_id.clone();
                     if !in_hand
@@ -68,8 +70,10 @@ pub(crate) async fn poll_until_shutdown(
                         continue;
                     }
                     let (shared, in_hand) = (shared.clone(), in_hand.clone());
+                    let claim = job::Claim::new(claims_tx.clone());
+                    spawned += 1;
                     tasks.spawn(async move {
-                        job::handle(shared, job, polled_at).await;
+                        job::handle(shared, job, polled_at, claim).await;
                         in_hand
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
@@ -77,11 +81,32 @@ pub(crate) async fn poll_until_shutdown(
                         drop(permit);
                     });
                 }
-                // A full batch means more may be waiting: poll again at once.
-                if got >= asked {
-                    Duration::ZERO
+                drop(claims_tx);
+                let paced = with_jitter(config.poll_interval, config.poll_jitter);
+                if got < asked {
+                    paced
                 } else {
-                    with_jitter(config.poll_interval, config.poll_jitter)
+                    // A full batch means more may be waiting: poll again at once, unless none of the jobs
+                    // became ours (lost to other replicas, another action type, already in hand). Polling
+                    // at once then only meets the same jobs again: pace it like an empty poll.
+                    let deadline = tokio::time::Instant::now() + paced;
+                    let mut won = false;
+                    let mut heard = 0;
+                    while heard < spawned && !won {
+                        tokio::select! {
+                            claim = claims.recv() => match claim {
+                                Some(claim) => { heard += 1; won = claim; }
+                                None => break,
+                            },
+                            _ = tokio::time::sleep_until(deadline) => break,
+                            _ = shutdown.changed() => break,
+                        }
+                    }
+                    if won || *shutdown.borrow() {
+                        Duration::ZERO
+                    } else {
+                        deadline.saturating_duration_since(tokio::time::Instant::now())
+                    }
                 }
             }
             Err(e) => {

@@ -47,6 +47,16 @@ pub fn presets() -> Vec<Preset> {
     ]
 }
 
+/// A continuation token's content: the text before its signature (`;k=<key id>;s=<HMAC>`).
+pub fn content(token: &str) -> &str {
+    token.split(";k=").next().unwrap_or(token)
+}
+
+/// The content of a token in a JSON view (empty if there is none).
+pub fn content_of(token: &Value) -> String {
+    content(token.as_str().unwrap_or_default()).to_string()
+}
+
 /// Both fakes on one manual clock.
 pub struct World {
     pub sim: Sim,
