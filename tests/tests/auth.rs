@@ -1014,9 +1014,15 @@ async fn an_unknown_key_is_refused_before_the_body_is_read() {
             "AWS4-HMAC-SHA256 Credential=AKIDNOBODY/20260101/us-east-1/codepipeline/aws4_request, SignedHeaders=host;x-amz-date, Signature=00",
             "UnrecognizedClientException",
         ),
-        ("malformed", "Basic dXNlcjpwYXNz", "IncompleteSignatureException"),
+        (
+            "malformed",
+            "Basic dXNlcjpwYXNz",
+            "IncompleteSignatureException",
+        ),
     ] {
-        let stream = tokio::net::TcpStream::connect(cp.addr).await.expect("connect");
+        let stream = tokio::net::TcpStream::connect(cp.addr)
+            .await
+            .expect("connect");
         let (mut rd, mut wr) = stream.into_split();
         let head = format!(
             "POST / HTTP/1.1\r\nhost: {}\r\ncontent-type: application/x-amz-json-1.1\r\nx-amz-target: {TARGET}ListPipelines\r\nx-amz-date: {}\r\nauthorization: {authorization}\r\ncontent-length: {}\r\n\r\n",
