@@ -147,6 +147,15 @@ impl Core {
             .map(|t| t.timing.clone())
             .unwrap_or_default();
         let label = exec.label.clone();
+        // A property the type marks secret is a secret: the event log redacts it from now on, and the
+        // admin views mask it (only the job APIs hand it out, as AWS does).
+        if let Some(t) = world.action_types.get(&exec.action_type) {
+            for p in t.properties.iter().filter(|p| p.secret) {
+                if let Some(v) = exec.configuration.get(&p.name) {
+                    self.sim.events.add_secret(v);
+                }
+            }
+        }
         exec.started = now;
         exec.updated = now;
         let timer_label = format!("action timeout of {label}");

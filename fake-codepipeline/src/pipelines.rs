@@ -801,7 +801,8 @@ impl Core {
     pub fn execution_view(&self, label: &str) -> Option<Value> {
         let origin = self.sim.clock.origin();
         let stamp = move |t: SimTime| sim_core::format_offset(t.since(origin));
-        self.with_world(|w| {
+        // What workers wrote (a summary, a failure message) may repeat a secret: redact it here too.
+        let mut view = self.with_world(|w| {
             let e = w.executions.get(label)?;
             let jobs: Vec<Value> = e
                 .jobs
@@ -824,7 +825,7 @@ impl Core {
                 "pipelineExecutionId": e.pipeline_execution_id,
                 "stageName": e.stage,
                 "actionName": e.action,
-                "configuration": e.configuration,
+                "configuration": masked_configuration(w, e),
                 "status": e.status.as_str(),
                 "started": stamp(e.started),
                 "updated": stamp(e.updated),
@@ -837,7 +838,9 @@ impl Core {
                 "outputVariables": e.output_variables,
                 "jobs": jobs,
             }))
-        })
+        })?;
+        self.sim.events.redact_value(&mut view);
+        Some(view)
     }
 
     /// The status of an action execution (cheap: no view is built).
@@ -872,4 +875,34 @@ fn pipeline_not_found(name: &str) -> ApiError {
         "PipelineNotFoundException",
         format!("Account does not have a pipeline with name '{name}'"),
     )
+}
+
+/// What the admin views show of an execution's configuration: a property its type marks secret is
+/// `****`, whatever its length (the event log redacts it too).
+pub(crate) fn masked_configuration(
+    w: &crate::state::World,
+    e: &crate::state::ActionExecution,
+) -> std::collections::BTreeMap<String, String> {
+    let secret: Vec<&str> = w
+        .action_types
+        .get(&e.action_type)
+        .map(|t| {
+            t.properties
+                .iter()
+                .filter(|p| p.secret)
+                .map(|p| p.name.as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    e.configuration
+        .iter()
+        .map(|(k, v)| {
+            let shown = if secret.contains(&k.as_str()) {
+                "****".to_string()
+            } else {
+                v.clone()
+            };
+            (k.clone(), shown)
+        })
+        .collect()
 }

@@ -243,7 +243,16 @@ impl EventLog {
         redact_credentials(text);
     }
 
-    fn redact_value(&self, value: &mut serde_json::Value) {
+    /// `text` with every registered secret (and credential-looking text) redacted.
+    pub fn redact_text(&self, text: &str) -> String {
+        let mut t = text.to_string();
+        self.redact(&mut t);
+        t
+    }
+
+    /// Redacts every registered secret (and credential-looking text) from `value`'s strings: for any
+    /// document a fake shows outside the job APIs.
+    pub fn redact_value(&self, value: &mut serde_json::Value) {
         match value {
             serde_json::Value::String(s) => self.redact(s),
             serde_json::Value::Array(items) => items.iter_mut().for_each(|v| self.redact_value(v)),

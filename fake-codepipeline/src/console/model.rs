@@ -459,11 +459,18 @@ impl Reader<'_> {
             label: e.label.clone(),
             status: e.status.as_str().to_string(),
             percent_complete: e.percent_complete,
-            summary: e.summary.clone(),
+            // What workers wrote may repeat a secret.
+            summary: e
+                .summary
+                .as_deref()
+                .map(|s| self.core.sim.events.redact_text(s)),
             external_id: e.external_id.clone(),
             details_url: self.core.external_url(self.world, e),
             details_link_at: e.external_id_at.map(|t| self.stamp(t)),
-            error: e.error.clone(),
+            error: e
+                .error
+                .as_ref()
+                .map(|(code, message)| (code.clone(), self.core.sim.events.redact_text(message))),
             jobs: e
                 .jobs
                 .iter()

@@ -265,6 +265,11 @@ fn execution(e: &ExecutionView) -> Markup {
             }
             @if let Some(s) = &e.summary { div.summary { (s) } }
             @match (&e.details_url, &e.external_id) {
+                // Only a web address becomes a link: a worker's `javascript:` would run in this page.
+                (Some(url), _) if !is_web_url(url) => div.no-details {
+                    "Details " span.mono { (url) } " "
+                    span.muted { "(not an http or https address: shown, not linked)" }
+                },
                 (Some(url), id) => div {
                     a.details href=(url) { "Details: " (id.as_deref().unwrap_or_default()) } " "
                     span.muted { "since " (e.details_link_at.as_deref().unwrap_or("?")) }
@@ -407,4 +412,10 @@ fn timeline(model: &Model) -> Markup {
             (events_table(&model.timeline))
         }
     }
+}
+
+/// Whether `url` is an `http://` or `https://` address (the only ones the console links to).
+fn is_web_url(url: &str) -> bool {
+    let lower = url.trim_start().to_ascii_lowercase();
+    lower.starts_with("http://") || lower.starts_with("https://")
 }

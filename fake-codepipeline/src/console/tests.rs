@@ -437,3 +437,34 @@ fn a_scaled_clock_offers_pause_resume_and_speeds_and_a_paused_one_reports_no_gap
     assert_eq!(format_speed(0.5), "0.5");
     assert_eq!(format_speed(600.0), "600");
 }
+
+#[test]
+fn a_details_address_that_is_not_http_is_shown_not_linked() {
+    let core = core_with_type(
+        Sim::manual(),
+        Some("{ExternalExecutionId}"),
+        TimingOverrides::default(),
+    );
+    start(&core, "e-1", "short");
+    let job = take_job(&core, "AKID1");
+    let _req = core
+        .sim
+        .activity
+        .begin(Some("AKID1"), "PutJobSuccessResult");
+    core.put_success(
+        Some("AKID1"),
+        Owner::Custom,
+        &job,
+        None,
+        SuccessResult {
+            continuation_token: Some("t".into()),
+            external_id: Some("javascript:alert(document.domain)".into()),
+            percent_complete: Some(0),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let html = render_live(&Model::build(&core));
+    assert!(!html.contains("href=\"javascript:"), "{html}");
+    assert!(html.contains("not an http or https address"), "{html}");
+}
