@@ -55,7 +55,8 @@ struct Cli {
     #[arg(long, default_value_t = DEFAULT_FIRST_JOB_ID)]
     first_job_id: u64,
 
-    /// Base URL of the details links (default: from each request's Host header).
+    /// Base URL of the details links (default: `http://` and the address it listens on; never the
+    /// request's Host header, which a client chooses).
     #[arg(long, env = "APICA_PUBLIC_URL")]
     public_url: Option<String>,
 
@@ -115,13 +116,18 @@ async fn main() -> anyhow::Result<()> {
         );
     }
 
+    let listener = tokio::net::TcpListener::bind(cli.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cli.listen))?;
+    let addr = listener.local_addr()?;
+    let public_url = cli.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
     let sim = Sim::new(cli.clock);
     let config = ApicaConfig {
         tokens,
         presets,
         seed: cli.seed,
         first_job_id: cli.first_job_id,
-        public_url: cli.public_url,
+        public_url: Some(public_url),
         admin: cli.allowed_hosts.iter().fold(
             sim_core::AdminGuard::new()
                 .with_token(cli.admin_token.clone())
@@ -133,10 +139,6 @@ async fn main() -> anyhow::Result<()> {
     let apica = FakeApica::new(sim.clone(), config);
     let _driver = sim.clock.spawn_driver();
 
-    let listener = tokio::net::TcpListener::bind(cli.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", cli.listen))?;
-    let addr = listener.local_addr()?;
     let names: Vec<String> = apica.presets().iter().map(ToString::to_string).collect();
     tracing::info!(%addr, clock = %cli.clock, presets = %names.join(" "), "fake-apica listening on http://{addr}");
     apica

@@ -75,6 +75,22 @@ async fn the_binary_serves_presets_from_flags_and_a_file_on_a_manual_clock_and_s
         .await
         .unwrap();
     assert_eq!(created["jobId"], 500);
+    // The Details link is the server's own address, whatever Host a client sends.
+    let spoofed: Value = client
+        .get(format!("{base}/v1/loadtests/500"))
+        .bearer_auth("tok-a")
+        .header("host", "phishing.example")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        spoofed["detailsUrl"].as_str(),
+        Some(format!("{base}/jobs/500").as_str()),
+        "{spoofed}"
+    );
     let clock: Value = client
         .post(format!("{base}/_sim/clock"))
         .json(&json!({"by": "30m"}))

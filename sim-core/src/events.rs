@@ -261,7 +261,9 @@ impl EventLog {
         }
     }
 
-    /// Appends an event, stamped now; returns it as stored (redacted).
+    /// Appends an event, stamped now; returns it as stored (redacted, and its detail one line: a CR, LF
+    /// or other control character a client sent, in a runnable file or a failure reason, is escaped, so
+    /// it cannot forge a line of a human-format log or a timeline).
     pub fn record(&self, new: NewEvent) -> Event {
         let mut event = Event {
             seq: 0,
@@ -274,7 +276,7 @@ impl EventLog {
             replica: new.replica,
             rule: new.rule,
             severity: new.severity,
-            detail: new.detail,
+            detail: escape_controls(new.detail),
             data: new.data,
         };
         self.redact(&mut event.detail);
@@ -353,6 +355,25 @@ fn redact_credentials(text: &mut String) {
             from = start + REDACTED.len().min(text.len() - start);
         }
     }
+}
+
+/// `text` with control characters escaped (`\n`, `\r`, `\t`, `\u{..}`); unchanged (no copy) when it has
+/// none.
+fn escape_controls(text: String) -> String {
+    if !text.chars().any(char::is_control) {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&c.escape_unicode().to_string()),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -455,6 +476,20 @@ mod tests {
             log.wait_since(1, 10, Duration::from_millis(10))
                 .await
                 .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_detail_stays_one_line_whatever_a_client_sent() {
+        let log = EventLog::new(SimClock::manual(), 16);
+        let e = log.record(
+            NewEvent::new(Source::Apica, EventKind::TestCreated)
+                .detail("runnableFile `a.jmx\r\n2026-01-01T00:00:00Z  INFO forged line`\u{1b}[31m"),
+        );
+        assert!(!e.detail.contains('\n') && !e.detail.contains('\r') && !e.detail.contains('\u{1b}'));
+        assert_eq!(
+            e.detail,
+            "runnableFile `a.jmx\\r\\n2026-01-01T00:00:00Z  INFO forged line`\\u{1b}[31m"
         );
     }
 }
