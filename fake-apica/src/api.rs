@@ -129,10 +129,10 @@ async fn create(
     let _request = apica.sim().activity.begin(None, "apica.create_test");
     let result = async {
         apica.admit("create").await?;
-        authorize(&apica, &headers)?;
+        let token = authorize(&apica, &headers)?;
         let body = body::bytes(body, apica.shared.max_body_bytes)?;
         let request = CreateTest::from_json(&body)?;
-        apica.create_test(&request)
+        apica.create_test_as(&token, &request)
     }
     .await;
     match result {

@@ -7,7 +7,7 @@ use crate::error::ApiError;
 
 /// Checks `Authorization: Bearer TOKEN` against the backend's tokens: 401 without it, with another
 /// scheme, or with a token the backend does not know.
-pub(crate) fn authorize(apica: &FakeApica, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn authorize(apica: &FakeApica, headers: &HeaderMap) -> Result<String, ApiError> {
     let value = headers
         .get(header::AUTHORIZATION)
         .ok_or(ApiError::MissingToken)?;
@@ -22,5 +22,6 @@ pub(crate) fn authorize(apica: &FakeApica, headers: &HeaderMap) -> Result<(), Ap
     if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
         return Err(ApiError::MalformedAuthorization);
     }
-    apica.check_token(token)
+    apica.check_token(token)?;
+    Ok(token.to_string())
 }

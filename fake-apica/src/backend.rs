@@ -29,6 +29,7 @@ pub(crate) struct Shared {
     pub sim: Sim,
     pub public_url: Option<String>,
     pub max_body_bytes: usize,
+    pub max_tests_per_token: usize,
     pub admin: sim_core::AdminGuard,
     state: Mutex<State>,
 }
@@ -50,6 +51,8 @@ pub(crate) struct State {
     requests: BTreeMap<&'static str, u64>,
     next_job_id: u64,
     pub faults: Faults,
+    // Tests created per API token (the quota).
+    per_token: HashMap<String, usize>,
 }
 
 /// The answer to a create request.
@@ -106,6 +109,7 @@ impl FakeApica {
             requests: BTreeMap::new(),
             next_job_id: config.first_job_id,
             faults: Faults::new(config.seed),
+            per_token: HashMap::new(),
         };
         FakeApica {
             shared: Arc::new(Shared {
@@ -114,6 +118,7 @@ impl FakeApica {
                     .public_url
                     .map(|u| u.trim_end_matches('/').to_string()),
                 max_body_bytes: config.max_body_bytes,
+                max_tests_per_token: config.max_tests_per_token,
                 admin: config.admin,
                 state: Mutex::new(state),
             }),
@@ -211,6 +216,16 @@ impl FakeApica {
     /// Creates a test, or returns the one its idempotency key already created. Faults other than
     /// slow start are not applied here: they answer at the HTTP edge.
     pub fn create_test(&self, req: &CreateTest) -> Result<Created, ApiError> {
+        self.create_test_for(None, req)
+    }
+
+    /// [`FakeApica::create_test`] for a request authorized by `token`: a new test counts towards the
+    /// token's quota (`max_tests_per_token`); a replay does not.
+    pub fn create_test_as(&self, token: &str, req: &CreateTest) -> Result<Created, ApiError> {
+        self.create_test_for(Some(token), req)
+    }
+
+    fn create_test_for(&self, token: Option<&str>, req: &CreateTest) -> Result<Created, ApiError> {
         let now = self.now();
         let (created, event) = {
             let mut st = self.lock();
@@ -244,6 +259,14 @@ impl FakeApica {
                     },
                 });
             };
+            if let Some(token) = token {
+                let limit = self.shared.max_tests_per_token;
+                let made = st.per_token.entry(token.to_string()).or_default();
+                if *made >= limit {
+                    return Err(ApiError::TestQuota { limit });
+                }
+                *made += 1;
+            }
             let delay = st.faults.slow_start_delay(now);
             let job_id = st.next_job_id;
             st.next_job_id += 1;

@@ -8,6 +8,10 @@ pub const DEFAULT_FIRST_JOB_ID: u64 = 153_245;
 /// Request bodies above this are refused with 413.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// The default of [`ApicaConfig::max_tests_per_token`]: 10,000 tests (about 50 MB), two hundred times
+/// what the largest built-in scenario creates.
+pub const DEFAULT_MAX_TESTS_PER_TOKEN: usize = 10_000;
+
 /// How a [`crate::FakeApica`] starts.
 #[derive(Clone, Debug)]
 pub struct ApicaConfig {
@@ -25,6 +29,9 @@ pub struct ApicaConfig {
     pub max_body_bytes: usize,
     /// Who may use the admin API (`/_sim/`; see `sim_core::guard`).
     pub admin: sim_core::AdminGuard,
+    /// The most tests one API token may create through `POST /v1/loadtests` (then 429
+    /// `TestQuotaExceeded`): every test is kept for the Details page and the verdicts.
+    pub max_tests_per_token: usize,
 }
 
 impl Default for ApicaConfig {
@@ -37,6 +44,7 @@ impl Default for ApicaConfig {
             public_url: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             admin: sim_core::AdminGuard::new(),
+            max_tests_per_token: DEFAULT_MAX_TESTS_PER_TOKEN,
         }
     }
 }

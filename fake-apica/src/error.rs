@@ -105,6 +105,14 @@ pub enum ApiError {
     /// An injected random error.
     #[error("injected error (error_rate fault, status {0})")]
     Injected(u16),
+    /// The token has created as many tests as the backend keeps for one token.
+    #[error(
+        "this token has created {limit} tests, the most the fake backend keeps for one token (--max-tests-per-token)"
+    )]
+    TestQuota {
+        /// The most tests one token may create.
+        limit: usize,
+    },
 }
 
 impl ApiError {
@@ -126,7 +134,9 @@ impl ApiError {
             }
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Outage { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited { .. } | ApiError::TestQuota { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::Injected(status) => {
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
             }
@@ -152,6 +162,7 @@ impl ApiError {
             ApiError::Outage { .. } => "ServiceUnavailable",
             ApiError::RateLimited { .. } => "TooManyRequests",
             ApiError::Injected(_) => "InjectedError",
+            ApiError::TestQuota { .. } => "TestQuotaExceeded",
         }
     }
 

@@ -33,7 +33,9 @@ pub mod request;
 mod router;
 
 pub use backend::{Created, FakeApica, KeyCount, SOURCE, TestCounts};
-pub use config::{ApicaConfig, DEFAULT_FIRST_JOB_ID, DEFAULT_MAX_BODY_BYTES};
+pub use config::{
+    ApicaConfig, DEFAULT_FIRST_JOB_ID, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_TESTS_PER_TOKEN,
+};
 pub use details::escape;
 pub use error::ApiError;
 pub use fault::{Fault, FaultId, FaultKind, FaultSpec, FaultSpecError, LostTarget};

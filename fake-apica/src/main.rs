@@ -60,6 +60,10 @@ struct Cli {
     #[arg(long, env = "APICA_PUBLIC_URL")]
     public_url: Option<String>,
 
+    /// Tests one API token may create (then 429 TestQuotaExceeded); every test is kept in memory.
+    #[arg(long, default_value_t = fake_apica::DEFAULT_MAX_TESTS_PER_TOKEN)]
+    max_tests_per_token: usize,
+
     /// Require this token on the admin API (`/_sim/`): `Authorization: Bearer TOKEN` or
     /// `X-Sim-Admin-Token: TOKEN`. For a shared host; it also lifts the Host check.
     #[arg(long, env = "APICA_ADMIN_TOKEN")]
@@ -120,7 +124,10 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", cli.listen))?;
     let addr = listener.local_addr()?;
-    let public_url = cli.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+    let public_url = cli
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
     let sim = Sim::new(cli.clock);
     let config = ApicaConfig {
         tokens,
@@ -128,6 +135,7 @@ async fn main() -> anyhow::Result<()> {
         seed: cli.seed,
         first_job_id: cli.first_job_id,
         public_url: Some(public_url),
+        max_tests_per_token: cli.max_tests_per_token,
         admin: cli.allowed_hosts.iter().fold(
             sim_core::AdminGuard::new()
                 .with_token(cli.admin_token.clone())

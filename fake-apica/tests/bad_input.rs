@@ -327,3 +327,35 @@ async fn the_admin_api_refuses_what_a_web_page_can_send() {
     assert_eq!(mint("application/json", None).await.unwrap().status(), 201);
     assert_eq!(h.apica.token_count(), before + 1);
 }
+
+/// Test creation is bounded per token (every test is kept): past the quota, a clear 429; a replay of an
+/// existing test is not a new one and still answers.
+#[tokio::test]
+async fn a_token_past_its_test_quota_gets_a_429_that_says_so() {
+    let mut config = fake_apica::ApicaConfig::new(TOKEN, common::presets()).with_seed(7);
+    config.max_tests_per_token = 3;
+    let h = common::start_with(config).await;
+    let create = |key: &'static str| {
+        h.client
+            .post(h.url("/v1/loadtests"))
+            .bearer_auth(TOKEN)
+            .json(&json!({"preset": "soak", "runnableFile": "q.jmx", "idempotencyKey": key}))
+            .send()
+    };
+    for key in ["a", "b", "c"] {
+        assert_eq!(create(key).await.unwrap().status(), 201, "{key}");
+    }
+    assert_error(
+        create("d").await.unwrap(),
+        429,
+        "TestQuotaExceeded",
+        "--max-tests-per-token",
+    )
+    .await;
+    assert_eq!(
+        create("a").await.unwrap().status(),
+        201,
+        "a replay still answers"
+    );
+    assert_eq!(h.apica.tests().len(), 3);
+}

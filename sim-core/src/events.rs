@@ -482,11 +482,13 @@ mod tests {
     #[test]
     fn a_detail_stays_one_line_whatever_a_client_sent() {
         let log = EventLog::new(SimClock::manual(), 16);
-        let e = log.record(
-            NewEvent::new(Source::Apica, EventKind::TestCreated)
-                .detail("runnableFile `a.jmx\r\n2026-01-01T00:00:00Z  INFO forged line`\u{1b}[31m"),
+        let e = log
+            .record(NewEvent::new(Source::Apica, EventKind::TestCreated).detail(
+                "runnableFile `a.jmx\r\n2026-01-01T00:00:00Z  INFO forged line`\u{1b}[31m",
+            ));
+        assert!(
+            !e.detail.contains('\n') && !e.detail.contains('\r') && !e.detail.contains('\u{1b}')
         );
-        assert!(!e.detail.contains('\n') && !e.detail.contains('\r') && !e.detail.contains('\u{1b}'));
         assert_eq!(
             e.detail,
             "runnableFile `a.jmx\\r\\n2026-01-01T00:00:00Z  INFO forged line`\\u{1b}[31m"

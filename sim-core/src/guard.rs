@@ -15,7 +15,8 @@
 //! 4. an admin token is configured (`--admin-token`) and the request does not carry it, as
 //!    `Authorization: Bearer TOKEN` or `X-Sim-Admin-Token: TOKEN`: 401 `MissingAdminToken`.
 //!
-//! Errors have the admin API's JSON shape `{code, message}`.
+//! Errors have the admin API's JSON shape `{code, message}`; so does every other error a covered route
+//! answers, including the framework's own plain-text ones (a bad query string, a body over the limit).
 
 use std::sync::Arc;
 
@@ -172,16 +173,53 @@ impl AdminGuard {
             move |req: Request, next: Next| {
                 let guard = self.clone();
                 async move {
-                    if covers(req.method(), req.uri().path(), req.headers())
-                        && let Err(refused) = guard.check(req.method(), req.headers())
-                    {
+                    if !covers(req.method(), req.uri().path(), req.headers()) {
+                        return next.run(req).await;
+                    }
+                    if let Err(refused) = guard.check(req.method(), req.headers()) {
                         return axum::response::IntoResponse::into_response(refused);
                     }
-                    next.run(req).await
+                    as_json_error(next.run(req).await).await
                 }
             },
         ))
     }
+}
+
+/// An error response that is not JSON (an extractor's plain-text rejection) in the admin API's shape:
+/// `{code, message}`, the code from the status (`BadRequest`, `PayloadTooLarge`, ...).
+async fn as_json_error(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let text = match axum::body::to_bytes(response.into_body(), 64 * 1024).await {
+        Ok(b) => String::from_utf8_lossy(&b).trim().to_string(),
+        Err(_) => String::new(),
+    };
+    let code: String = status
+        .canonical_reason()
+        .unwrap_or("Error")
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut cs = w.chars();
+            cs.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + cs.as_str())
+                .unwrap_or_default()
+        })
+        .collect();
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        text
+    };
+    admin_error(status, &code, message)
 }
 
 /// Whether a request has (or may have) a body: a non-zero length, a chunked body, or a declared type.
