@@ -233,29 +233,11 @@ impl Verifier {
         self.skew
     }
 
-    /// Verifies the request; `now` is REAL wall-clock time (never simulated time).
     /// What can be checked before the body is read: one well-formed `Authorization` header, a credential
     /// scope for this service, and an access key that exists. A request that fails here is refused without
     /// reading its body, so unauthenticated clients cannot make the server hold large bodies.
     pub fn precheck(&self, headers: &HeaderMap, keys: &dyn KeyLookup) -> Result<(), AuthError> {
-        let mut authorizations = headers.get_all(http::header::AUTHORIZATION).iter();
-        let authorization = match (authorizations.next(), authorizations.next()) {
-            (None, _) => return Err(AuthError::MissingAuthorization),
-            (Some(_), Some(_)) => {
-                return Err(AuthError::MalformedAuthorization {
-                    reason: "the request has more than one Authorization header".into(),
-                });
-            }
-            (Some(value), None) => value,
-        };
-        let authorization =
-            authorization
-                .to_str()
-                .map_err(|_| AuthError::MalformedAuthorization {
-                    reason: "the value is not visible ASCII".into(),
-                })?;
-        let auth = parse_authorization(authorization)?;
-        let scope = parse_credential(auth.credential)?;
+        let (_, scope) = authorization_of(headers)?;
         if scope.service != self.service {
             return Err(AuthError::WrongService {
                 expected: self.service.clone(),
@@ -269,6 +251,7 @@ impl Verifier {
         Ok(())
     }
 
+    /// Verifies the request; `now` is REAL wall-clock time (never simulated time).
     pub fn verify(
         &self,
         method: &Method,
@@ -279,24 +262,7 @@ impl Verifier {
         now: SystemTime,
     ) -> Result<Caller, AuthError> {
         // 1. The Authorization header and its three parameters.
-        let mut authorizations = headers.get_all(http::header::AUTHORIZATION).iter();
-        let authorization = match (authorizations.next(), authorizations.next()) {
-            (None, _) => return Err(AuthError::MissingAuthorization),
-            (Some(_), Some(_)) => {
-                return Err(AuthError::MalformedAuthorization {
-                    reason: "the request has more than one Authorization header".into(),
-                });
-            }
-            (Some(value), None) => value,
-        };
-        let authorization =
-            authorization
-                .to_str()
-                .map_err(|_| AuthError::MalformedAuthorization {
-                    reason: "the value is not visible ASCII".into(),
-                })?;
-        let auth = parse_authorization(authorization)?;
-        let scope = parse_credential(auth.credential)?;
+        let (auth, scope) = authorization_of(headers)?;
 
         // 2. The signing time, and the scope's consistency with it and with this service.
         let date_value = headers
@@ -576,6 +542,30 @@ struct Scope<'a> {
     date: &'a str,
     region: &'a str,
     service: &'a str,
+}
+
+/// The one `Authorization` header of a request, parsed: its parameters and credential scope.
+fn authorization_of(
+    headers: &HeaderMap,
+) -> Result<(AuthorizationParams<'_>, Scope<'_>), AuthError> {
+    let mut authorizations = headers.get_all(http::header::AUTHORIZATION).iter();
+    let authorization = match (authorizations.next(), authorizations.next()) {
+        (None, _) => return Err(AuthError::MissingAuthorization),
+        (Some(_), Some(_)) => {
+            return Err(AuthError::MalformedAuthorization {
+                reason: "the request has more than one Authorization header".into(),
+            });
+        }
+        (Some(value), None) => value,
+    };
+    let authorization = authorization
+        .to_str()
+        .map_err(|_| AuthError::MalformedAuthorization {
+            reason: "the value is not visible ASCII".into(),
+        })?;
+    let auth = parse_authorization(authorization)?;
+    let scope = parse_credential(auth.credential)?;
+    Ok((auth, scope))
 }
 
 fn parse_credential(credential: &str) -> Result<Scope<'_>, AuthError> {
