@@ -786,12 +786,32 @@ impl Core {
     fn check_resultable(&self, job: &Job) -> Result<(), ApiError> {
         match job.status {
             JobStatus::InProgress => Ok(()),
-            JobStatus::TimedOut => Err(ApiError::invalid_job_state(format!(
-                "Job {} is TimedOut: its deadline passed at {}; a result is no longer accepted",
-                job.id,
-                job.deadline.map(|d| self.stamp(d)).unwrap_or_default()
-            ))
-            .rule(Rule::CpTimeout)),
+            JobStatus::TimedOut => {
+                // Ended before its own deadline: its action execution ran past the action timeout.
+                let ended = job
+                    .history
+                    .iter()
+                    .rev()
+                    .find(|(_, s)| *s == JobStatus::TimedOut)
+                    .map(|(t, _)| *t);
+                match (ended, job.deadline) {
+                    (Some(at), deadline) if deadline.is_none_or(|d| at < d) => {
+                        Err(ApiError::invalid_job_state(format!(
+                            "Job {} is TimedOut: its action execution {} exceeded the action timeout at {}; a result is no longer accepted",
+                            job.id,
+                            job.execution,
+                            self.stamp(at)
+                        ))
+                        .rule(Rule::CpActionTimeout))
+                    }
+                    _ => Err(ApiError::invalid_job_state(format!(
+                        "Job {} is TimedOut: its deadline passed at {}; a result is no longer accepted",
+                        job.id,
+                        job.deadline.map(|d| self.stamp(d)).unwrap_or_default()
+                    ))
+                    .rule(Rule::CpTimeout)),
+                }
+            }
             s if s.is_terminal() => Err(ApiError::invalid_job_state(format!(
                 "Job {} is already {s}; a job takes exactly one result",
                 job.id

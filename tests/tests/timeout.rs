@@ -139,3 +139,64 @@ async fn an_action_execution_fails_at_the_action_timeout_however_many_jobs_it_to
         "no single job timed out"
     );
 }
+
+/// A result put after the action execution ran past the action timeout is refused with a message that
+/// names the action timeout, not the job's own deadline (which had not passed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_put_after_the_action_timeout_is_told_so() {
+    let cp = TestCp::start().await;
+    cp.register(
+        CUSTOM,
+        json!({"actionTimeout": "3h", "continuationDelay": "1s"}),
+    );
+    let label = cp.start_execution(CUSTOM, "short");
+    let a = cp.client(KEY1);
+    let mut held = None;
+    for round in 0..6 {
+        let job = a
+            .poll_for_jobs()
+            .action_type_id(sdk_type(CUSTOM))
+            .send()
+            .await
+            .unwrap()
+            .jobs()
+            .first()
+            .cloned()
+            .expect("a job each round");
+        let id = job.id().unwrap().to_string();
+        a.acknowledge_job()
+            .job_id(&id)
+            .nonce(job.nonce().unwrap())
+            .send()
+            .await
+            .unwrap();
+        if round == 5 {
+            held = Some(id);
+            break;
+        }
+        cp.advance(Duration::from_secs(30 * 60 - 1));
+        a.put_job_success_result()
+            .job_id(&id)
+            .continuation_token("t")
+            .send()
+            .await
+            .unwrap();
+        cp.advance(Duration::from_secs(1));
+    }
+    // 2 h 30 m in, job 6 is held; the action times out at 3 h, half an hour before that job's deadline.
+    cp.advance(Duration::from_secs(31 * 60));
+    assert_eq!(cp.execution(&label)["status"], "Failed");
+    let err = a
+        .put_job_success_result()
+        .job_id(held.expect("job 6"))
+        .send()
+        .await
+        .expect_err("the action has ended");
+    assert_eq!(error_code(&err), "InvalidJobStateException");
+    let message = error_message(&err);
+    assert!(
+        message.contains("exceeded the action timeout at +03:00:00"),
+        "{message}"
+    );
+    assert!(!message.contains("deadline passed"), "{message}");
+}
