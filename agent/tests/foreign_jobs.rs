@@ -1,13 +1,13 @@
 //! A job of another action type than the one configured is another worker's: the agent leaves it
 //! unacknowledged and logs it once, however often CodePipeline offers it (a scripted CodePipeline: wiremock).
 
+mod mock_cp;
+
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use agent::actions::{ApicaAction, ApicaClient, ApicaClientConfig};
-use agent::runtime::JobApi;
-use agent::{Metrics, Runtime, RuntimeConfig, Shutdown};
+use agent::{RuntimeConfig, Shutdown};
 use serde_json::json;
 use wiremock::matchers::{header, method};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -76,23 +76,7 @@ async fn a_job_of_another_action_type_is_left_unacknowledged_and_logged_once() {
     let mut config = RuntimeConfig::new(id.clone());
     config.poll_interval = Duration::from_millis(20);
     config.poll_jitter = Duration::ZERO;
-    let metrics = Arc::new(Metrics::default());
-    let client = agent::aws::static_client(
-        &cp.uri(),
-        "AKIDTEST",
-        "secret",
-        "us-east-1",
-        metrics.clone(),
-    );
-    let api = JobApi::new(client, &id, None, None).unwrap();
-    let backend = ApicaClient::new(ApicaClientConfig::new("http://127.0.0.1:9")).unwrap();
-    let runtime = Runtime::new(
-        config,
-        api,
-        Arc::new(ApicaAction::new(backend, Some("t".into()))),
-        metrics.clone(),
-    )
-    .unwrap();
+    let (runtime, _metrics) = mock_cp::runtime(&cp.uri(), &id, config);
     let shutdown = Shutdown::new();
     let run = tokio::spawn(runtime.run(shutdown.clone()));
     // Offered again and again: wait for five polls.

@@ -2,13 +2,12 @@
 //! an acknowledgement refused with InvalidNonceException means another worker has the job, so the agent
 //! leaves it without a word and keeps polling.
 
-use std::sync::Arc;
+mod mock_cp;
+
 use std::time::Duration;
 
-use agent::actions::{ApicaAction, ApicaClient, ApicaClientConfig};
 use agent::metrics::Outcome;
-use agent::runtime::JobApi;
-use agent::{Metrics, Runtime, RuntimeConfig, Shutdown};
+use agent::{RuntimeConfig, Shutdown};
 use serde_json::json;
 use wiremock::matchers::{header, method};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
@@ -73,24 +72,8 @@ async fn an_invalid_nonce_means_another_worker_has_the_job() {
     let mut config = RuntimeConfig::new(id.clone());
     config.poll_interval = Duration::from_millis(20);
     config.poll_jitter = Duration::ZERO;
-    let metrics = Arc::new(Metrics::default());
-    let client = agent::aws::static_client(
-        &cp.uri(),
-        "AKIDTEST",
-        "secret",
-        "us-east-1",
-        metrics.clone(),
-    );
-    let api = JobApi::new(client, &id, None, None).unwrap();
     // The backend is never reached: nothing is started for a job the agent does not hold.
-    let backend = ApicaClient::new(ApicaClientConfig::new("http://127.0.0.1:9")).unwrap();
-    let runtime = Runtime::new(
-        config,
-        api,
-        Arc::new(ApicaAction::new(backend, Some("t".into()))),
-        metrics.clone(),
-    )
-    .unwrap();
+    let (runtime, metrics) = mock_cp::runtime(&cp.uri(), &id, config);
     let shutdown = Shutdown::new();
     let run = tokio::spawn(runtime.run(shutdown.clone()));
 

@@ -2,13 +2,12 @@
 //! empty poll, not followed by another at once (97 polls in 8 s at a 1 s interval before). A scripted
 //! CodePipeline: wiremock on 127.0.0.1.
 
-use std::sync::Arc;
+mod mock_cp;
+
 use std::time::Duration;
 
-use agent::actions::{ApicaAction, ApicaClient, ApicaClientConfig};
 use agent::metrics::Outcome;
-use agent::runtime::JobApi;
-use agent::{Metrics, Runtime, RuntimeConfig, Shutdown};
+use agent::{RuntimeConfig, Shutdown};
 use serde_json::json;
 use wiremock::matchers::{header, method};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -54,23 +53,7 @@ async fn a_full_batch_lost_to_other_replicas_is_paced_like_an_empty_poll() {
     config.poll_interval = Duration::from_millis(300);
     config.poll_jitter = Duration::ZERO;
     config.batch_size = 2;
-    let metrics = Arc::new(Metrics::default());
-    let client = agent::aws::static_client(
-        &cp.uri(),
-        "AKIDTEST",
-        "secret",
-        "us-east-1",
-        metrics.clone(),
-    );
-    let api = JobApi::new(client, &id, None, None).unwrap();
-    let backend = ApicaClient::new(ApicaClientConfig::new("http://127.0.0.1:9")).unwrap();
-    let runtime = Runtime::new(
-        config,
-        api,
-        Arc::new(ApicaAction::new(backend, Some("t".into()))),
-        metrics.clone(),
-    )
-    .unwrap();
+    let (runtime, metrics) = mock_cp::runtime(&cp.uri(), &id, config);
     let shutdown = Shutdown::new();
     let started = tokio::time::Instant::now();
     let run = tokio::spawn(runtime.run(shutdown.clone()));
