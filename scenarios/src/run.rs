@@ -61,16 +61,19 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome> {
     let mut world = World::start(scenario, seed, &opts.overrides).await?;
     // The runner keeps every event of the run: the shared log is a bounded ring for HTTP readers, and a
     // big scenario must not lose its early events before the verdicts read them.
-    let recorded: Arc<Mutex<Vec<Event>>> = Arc::new(Mutex::new(world.sim.events.all()));
+    // The listener comes first, then the events so far: an event recorded in between is in both, and
+    // the copy is put in `seq` order without duplicates at the end.
+    let recorded: Arc<Mutex<Vec<Event>>> = Arc::new(Mutex::new(Vec::new()));
     {
         let recorded = recorded.clone();
         world.sim.events.add_listener(move |e| {
-            let mut all = recorded.lock().unwrap_or_else(|p| p.into_inner());
-            if all.last().is_none_or(|last| last.seq < e.seq) {
-                all.push(e.clone());
-            }
+            recorded
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(e.clone());
         });
     }
+    let earlier = world.sim.events.all();
     let log = open_log(&out_dir.join("agent.log")).context("open agent.log")?;
     let clients_file = crate::driver::clients_file(&out_dir);
     std::fs::write(
@@ -109,7 +112,10 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome> {
     let agent_failure = driver.agent_failure().map(str::to_string);
     drop(driver);
     world.stop();
-    let events = std::mem::take(&mut *recorded.lock().unwrap_or_else(|p| p.into_inner()));
+    let mut events = earlier;
+    events.append(&mut recorded.lock().unwrap_or_else(|p| p.into_inner()));
+    events.sort_by_key(|e| e.seq);
+    events.dedup_by_key(|e| e.seq);
     Ok(RunOutcome {
         events,
         real: started.elapsed(),

@@ -3,7 +3,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -180,7 +180,25 @@ pub struct EventLog {
     ring: Mutex<Ring>,
     secrets: RwLock<HashSet<String>>,
     listeners: RwLock<Vec<Listener>>,
+    /// Held while listeners run: they see events one at a time, in `seq` order, even when two threads
+    /// record at once.
+    delivered: Mutex<u64>,
+    turn: Condvar,
     appended: Notify,
+}
+
+/// A recording's turn to call the listeners; dropping it hands the turn to the next event.
+struct Turn<'a> {
+    delivered: MutexGuard<'a, u64>,
+    seq: u64,
+    turn: &'a Condvar,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        *self.delivered = self.seq;
+        self.turn.notify_all();
+    }
 }
 
 /// Secrets shorter than this are not redacted: replacing every "a" would destroy the log.
@@ -200,6 +218,8 @@ impl EventLog {
             }),
             secrets: RwLock::new(HashSet::new()),
             listeners: RwLock::new(Vec::new()),
+            delivered: Mutex::new(0),
+            turn: Condvar::new(),
             appended: Notify::new(),
         })
     }
@@ -226,6 +246,8 @@ impl EventLog {
 
     /// Registers a listener called synchronously, in order, for every appended event, before the
     /// recording request continues: the runner uses it to act exactly between two actions of an agent.
+    /// Listeners see events one at a time and in `seq` order, even when two threads record at once; so a
+    /// listener must not record an event itself (it would wait for its own turn).
     pub fn add_listener(&self, listener: impl Fn(&Event) + Send + Sync + 'static) {
         self.listeners
             .write()
@@ -292,6 +314,17 @@ impl EventLog {
         }
         let level = event.severity;
         tracing::debug!(target: "sim_core::events", seq = event.seq, name = %event.name(), ?level, detail = %event.detail);
+        // Listeners run for one event at a time, in `seq` order: each recording waits for its turn.
+        let mut delivered = self.delivered.lock().unwrap_or_else(|e| e.into_inner());
+        while *delivered + 1 < event.seq {
+            delivered = self.turn.wait(delivered).unwrap_or_else(|e| e.into_inner());
+        }
+        // The turn passes on even if a listener panics.
+        let _turn = Turn {
+            delivered,
+            seq: event.seq,
+            turn: &self.turn,
+        };
         let listeners: Vec<Listener> = self
             .listeners
             .read()
@@ -300,6 +333,7 @@ impl EventLog {
         for l in listeners {
             l(&event);
         }
+        drop(_turn);
         self.appended.notify_waiters();
         event
     }
@@ -457,6 +491,52 @@ mod tests {
             *seen.lock().unwrap(),
             vec!["apica.test_created".to_string()]
         );
+    }
+
+    #[test]
+    fn listeners_see_events_in_seq_order_when_threads_record_at_once() {
+        // The runner keeps its copy of the log with a listener, and event-triggered steps count events:
+        // an event delivered out of order was dropped from the copy, or counted before an earlier one.
+        let log = log(100_000);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        log.add_listener(move |e| s.lock().unwrap().push(e.seq));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..2_000 {
+                        log.record(NewEvent::new(Source::Cp, EventKind::JobCreated));
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 8_000);
+        let expected: Vec<u64> = (1..=8_000).collect();
+        assert!(*seen == expected, "listeners saw events out of seq order");
+    }
+
+    #[test]
+    fn a_panicking_listener_does_not_stop_later_events() {
+        let log = log(10);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        log.add_listener(move |e| {
+            s.lock().unwrap().push(e.seq);
+            assert!(e.seq != 1, "a listener that panics on the first event");
+        });
+        let l2 = log.clone();
+        let first = std::thread::spawn(move || {
+            l2.record(NewEvent::new(Source::Cp, EventKind::JobCreated));
+        })
+        .join();
+        assert!(first.is_err());
+        log.record(NewEvent::new(Source::Cp, EventKind::JobCreated));
+        assert_eq!(*seen.lock().unwrap(), vec![1, 2]);
     }
 
     #[tokio::test]
