@@ -74,6 +74,59 @@ struct Args {
     /// List the scenarios and exit.
     #[arg(long)]
     list: bool,
+
+    /// Run N generated scenarios instead (seeds S, S+1, ... from --seed, random when not given), judged
+    /// by the invariants every correct agent keeps; each failure is shrunk and written to
+    /// OUT/explore/SEED.toml with the command that replays it (`docs/design.md`, "Exploration").
+    #[arg(long, value_name = "N", conflicts_with_all = ["scenarios", "scenarios_dir"])]
+    explore: Option<usize>,
+
+    /// With --explore: the tier to generate, `apica` or `protocol` [default: protocol with
+    /// --action-type, else apica].
+    #[arg(long, requires = "explore", value_parser = parse_tier)]
+    tier: Option<Tier>,
+
+    /// With --explore: stop starting scenarios once this many have failed.
+    #[arg(long, requires = "explore", value_name = "K")]
+    max_failures: Option<usize>,
+
+    /// With --explore: the most runs spent shrinking each failure (0: write it as generated).
+    #[arg(long, requires = "explore", default_value_t = 40, value_name = "RUNS")]
+    shrink_runs: usize,
+
+    /// Run only part I of N of the scenarios (or of the generated seeds), e.g. `--shard 2/4`, so that N CI
+    /// runners share one run; `conformance merge-reports` joins their JSON reports.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<crate::explore::Shard>,
+}
+
+fn parse_tier(s: &str) -> std::result::Result<Tier, String> {
+    match s {
+        "apica" => Ok(Tier::Apica),
+        "protocol" => Ok(Tier::Protocol),
+        other => Err(format!("`{other}` is not a tier: `apica` or `protocol`")),
+    }
+}
+
+/// `conformance merge-reports`: joins the JSON reports of several runs (the shards of one run).
+#[derive(Parser, Debug)]
+#[command(name = "conformance merge-reports", version)]
+struct MergeArgs {
+    /// The `--json` reports to join.
+    #[arg(required = true)]
+    reports: Vec<PathBuf>,
+
+    /// Write the joined reports as one JSON document here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+
+    /// Write JUnit XML of the joined reports here.
+    #[arg(long)]
+    junit: Option<PathBuf>,
+
+    /// Exit 0 when scenarios are inconclusive; failures still exit 1.
+    #[arg(long)]
+    allow_inconclusive: bool,
 }
 
 /// The directory relative paths are meant from: the caller's, which `cargo xtask` passes on (it runs this
@@ -116,6 +169,8 @@ fn glob(pattern: &str) -> Result<globset::GlobMatcher> {
 struct Chosen {
     scenario: Scenario,
     replay_args: Vec<String>,
+    /// A generated scenario: what it was generated from (and is shrunk from).
+    generated: Option<crate::explore::Generated>,
 }
 
 fn load_scenarios(args: &Args) -> Result<Vec<Chosen>> {
@@ -187,6 +242,7 @@ fn load_scenarios(args: &Args) -> Result<Vec<Chosen>> {
             out.push(Chosen {
                 scenario,
                 replay_args,
+                generated: None,
             });
         }
     }
@@ -215,7 +271,14 @@ fn invoked_as() -> String {
 /// with `$VAR` in it is not expanded by the paste).
 fn replay_line(args: &Args, chosen: &Chosen, seed: u64) -> String {
     let mut words: Vec<String> = chosen.replay_args.clone();
-    words.extend(["--seed".into(), seed.to_string()]);
+    if chosen.generated.is_none() {
+        words.extend(["--seed".into(), seed.to_string()]);
+    }
+    agent_words(args, words)
+}
+
+/// `words` after the runner's name, with the agent's flags of this run.
+fn agent_words(args: &Args, mut words: Vec<String>) -> String {
     if let Some(c) = &args.agent_cmd {
         words.extend(["--agent-cmd".into(), c.clone()]);
     }
@@ -241,6 +304,9 @@ fn replay_line(args: &Args, chosen: &Chosen, seed: u64) -> String {
 
 /// The `conformance` binary: parses the command line, runs, prints, exits.
 pub fn main() -> std::process::ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("merge-reports") {
+        return crate::main_with(merge_reports());
+    }
     crate::main_with(run())
 }
 
@@ -252,7 +318,20 @@ async fn run() -> Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let mut chosen = load_scenarios(&args)?;
+    let mut chosen = match args.explore {
+        Some(n) => generate(&args, n)?,
+        None => {
+            let mut all = load_scenarios(&args)?;
+            if let Some(shard) = args.shard {
+                let mut i = 0;
+                all.retain(|_| {
+                    i += 1;
+                    shard.includes(i - 1)
+                });
+            }
+            all
+        }
+    };
     let mut config = BTreeMap::new();
     for kv in &args.config {
         let (k, v) = kv
@@ -260,7 +339,7 @@ async fn run() -> Result<()> {
             .with_context(|| format!("--config `{kv}` must be K=V"))?;
         config.insert(k.to_string(), v.to_string());
     }
-    if args.action_type.is_some() {
+    if args.action_type.is_some() && args.explore.is_none() {
         chosen.retain(|c| c.scenario.tier == Tier::Protocol);
     }
     if args.list {
@@ -308,16 +387,28 @@ async fn run() -> Result<()> {
         indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} scenarios  {elapsed}  {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
+    let failures = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let max_failures = args.max_failures.unwrap_or(usize::MAX);
     let mut tasks = Vec::new();
+    let mut generated = Vec::new();
     for c in chosen {
         let (gate, opts, progress) = (gate.clone(), opts.clone(), progress.clone());
+        let failures = failures.clone();
         let seed = args.seed.unwrap_or(c.scenario.seed);
         let replay = replay_line(&args, &c, seed);
+        generated.push(c.generated);
         let scenario = c.scenario;
         tasks.push(tokio::spawn(async move {
             let _permit = gate.acquire_owned().await;
+            if failures.load(std::sync::atomic::Ordering::SeqCst) >= max_failures {
+                progress.inc(1);
+                return None;
+            }
             progress.set_message(scenario.name.clone());
             let report = crate::run_and_judge(&scenario, &opts, replay).await;
+            if report.result == ScenarioResult::Fail {
+                failures.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
             let mut lines = vec![format!(
                 "{:<4} {:<28} {:>7.2}s  {}",
                 report.result.word(),
@@ -341,6 +432,9 @@ async fn run() -> Result<()> {
                 }
             }
             if report.result != ScenarioResult::Pass {
+                if let Some(seed) = scenario.name.strip_prefix("explore-") {
+                    lines.push(format!("     generated from seed {seed}: {}", scenario.summary));
+                }
                 lines.push(format!("     replay: {}", report.replay));
                 if report.agent_died() {
                     lines.push(format!("     agent.log: {}/agent.log", report.dir));
@@ -350,14 +444,40 @@ async fn run() -> Result<()> {
             }
             progress.suspend(|| eprintln!("{}", lines.join("\n")));
             progress.inc(1);
-            report
+            Some(report)
         }));
     }
     let mut reports: Vec<ScenarioReport> = Vec::new();
-    for t in tasks {
-        reports.push(t.await.context("a scenario task panicked")?);
+    let mut failed_generated = Vec::new();
+    for (t, g) in tasks.into_iter().zip(generated) {
+        if let Some(r) = t.await.context("a scenario task panicked")? {
+            if r.result == ScenarioResult::Fail
+                && let Some(g) = g
+                && let Some(key) = failure_keys(&r).into_iter().next()
+            {
+                failed_generated.push((g, key));
+            }
+            reports.push(r);
+        }
     }
     progress.finish_and_clear();
+    if reports.len() < total {
+        eprintln!(
+            "stopped after {max_failures} failure(s) (--max-failures): {} of {total} scenario(s) ran",
+            reports.len()
+        );
+    }
+    for (g, key) in &failed_generated {
+        eprintln!(
+            "shrinking {} while {key} fails (at most {} run(s))",
+            g.name(),
+            args.shrink_runs
+        );
+        match shrink(&args, &opts, g, key).await {
+            Ok(lines) => eprintln!("{}", lines.join("\n")),
+            Err(e) => eprintln!("     cannot shrink {}: {e:#}", g.name()),
+        }
+    }
     println!("{}", report::summary_table(&reports));
     if let Some(path) = &args.json {
         let path = resolve(path);
@@ -369,17 +489,186 @@ async fn run() -> Result<()> {
         std::fs::write(&path, report::junit(&reports)?)
             .with_context(|| format!("write {}", path.display()))?;
     }
+    exit_for(&reports, args.allow_inconclusive);
+    Ok(())
+}
+
+/// Joins the JSON reports of several runs, prints the summary table, writes the joined JSON and JUnit.
+async fn merge_reports() -> Result<()> {
+    let args = MergeArgs::parse_from(std::env::args().skip(1));
+    let mut reports: Vec<ScenarioReport> = Vec::new();
+    for path in &args.reports {
+        let path = resolve(path);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("read report {}", path.display()))?;
+        let part: Vec<ScenarioReport> = serde_json::from_str(&text).with_context(|| {
+            format!(
+                "{} is not a `conformance --json` report (a JSON array of scenario reports)",
+                path.display()
+            )
+        })?;
+        reports.extend(part);
+    }
+    println!("{}", report::summary_table(&reports));
+    if let Some(path) = &args.json {
+        let path = resolve(path);
+        std::fs::write(&path, serde_json::to_string_pretty(&reports)?)
+            .with_context(|| format!("write {}", path.display()))?;
+    }
+    if let Some(path) = &args.junit {
+        let path = resolve(path);
+        std::fs::write(&path, report::junit(&reports)?)
+            .with_context(|| format!("write {}", path.display()))?;
+    }
+    exit_for(&reports, args.allow_inconclusive);
+    Ok(())
+}
+
+/// Exits 1 if a scenario failed, or was inconclusive without `allow_inconclusive`.
+fn exit_for(reports: &[ScenarioReport], allow_inconclusive: bool) {
     let failed = reports.iter().any(|r| r.result == ScenarioResult::Fail);
     let inconclusive = reports
         .iter()
         .any(|r| r.result == ScenarioResult::Inconclusive);
-    if inconclusive && !args.allow_inconclusive {
+    if inconclusive && !allow_inconclusive {
         eprintln!(
             "inconclusive scenarios did not test their premise (see above); --allow-inconclusive accepts them"
         );
     }
-    if failed || (inconclusive && !args.allow_inconclusive) {
+    if failed || (inconclusive && !allow_inconclusive) {
         std::process::exit(1);
     }
-    Ok(())
+}
+
+/// The generated scenarios of `--explore N`: seeds S..S+N (this shard's), with S printed.
+fn generate(args: &Args, n: usize) -> Result<Vec<Chosen>> {
+    let start = args.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64 % 1_000_000_000)
+    });
+    let tier = args.tier.unwrap_or(if args.action_type.is_some() {
+        Tier::Protocol
+    } else {
+        Tier::Apica
+    });
+    eprintln!(
+        "exploring {n} generated {} scenario(s), seeds {start}..{} (this exploration again: --explore {n} --seed {start})",
+        format!("{tier:?}").to_lowercase(),
+        start.saturating_add(n as u64).saturating_sub(1)
+    );
+    let mut out = Vec::new();
+    for i in 0..n {
+        if args.shard.is_some_and(|s| !s.includes(i)) {
+            continue;
+        }
+        let seed = start.wrapping_add(i as u64);
+        let g = crate::explore::Generated::generate(seed, tier);
+        let scenario = g.scenario(Path::new(&format!("{}.toml", g.name())))?;
+        let mut replay_args = vec![
+            "--explore".into(),
+            "1".into(),
+            "--seed".into(),
+            seed.to_string(),
+        ];
+        if args.tier.is_some() {
+            replay_args.extend(["--tier".into(), format!("{tier:?}").to_lowercase()]);
+        }
+        out.push(Chosen {
+            scenario,
+            replay_args,
+            generated: Some(g),
+        });
+    }
+    Ok(out)
+}
+
+/// What a failure is about, for shrinking: its rule ids, then the invariants it broke.
+pub fn failure_keys(r: &ScenarioReport) -> Vec<String> {
+    let mut keys: Vec<String> = Vec::new();
+    for v in &r.verdict.violations {
+        let id = v.rule.id().to_string();
+        if !keys.contains(&id) {
+            keys.push(id);
+        }
+    }
+    for c in r.verdict.checks.iter().filter(|c| !c.passed) {
+        let key = if c.expected.ends_with("ends exactly once") {
+            "ends-exactly-once"
+        } else if c.expected.contains(": one of ") {
+            "outcome"
+        } else if c.expected == "the run completes" || c.expected == "the scenario runs" {
+            "harness"
+        } else if c.expected.starts_with("the agent keeps running") {
+            "agent-died"
+        } else {
+            continue;
+        };
+        if !keys.iter().any(|k| k == key) {
+            keys.push(key.into());
+        }
+    }
+    keys
+}
+
+/// Shrinks a failing generated scenario while `key` keeps failing; writes the smallest to
+/// OUT/explore/SEED.toml, runs it once more where the report's files go, and returns its lines.
+async fn shrink(
+    args: &Args,
+    opts: &RunOptions,
+    generated: &crate::explore::Generated,
+    key: &str,
+) -> Result<Vec<String>> {
+    let mut best = generated.clone();
+    let mut runs = 0;
+    let scratch = RunOptions {
+        out_root: opts.out_root.join("explore").join("shrinking"),
+        ..opts.clone()
+    };
+    'smaller: while runs < args.shrink_runs {
+        for candidate in best.shrink_candidates() {
+            if runs >= args.shrink_runs {
+                break 'smaller;
+            }
+            runs += 1;
+            let scenario = candidate.scenario(Path::new("shrinking.toml"))?;
+            let report = crate::run_and_judge(&scenario, &scratch, String::new()).await;
+            if failure_keys(&report).iter().any(|k| k == key) {
+                best = candidate;
+                continue 'smaller;
+            }
+        }
+        break;
+    }
+    let file = crate::explore::failure_file(&opts.out_root, best.seed);
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    }
+    let abs = std::path::absolute(&file).unwrap_or_else(|_| file.clone());
+    let replay = agent_words(
+        args,
+        vec!["--scenario".into(), abs.display().to_string()],
+    );
+    let text = format!(
+        "# {key} fails here: shrunk in {runs} run(s) from `--explore 1 --seed {}`.\n# Replay: {replay}\n{}",
+        best.seed,
+        best.render()
+    );
+    std::fs::write(&file, text).with_context(|| format!("write {}", file.display()))?;
+    let scenario = Scenario::load(&file)?;
+    let again = crate::run_and_judge(&scenario, opts, replay.clone()).await;
+    let mut lines = vec![format!(
+        "     shrunk ({runs} run(s)): {}{}",
+        abs.display(),
+        if failure_keys(&again).iter().any(|k| k == key) {
+            String::new()
+        } else {
+            format!(" (its last run did not fail with {key}: the failure depends on timing)")
+        }
+    )];
+    lines.push(format!("     replay: {replay}"));
+    if !again.dir.is_empty() {
+        lines.push(format!("     timeline: {}/timeline.txt", again.dir));
+    }
+    Ok(lines)
 }

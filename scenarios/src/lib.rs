@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod driver;
 pub mod env;
+pub mod explore;
 pub mod replica;
 pub mod report;
 pub mod run;

@@ -4,14 +4,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::run::RunOutcome;
 use crate::scenario::{Scenario, Tier};
 use crate::verdict::Verdict;
 
 /// A scenario's result word.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ScenarioResult {
     /// Every expectation held, and the run tested the scenario's premise.
@@ -35,7 +35,7 @@ impl ScenarioResult {
 }
 
 /// One scenario's result, as written to `report.json`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ScenarioReport {
     /// The scenario's name.
     pub name: String,

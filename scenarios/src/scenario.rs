@@ -507,6 +507,11 @@ pub struct Expect {
     /// The Details link of every execution must appear within this simulated time of its start.
     #[serde(default)]
     pub details_link_within: Option<SimDuration>,
+    /// Judge the run by the invariants every correct agent keeps (`docs/design.md`, "Exploration"), as
+    /// generated scenarios are: no violation at all, except a job timeout of a job whose replica a `crash`
+    /// step killed; each execution ends exactly once; each ends with one of its `outcome_in`.
+    #[serde(default)]
+    pub invariants: bool,
     /// Per-execution expectations, keyed by label (`"e-1" = { outcome = "Succeeded" }`), or `"*"` for all.
     #[serde(flatten)]
     pub executions: BTreeMap<String, ExecutionExpect>,
@@ -532,6 +537,81 @@ pub struct ExecutionExpect {
     /// How many load tests the execution may start (counted by its RunnableFile).
     #[serde(default)]
     pub load_tests_started: Option<usize>,
+    /// The ends it may reach, any of them: `Succeeded`, `Failed` (any failure type) or
+    /// `Failed:TYPE` (`Failed:SystemUnavailable`).
+    #[serde(default)]
+    pub outcome_in: Vec<AllowedOutcome>,
+}
+
+/// One end an execution may reach (`outcome_in`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AllowedOutcome {
+    /// `Succeeded`.
+    Succeeded,
+    /// `Failed` (any type) or `Failed:TYPE`.
+    Failed(Option<String>),
+}
+
+/// The failure types CodePipeline knows (`FailureType` in the service model).
+pub const FAILURE_TYPES: [&str; 6] = [
+    "JobFailed",
+    "ConfigurationError",
+    "PermissionError",
+    "RevisionOutOfSync",
+    "RevisionUnavailable",
+    "SystemUnavailable",
+];
+
+impl AllowedOutcome {
+    /// Whether an execution that ended with `status` (and `failure_type`) reached this end.
+    pub fn matches(&self, status: &str, failure_type: Option<&str>) -> bool {
+        match self {
+            AllowedOutcome::Succeeded => status == "Succeeded",
+            AllowedOutcome::Failed(None) => status == "Failed",
+            AllowedOutcome::Failed(Some(t)) => status == "Failed" && failure_type == Some(t),
+        }
+    }
+}
+
+impl std::fmt::Display for AllowedOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AllowedOutcome::Succeeded => f.write_str("Succeeded"),
+            AllowedOutcome::Failed(None) => f.write_str("Failed"),
+            AllowedOutcome::Failed(Some(t)) => write!(f, "Failed:{t}"),
+        }
+    }
+}
+
+impl FromStr for AllowedOutcome {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        // `JobTimedOut` is what CodePipeline writes when a job's deadline passed.
+        match s.split_once(':') {
+            None if s == "Succeeded" => Ok(AllowedOutcome::Succeeded),
+            None if s == "Failed" => Ok(AllowedOutcome::Failed(None)),
+            Some(("Failed", t)) if FAILURE_TYPES.contains(&t) || t == "JobTimedOut" => {
+                Ok(AllowedOutcome::Failed(Some(t.to_string())))
+            }
+            _ => Err(format!(
+                "`{s}` is not an outcome: write `Succeeded`, `Failed` or `Failed:TYPE` with TYPE one of {}, JobTimedOut",
+                FAILURE_TYPES.join(", ")
+            )),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for AllowedOutcome {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        from_text(d)
+    }
+}
+
+impl serde::Serialize for AllowedOutcome {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// The end an execution must reach.
