@@ -433,7 +433,10 @@ async fn run() -> Result<()> {
             }
             if report.result != ScenarioResult::Pass {
                 if let Some(seed) = scenario.name.strip_prefix("explore-") {
-                    lines.push(format!("     generated from seed {seed}: {}", scenario.summary));
+                    lines.push(format!(
+                        "     generated from seed {seed}: {}",
+                        scenario.summary
+                    ));
                 }
                 lines.push(format!("     replay: {}", report.replay));
                 if report.agent_died() {
@@ -467,6 +470,8 @@ async fn run() -> Result<()> {
             reports.len()
         );
     }
+    // With --max-failures K, the first K failures (in seed order) are shrunk.
+    failed_generated.truncate(max_failures);
     for (g, key) in &failed_generated {
         eprintln!(
             "shrinking {} while {key} fails (at most {} run(s))",
@@ -583,11 +588,22 @@ fn generate(args: &Args, n: usize) -> Result<Vec<Chosen>> {
     Ok(out)
 }
 
-/// What a failure is about, for shrinking: its rule ids, then the invariants it broke.
+/// What a failure is about, for shrinking: its rule ids (timeouts last: they are more often a
+/// consequence than a cause), then the invariants it broke.
 pub fn failure_keys(r: &ScenarioReport) -> Vec<String> {
     let mut keys: Vec<String> = Vec::new();
-    for v in &r.verdict.violations {
-        let id = v.rule.id().to_string();
+    let consequence = |rule: sim_core::Rule| {
+        matches!(
+            rule,
+            sim_core::Rule::CpTimeout
+                | sim_core::Rule::CpActionTimeout
+                | sim_core::Rule::AgNoTimeout
+        )
+    };
+    let mut rules: Vec<sim_core::Rule> = r.verdict.violations.iter().map(|v| v.rule).collect();
+    rules.sort_by_key(|r| consequence(*r));
+    for rule in rules {
+        let id = rule.id().to_string();
         if !keys.contains(&id) {
             keys.push(id);
         }
@@ -621,20 +637,41 @@ async fn shrink(
 ) -> Result<Vec<String>> {
     let mut best = generated.clone();
     let mut runs = 0;
-    let scratch = RunOptions {
-        out_root: opts.out_root.join("explore").join("shrinking"),
-        ..opts.clone()
-    };
+    // Candidates run `--jobs` at a time, each in its own directory; the first (in order) that still
+    // fails is kept, so the result does not depend on which finished first.
+    let width = args.jobs.max(1);
     'smaller: while runs < args.shrink_runs {
-        for candidate in best.shrink_candidates() {
-            if runs >= args.shrink_runs {
+        let candidates = best.shrink_candidates();
+        for chunk in candidates.chunks(width) {
+            let chunk = &chunk[..chunk.len().min(args.shrink_runs - runs)];
+            if chunk.is_empty() {
                 break 'smaller;
             }
-            runs += 1;
-            let scenario = candidate.scenario(Path::new("shrinking.toml"))?;
-            let report = crate::run_and_judge(&scenario, &scratch, String::new()).await;
-            if failure_keys(&report).iter().any(|k| k == key) {
-                best = candidate;
+            runs += chunk.len();
+            let mut running = Vec::new();
+            for (slot, candidate) in chunk.iter().enumerate() {
+                let scenario = candidate.scenario(Path::new("shrinking.toml"))?;
+                let scratch = RunOptions {
+                    out_root: opts
+                        .out_root
+                        .join("explore")
+                        .join("shrinking")
+                        .join(slot.to_string()),
+                    ..opts.clone()
+                };
+                running.push(tokio::spawn(async move {
+                    crate::run_and_judge(&scenario, &scratch, String::new()).await
+                }));
+            }
+            let mut kept = None;
+            for (candidate, task) in chunk.iter().zip(running) {
+                let report = task.await.context("a shrinking run panicked")?;
+                if kept.is_none() && failure_keys(&report).iter().any(|k| k == key) {
+                    kept = Some(candidate.clone());
+                }
+            }
+            if let Some(c) = kept {
+                best = c;
                 continue 'smaller;
             }
         }
@@ -645,10 +682,7 @@ async fn shrink(
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     }
     let abs = std::path::absolute(&file).unwrap_or_else(|_| file.clone());
-    let replay = agent_words(
-        args,
-        vec!["--scenario".into(), abs.display().to_string()],
-    );
+    let replay = agent_words(args, vec!["--scenario".into(), abs.display().to_string()]);
     let text = format!(
         "# {key} fails here: shrunk in {runs} run(s) from `--explore 1 --seed {}`.\n# Replay: {replay}\n{}",
         best.seed,

@@ -626,11 +626,7 @@ impl Generated {
         }
         t.push_str("[expect]\ninvariants = true\n");
         for e in &self.executions {
-            let allowed: Vec<String> = self
-                .allowed(e)
-                .iter()
-                .map(|a| format!("\"{a}\""))
-                .collect();
+            let allowed: Vec<String> = self.allowed(e).iter().map(|a| format!("\"{a}\"")).collect();
             let _ = writeln!(
                 t,
                 "\"{}\" = {{ outcome_in = [{}] }}",
@@ -806,7 +802,10 @@ mod tests {
             .map(|s| Generated::generate(s, Tier::Apica))
             .collect();
         let any = |f: &dyn Fn(&Generated) -> bool| all.iter().any(f);
-        assert!(any(&|g| g.executions.iter().any(|e| e.duration > 3 * 3_600)));
+        assert!(any(&|g| g
+            .executions
+            .iter()
+            .any(|e| e.duration > 3 * 3_600)));
         assert!(any(&|g| g.executions.iter().any(|e| e.duration <= 5 * 60)));
         assert!(any(&|g| g.executions.iter().any(|e| !e.passed)));
         assert!(any(&|g| g.executions.iter().any(|e| e.start > 0)));

@@ -25,19 +25,37 @@ pub struct ApiError {
     pub code: Option<String>,
     /// What went wrong, with the SDK's context.
     pub message: String,
+    /// Whether trying again later may succeed: throttling, a server error (5xx), a timeout or a
+    /// connection that failed or broke.
+    pub transient: bool,
 }
 
 impl ApiError {
-    fn from_sdk<E, R>(operation: &'static str, error: SdkError<E, R>) -> Self
+    fn from_sdk<E>(
+        operation: &'static str,
+        error: SdkError<E, aws_sdk_codepipeline::config::http::HttpResponse>,
+    ) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug,
     {
-        Self {
+        let server_error = error
+            .raw_response()
+            .is_some_and(|r| r.status().as_u16() >= 500);
+        let transient = server_error
+            || matches!(
+                error,
+                SdkError::DispatchFailure(_)
+                    | SdkError::TimeoutError(_)
+                    | SdkError::ResponseError(_)
+            );
+        let mut e = Self {
             operation,
             code: error.code().map(str::to_string),
             message: DisplayErrorContext(&error).to_string(),
-        }
+            transient,
+        };
+        e.transient |= e.is_throttling();
+        e
     }
 
     fn missing(operation: &'static str, what: &str) -> Self {
@@ -45,6 +63,7 @@ impl ApiError {
             operation,
             code: None,
             message: format!("the answer has no {what}"),
+            transient: false,
         }
     }
 
@@ -267,6 +286,7 @@ impl JobApi {
             return Err(ApiError {
                 operation: OP,
                 code: None,
+                transient: false,
                 message: format!(
                     "no clientToken for clientId {client_id} in JOB_CLIENT_TOKENS_FILE: add the pair the customer \
                      registered"
@@ -402,6 +422,7 @@ impl JobApi {
                     .map_err(|e| ApiError {
                         operation: "FailureDetails",
                         code: None,
+                        transient: false,
                         message: e.to_string(),
                     })?;
                 match &job.client_token {

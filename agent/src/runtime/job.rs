@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::action::{Action, ActionError, JobContext, Step};
 use crate::metrics::{Metrics, Outcome};
@@ -119,6 +119,7 @@ pub(crate) async fn handle(
             return;
         }
     }
+    let acknowledged_at = Instant::now();
     let _in_flight = shared.metrics.in_flight();
     let answer = decide(
         shared.action.as_ref(),
@@ -127,7 +128,7 @@ pub(crate) async fn handle(
         &shared.sealer,
     )
     .await;
-    match shared.api.answer(&details, &answer).await {
+    match deliver(&shared.api, &details, &answer, acknowledged_at).await {
         Ok(()) => {
             shared.metrics.result_latency(polled_at.elapsed());
             match &answer {
@@ -153,6 +154,40 @@ pub(crate) async fn handle(
         Err(e) => {
             tracing::error!(%job_id, error = %e, "could not deliver the answer");
             shared.metrics.job(Outcome::AnswerError);
+        }
+    }
+}
+
+/// How long after acknowledging a job the runtime keeps trying to deliver its answer through transient
+/// errors (throttling, server errors, broken connections) that outlast the SDK's own retries. CodePipeline
+/// gives a job an hour from when it was queued; past this the job is as good as timed out.
+pub(crate) const ANSWER_RETRY_WINDOW: Duration = Duration::from_secs(50 * 60);
+
+/// The pause before the n-th extra delivery attempt: 250 ms doubling up to 15 s.
+fn answer_backoff(attempt: u32) -> Duration {
+    Duration::from_millis(250u64.saturating_mul(1 << attempt.min(6))).min(Duration::from_secs(15))
+}
+
+/// Delivers an answer. The SDK retries a throttled or failed call a few times; an answer that still did
+/// not get through is tried again (with [`answer_backoff`]) while the error is transient and the job is
+/// younger than [`ANSWER_RETRY_WINDOW`]: a dropped answer would leave the job to time out, and fail an
+/// action whose work went well.
+async fn deliver(
+    api: &JobApi,
+    details: &JobDetails,
+    answer: &Answer,
+    acknowledged_at: Instant,
+) -> Result<(), crate::runtime::api::ApiError> {
+    let mut attempt = 0;
+    loop {
+        match api.answer(details, answer).await {
+            Err(e) if e.transient && acknowledged_at.elapsed() < ANSWER_RETRY_WINDOW => {
+                let pause = answer_backoff(attempt);
+                tracing::warn!(job_id = %details.job_id, error = %e, retry_in = ?pause, "the answer did not get through; trying again");
+                tokio::time::sleep(pause).await;
+                attempt += 1;
+            }
+            other => return other,
         }
     }
 }
