@@ -406,7 +406,13 @@ impl Generated {
         let mut also = Vec::new();
         for f in &self.backend_faults {
             let end = f.len.map_or(u64::MAX, |l| f.from + l);
-            let overlap = end.min(watch_to).saturating_sub(f.from.max(watch_from));
+            // A fault that begins while the agent watches the test lasts, for the agent, until it ends:
+            // the test's end cannot be seen through it.
+            let overlap = if f.from < watch_to && end > watch_from {
+                end - f.from.max(watch_from)
+            } else {
+                0
+            };
             match &f.kind {
                 BackendKind::Outage if overlap > 0 => {
                     // For good, from before the test's end can be seen: the end is never seen.
@@ -878,6 +884,11 @@ mod tests {
         assert_eq!(
             allowed(one(3_600, vec![outage(600, None)], vec![])),
             ["Failed:SystemUnavailable"]
+        );
+        // One that begins in the last minutes and lasts: the end is only seen after it.
+        assert_eq!(
+            allowed(one(1_920, vec![outage(1_860, Some(1_740))], vec![])),
+            ["Succeeded", "Failed:SystemUnavailable"]
         );
         // Long after the test's end is seen: no effect.
         assert_eq!(
