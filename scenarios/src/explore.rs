@@ -43,9 +43,9 @@ impl Weights {
     pub const ACK_WINDOW: [(u64, u32); 3] = [(300, 70), (0, 20), (60, 10)];
     /// Continuation delay (seconds); 10 s only when every test is an hour or shorter.
     pub const CONTINUATION_DELAY: [(u64, u32); 3] = [(30, 65), (60, 20), (10, 15)];
-    /// A window of CodePipeline faults (throttling or server errors, 10-35 % of calls, 1-10 min).
+    /// A window of CodePipeline faults (throttling or server errors, 10-35 % of calls, 30 s-4 min).
     pub const CP_FAULTS: u32 = 30;
-    /// A backend outage (1-30 min; one in five permanent).
+    /// A backend outage (1-20 min; one in five permanent).
     pub const OUTAGE: u32 = 25;
     /// A backend error rate (10-30 % of calls, 1-20 min).
     pub const ERROR_RATE: u32 = 15;
@@ -273,13 +273,13 @@ impl Generated {
             GenCpWindow {
                 rules,
                 from: tens(&mut rng, 0, horizon / 2),
-                len: minutes(&mut rng, 60, 600),
+                len: tens(&mut rng, 30, 240),
             }
         });
         let mut backend_faults = Vec::new();
         if apica {
             if chance(&mut rng, Weights::OUTAGE) {
-                let len = (!chance(&mut rng, 20)).then(|| minutes(&mut rng, 60, 1_800));
+                let len = (!chance(&mut rng, 20)).then(|| minutes(&mut rng, 60, 1_200));
                 backend_faults.push(GenBackendFault {
                     kind: BackendKind::Outage,
                     from: minutes(&mut rng, 60, horizon),
