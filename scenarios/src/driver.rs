@@ -16,13 +16,18 @@ use sim_core::{Event, EventKind, NewEvent, Rule, Severity, SimTime, Source, form
 use tokio::sync::watch;
 
 use crate::env::AgentEnv;
-use crate::replica::{AgentLog, Replica};
+use crate::replica::{AgentLog, GroupCpu, Replica, groups_cpu};
 use crate::scenario::{Action, Scenario, Step, When};
 use crate::verdict;
 use crate::world::{Overrides, World, add_backend_fault, replica_key};
 
 /// How long a replica may take to exit after SIGTERM (AG-REDEPLOY).
 pub const REDEPLOY_GRACE: Duration = Duration::from_secs(10);
+
+/// How long a managed replica must be seen idle (no job held, nothing in flight, not parked, no request
+/// made and no CPU used by its process group) before the clock may move without it, while no job is
+/// waiting to be polled (`docs/design.md`, "Stepping the clock").
+pub const IDLE_LOOK: Duration = Duration::from_millis(50);
 
 /// Who runs the agent.
 pub enum Agents {
@@ -89,6 +94,16 @@ struct Live {
     replica: Replica,
     // Real time of the first request, once seen.
     first_request: Option<Instant>,
+    // While it is neither parked, holding a job nor in flight: the first look since which it has made no
+    // request and its process group has used no CPU.
+    idle_look: Option<IdleLook>,
+}
+
+/// A look at a replica that is neither parked, holding a job nor in flight.
+struct IdleLook {
+    at: Instant,
+    requests: u64,
+    cpu: GroupCpu,
 }
 
 /// The driver of one scenario run.
@@ -405,8 +420,10 @@ impl<'a> Driver<'a> {
 
     /// The stepping rule of `docs/design.md`: (a) no request in flight; (b) every live replica parked in a
     /// poll (holding nothing), or holding its oldest job longer than the answer budget, or busy elsewhere
-    /// for the answer budget; (c) no replica starting. With an agent a person runs, the replicas are the
-    /// callers the fake has seen, and the clock waits for the first.
+    /// for the answer budget, or (a managed replica, while no job is waiting to be polled) idle: holding
+    /// nothing, not parked, nothing in flight, and neither a request nor CPU used by its process group for
+    /// [`IDLE_LOOK`]; (c) no replica starting. With an agent a person runs, the replicas are the callers the
+    /// fake has seen, and the clock waits for the first.
     fn quiescent(&mut self) -> bool {
         let snap = self.world.sim.activity.snapshot();
         if snap.in_flight > 0 {
@@ -435,6 +452,19 @@ impl<'a> Driver<'a> {
                 seen
             }
         };
+        let ty = &self.world.action_type;
+        let (queued, waiting) = self
+            .world
+            .cp
+            .core()
+            .inspect(|w| (w.queued_jobs(ty), w.unacknowledged(ty).len()));
+        // Only while no job is waiting to be polled does an idle replica count as waiting: one that is
+        // asleep (in a retry backoff, say) while a job waits keeps its full budget to come and poll it.
+        let idle = if waiting == 0 {
+            self.idle_replicas(&snap)
+        } else {
+            Vec::new()
+        };
         let mut any_parked = false;
         for key in callers {
             let Some(c) = snap.caller(&key) else {
@@ -450,18 +480,66 @@ impl<'a> Driver<'a> {
                 false
             } else {
                 self.busy_since
-                    .entry(key)
+                    .entry(key.clone())
                     .or_insert_with(Instant::now)
                     .elapsed()
                     >= self.config.answer_budget
             };
-            if !(parked_idle || held_too_long || busy_too_long) {
+            if !(parked_idle || held_too_long || busy_too_long || idle.contains(&key)) {
                 return false;
             }
         }
         // A job queued while a poll is parked is about to be handed out: wait for it.
-        let ty = &self.world.action_type;
-        !(any_parked && self.world.cp.core().inspect(|w| w.queued_jobs(ty) > 0))
+        !(any_parked && queued > 0)
+    }
+
+    /// Looks at the managed replicas that are neither parked, holding a job nor in flight (one pass over
+    /// `/proc` for their process groups) and returns the access keys of those that have made no request
+    /// and whose process group has used no CPU for at least [`IDLE_LOOK`]. Any other replica's look starts
+    /// over.
+    fn idle_replicas(&mut self, snap: &sim_core::ActivitySnapshot) -> Vec<String> {
+        let candidate = |l: &Live| {
+            snap.caller(&l.replica.access_key)
+                .is_some_and(|c| c.parked == 0 && c.held_jobs == 0 && c.in_flight == 0)
+        };
+        let mut pgids = Vec::new();
+        for l in &mut self.live {
+            match l.replica.pgid() {
+                Some(g) if candidate(l) => pgids.push(g),
+                _ => l.idle_look = None,
+            }
+        }
+        if pgids.is_empty() {
+            return Vec::new();
+        }
+        let cpu = groups_cpu(&pgids);
+        let now = Instant::now();
+        let mut idle = Vec::new();
+        for l in &mut self.live {
+            let Some(g) = l.replica.pgid().filter(|g| pgids.contains(g)) else {
+                continue;
+            };
+            let (Some(cpu), Some(c)) = (cpu.get(&g), snap.caller(&l.replica.access_key)) else {
+                // Its group is gone (it is exiting) or /proc cannot be read: never idle.
+                l.idle_look = None;
+                continue;
+            };
+            match &l.idle_look {
+                Some(look) if look.requests == c.requests && look.cpu == *cpu => {
+                    if now.duration_since(look.at) >= IDLE_LOOK {
+                        idle.push(l.replica.access_key.clone());
+                    }
+                }
+                _ => {
+                    l.idle_look = Some(IdleLook {
+                        at: now,
+                        requests: c.requests,
+                        cpu: cpu.clone(),
+                    })
+                }
+            }
+        }
+        idle
     }
 
     /// (c): every managed replica has made its first request, or is past its start grace (AG-START).
@@ -724,6 +802,7 @@ impl<'a> Driver<'a> {
         self.live.push(Live {
             replica,
             first_request: None,
+            idle_look: None,
         });
         Ok(())
     }

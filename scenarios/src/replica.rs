@@ -3,6 +3,7 @@
 //! ./agent`, `VAR=x ./agent` and `export ...; ./agent` work; the shell is then not the agent, so a replica
 //! has exited only when its whole process group has.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -158,32 +159,91 @@ impl Replica {
     }
 }
 
-/// How many processes of group `pgid` are running: `/proc/PID/stat` gives each process's state and
-/// group after its command name, which is in parentheses and may itself hold spaces or parentheses.
+/// What `/proc/PID/stat` says of one process: its state, its process group, and the CPU time it and its
+/// reaped children have used (utime + stime + cutime + cstime, in clock ticks; for the whole process,
+/// every thread included).
+struct ProcStat {
+    state: char,
+    pgrp: i32,
+    cpu_ticks: u64,
+}
+
+/// Parses `/proc/PID/stat`. The command name is in parentheses and may itself hold spaces or
+/// parentheses, so the fields are counted from the last `)`.
+fn parse_stat(stat: &str) -> Option<ProcStat> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // After the name: state, ppid, pgrp, session, tty_nr, tpgid, flags, minflt, cminflt, majflt,
+    // cmajflt, utime, stime, cutime, cstime.
+    let fields: Vec<&str> = rest.split_whitespace().take(15).collect();
+    if fields.len() < 15 {
+        return None;
+    }
+    let cpu_ticks = fields[11..15]
+        .iter()
+        .map(|f| f.parse::<i64>().map(|v| v.max(0) as u64))
+        .sum::<Result<u64, _>>()
+        .ok()?;
+    Some(ProcStat {
+        state: fields[0].chars().next()?,
+        pgrp: fields[2].parse().ok()?,
+        cpu_ticks,
+    })
+}
+
+/// Every process of the groups `pgids` that `/proc` lists (zombies included), as `(pid, stat)`, in one
+/// pass over `/proc`; `None` without a readable `/proc`.
+fn processes_in_groups(pgids: &[i32]) -> Option<Vec<(u32, ProcStat)>> {
+    let dir = std::fs::read_dir("/proc").ok()?;
+    Some(
+        dir.filter_map(Result::ok)
+            .filter_map(|e| {
+                let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+                let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+                Some((pid, parse_stat(&stat)?))
+            })
+            .filter(|(_, s)| pgids.contains(&s.pgrp))
+            .collect(),
+    )
+}
+
+/// How many processes of group `pgid` are running (zombies, which have exited, do not count).
 fn live_processes_in_group(pgid: i32) -> usize {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        // No /proc: the shell's own exit is all that can be known.
-        return 0;
+    // No /proc: the shell's own exit is all that can be known.
+    processes_in_groups(&[pgid]).map_or(0, |ps| {
+        ps.iter()
+            .filter(|(_, s)| !matches!(s.state, 'Z' | 'X'))
+            .count()
+    })
+}
+
+/// The CPU a process group has used so far, as the runner sees it in `/proc`. Two equal readings some
+/// time apart mean that in between no process of the group started or ended and the group's CPU time did
+/// not reach the next clock tick (`/proc` counts in ticks, 10 ms on Linux).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupCpu {
+    /// The group's processes, by pid.
+    pids: Vec<u32>,
+    /// utime + stime + cutime + cstime over them, in clock ticks.
+    ticks: u64,
+}
+
+/// [`GroupCpu`] of each of the process groups `pgids` that has a process, from one pass over `/proc`;
+/// empty without a readable `/proc`.
+pub fn groups_cpu(pgids: &[i32]) -> HashMap<i32, GroupCpu> {
+    let mut out: HashMap<i32, GroupCpu> = HashMap::new();
+    let Some(mut ps) = processes_in_groups(pgids) else {
+        return out;
     };
-    dir.filter_map(Result::ok)
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .bytes()
-                .all(|b| b.is_ascii_digit())
-        })
-        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
-        .filter(|stat| {
-            let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-                return false;
-            };
-            // After the name: state, ppid, pgrp.
-            let mut fields = rest.split_whitespace();
-            let state = fields.next();
-            let pgrp = fields.nth(1).and_then(|g| g.parse::<i32>().ok());
-            pgrp == Some(pgid) && !matches!(state, Some("Z") | Some("X"))
-        })
-        .count()
+    ps.sort_by_key(|(pid, _)| *pid);
+    for (pid, stat) in ps {
+        let g = out.entry(stat.pgrp).or_insert(GroupCpu {
+            pids: Vec::new(),
+            ticks: 0,
+        });
+        g.pids.push(pid);
+        g.ticks += stat.cpu_ticks;
+    }
+    out
 }
 
 fn pump(
@@ -259,6 +319,32 @@ mod tests {
             t.elapsed()
         );
         assert!(!r.group_alive() && r.has_exited().is_some());
+    }
+
+    #[test]
+    fn stat_lines_are_read_after_the_last_parenthesis() {
+        let line = "4242 (a (weird) name) S 1 4240 4240 0 -1 4194560 100 0 0 0 7 3 2 1 20 0 1 0";
+        let s = parse_stat(line).unwrap();
+        assert_eq!((s.state, s.pgrp, s.cpu_ticks), ('S', 4240, 13));
+        assert!(parse_stat("4242 (short) S 1 4240").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_sleeping_group_reads_the_same_cpu_twice_and_a_busy_one_does_not() {
+        let log = open_log(&std::env::temp_dir().join("replica-cpu-test.log")).unwrap();
+        let mut asleep = Replica::spawn("a", "K", "sleep 30", &[], &log).unwrap();
+        // A shell that spins: it uses a core for as long as it runs.
+        let mut busy = Replica::spawn("b", "K", "while :; do :; done", &[], &log).unwrap();
+        let groups = [asleep.pgid().unwrap(), busy.pgid().unwrap()];
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let first = groups_cpu(&groups);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let second = groups_cpu(&groups);
+        assert_eq!(first.get(&groups[0]), second.get(&groups[0]), "asleep");
+        assert!(first.contains_key(&groups[1]));
+        assert_ne!(first.get(&groups[1]), second.get(&groups[1]), "spinning");
+        asleep.kill().await;
+        busy.kill().await;
     }
 
     #[test]
