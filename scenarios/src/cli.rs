@@ -456,7 +456,7 @@ async fn run() -> Result<()> {
         if let Some(r) = t.await.context("a scenario task panicked")? {
             if r.result == ScenarioResult::Fail
                 && let Some(g) = g
-                && let Some(key) = failure_keys(&r).into_iter().next()
+                && let Some(key) = crate::explore::failure_keys(&r).into_iter().next()
             {
                 failed_generated.push((g, key));
             }
@@ -588,45 +588,6 @@ fn generate(args: &Args, n: usize) -> Result<Vec<Chosen>> {
     Ok(out)
 }
 
-/// What a failure is about, for shrinking: its rule ids (timeouts last: they are more often a
-/// consequence than a cause), then the invariants it broke.
-pub fn failure_keys(r: &ScenarioReport) -> Vec<String> {
-    let mut keys: Vec<String> = Vec::new();
-    let consequence = |rule: sim_core::Rule| {
-        matches!(
-            rule,
-            sim_core::Rule::CpTimeout
-                | sim_core::Rule::CpActionTimeout
-                | sim_core::Rule::AgNoTimeout
-        )
-    };
-    let mut rules: Vec<sim_core::Rule> = r.verdict.violations.iter().map(|v| v.rule).collect();
-    rules.sort_by_key(|r| consequence(*r));
-    for rule in rules {
-        let id = rule.id().to_string();
-        if !keys.contains(&id) {
-            keys.push(id);
-        }
-    }
-    for c in r.verdict.checks.iter().filter(|c| !c.passed) {
-        let key = if c.expected.ends_with("ends exactly once") {
-            "ends-exactly-once"
-        } else if c.expected.contains(": one of ") {
-            "outcome"
-        } else if c.expected == "the run completes" || c.expected == "the scenario runs" {
-            "harness"
-        } else if c.expected.starts_with("the agent keeps running") {
-            "agent-died"
-        } else {
-            continue;
-        };
-        if !keys.iter().any(|k| k == key) {
-            keys.push(key.into());
-        }
-    }
-    keys
-}
-
 /// Shrinks a failing generated scenario while `key` keeps failing; writes the smallest to
 /// OUT/explore/SEED.toml, runs it once more where the report's files go, and returns its lines.
 async fn shrink(
@@ -635,48 +596,8 @@ async fn shrink(
     generated: &crate::explore::Generated,
     key: &str,
 ) -> Result<Vec<String>> {
-    let mut best = generated.clone();
-    let mut runs = 0;
-    // Candidates run `--jobs` at a time, each in its own directory; the first (in order) that still
-    // fails is kept, so the result does not depend on which finished first.
-    let width = args.jobs.max(1);
-    'smaller: while runs < args.shrink_runs {
-        let candidates = best.shrink_candidates();
-        for chunk in candidates.chunks(width) {
-            let chunk = &chunk[..chunk.len().min(args.shrink_runs - runs)];
-            if chunk.is_empty() {
-                break 'smaller;
-            }
-            runs += chunk.len();
-            let mut running = Vec::new();
-            for (slot, candidate) in chunk.iter().enumerate() {
-                let scenario = candidate.scenario(Path::new("shrinking.toml"))?;
-                let scratch = RunOptions {
-                    out_root: opts
-                        .out_root
-                        .join("explore")
-                        .join("shrinking")
-                        .join(slot.to_string()),
-                    ..opts.clone()
-                };
-                running.push(tokio::spawn(async move {
-                    crate::run_and_judge(&scenario, &scratch, String::new()).await
-                }));
-            }
-            let mut kept = None;
-            for (candidate, task) in chunk.iter().zip(running) {
-                let report = task.await.context("a shrinking run panicked")?;
-                if kept.is_none() && failure_keys(&report).iter().any(|k| k == key) {
-                    kept = Some(candidate.clone());
-                }
-            }
-            if let Some(c) = kept {
-                best = c;
-                continue 'smaller;
-            }
-        }
-        break;
-    }
+    let (best, runs) =
+        crate::explore::shrink(generated, key, opts, args.shrink_runs, args.jobs.max(1)).await?;
     let file = crate::explore::failure_file(&opts.out_root, best.seed);
     if let Some(dir) = file.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
@@ -694,7 +615,10 @@ async fn shrink(
     let mut lines = vec![format!(
         "     shrunk ({runs} run(s)): {}{}",
         abs.display(),
-        if failure_keys(&again).iter().any(|k| k == key) {
+        if crate::explore::failure_keys(&again)
+            .iter()
+            .any(|k| k == key)
+        {
             String::new()
         } else {
             format!(" (its last run did not fail with {key}: the failure depends on timing)")

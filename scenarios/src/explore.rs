@@ -741,6 +741,100 @@ fn offset(secs: u64) -> String {
     sim_core::format_offset(Duration::from_secs(secs))
 }
 
+/// What a failure is about, for shrinking: its rule ids (timeouts last: they are more often a
+/// consequence than a cause), then the invariants it broke.
+pub fn failure_keys(r: &crate::ScenarioReport) -> Vec<String> {
+    let mut keys: Vec<String> = Vec::new();
+    let consequence = |rule: sim_core::Rule| {
+        matches!(
+            rule,
+            sim_core::Rule::CpTimeout
+                | sim_core::Rule::CpActionTimeout
+                | sim_core::Rule::AgNoTimeout
+        )
+    };
+    let mut rules: Vec<sim_core::Rule> = r.verdict.violations.iter().map(|v| v.rule).collect();
+    rules.sort_by_key(|r| consequence(*r));
+    for rule in rules {
+        let id = rule.id().to_string();
+        if !keys.contains(&id) {
+            keys.push(id);
+        }
+    }
+    for c in r.verdict.checks.iter().filter(|c| !c.passed) {
+        let key = if c.expected.ends_with("ends exactly once") {
+            "ends-exactly-once"
+        } else if c.expected.contains(": one of ") {
+            "outcome"
+        } else if c.expected == "the run completes" || c.expected == "the scenario runs" {
+            "harness"
+        } else if c.expected.starts_with("the agent keeps running") {
+            "agent-died"
+        } else {
+            continue;
+        };
+        if !keys.iter().any(|k| k == key) {
+            keys.push(key.into());
+        }
+    }
+    keys
+}
+
+/// Shrinks a failing generated scenario while `key` (one of [`failure_keys`]) keeps failing: runs at most
+/// `budget` smaller versions, `width` at a time, each in its own directory under `OUT/explore/shrinking/`;
+/// the first (in order) that still fails is kept, so the result does not depend on which finished first.
+/// Returns the smallest and the runs spent.
+pub async fn shrink(
+    generated: &Generated,
+    key: &str,
+    opts: &crate::RunOptions,
+    budget: usize,
+    width: usize,
+) -> anyhow::Result<(Generated, usize)> {
+    let mut best = generated.clone();
+    let mut runs = 0;
+    'smaller: while runs < budget {
+        let candidates = best.shrink_candidates();
+        for chunk in candidates.chunks(width.max(1)) {
+            let chunk = &chunk[..chunk.len().min(budget - runs)];
+            if chunk.is_empty() {
+                break 'smaller;
+            }
+            runs += chunk.len();
+            let mut running = Vec::new();
+            for (slot, candidate) in chunk.iter().enumerate() {
+                let scenario = candidate.scenario(Path::new("shrinking.toml"))?;
+                let scratch = crate::RunOptions {
+                    out_root: opts
+                        .out_root
+                        .join("explore")
+                        .join("shrinking")
+                        .join(slot.to_string()),
+                    ..opts.clone()
+                };
+                running.push(tokio::spawn(async move {
+                    crate::run_and_judge(&scenario, &scratch, String::new()).await
+                }));
+            }
+            let mut kept = None;
+            for (candidate, task) in chunk.iter().zip(running) {
+                let report = task
+                    .await
+                    .map_err(|e| anyhow::anyhow!("a shrinking run panicked: {e}"))?;
+                if kept.is_none() && failure_keys(&report).iter().any(|k| k == key) {
+                    kept = Some(candidate.clone());
+                }
+            }
+            if let Some(c) = kept {
+                best = c;
+                continue 'smaller;
+            }
+        }
+        break;
+    }
+    Ok((best, runs))
+}
+
 /// `--shard I/N`: the I-th of N parts (from 1), as nextest's `--partition count:I/N` splits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Shard {

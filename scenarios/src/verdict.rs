@@ -875,6 +875,39 @@ pub fn throttled_rates(events: &[Event]) -> std::collections::BTreeMap<String, f
 
 #[cfg(test)]
 mod tests {
+    fn event(seq: u64, kind: EventKind, job: Option<&str>, replica: &str) -> Event {
+        Event {
+            seq,
+            sim_ms: seq * 1_000,
+            real_ms: 0,
+            source: Source::Cp,
+            kind,
+            execution: Some("e-1".into()),
+            job: job.map(str::to_string),
+            replica: Some(replica.into()),
+            rule: None,
+            severity: Severity::Info,
+            detail: String::new(),
+            data: Value::Null,
+        }
+    }
+
+    #[test]
+    fn only_jobs_a_crashed_replica_had_acknowledged_are_lost_to_the_crash() {
+        let events = [
+            event(1, EventKind::JobAcknowledged, Some("j-1"), "AKID1"),
+            event(2, EventKind::JobAcknowledged, Some("j-2"), "AKID2"),
+            event(3, EventKind::ReplicaCrashed, None, "AKID1"),
+            // Acknowledged by the restarted replica's key after the crash: its own to answer.
+            event(4, EventKind::JobAcknowledged, Some("j-3"), "AKID1"),
+        ];
+        let lost = jobs_lost_to_crashes(&events);
+        assert_eq!(
+            lost.into_iter().collect::<Vec<_>>(),
+            vec!["j-1".to_string()]
+        );
+    }
+
     use super::*;
 
     #[test]

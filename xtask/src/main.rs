@@ -6,6 +6,8 @@
 //!   `cargo xtask conformance --help`). `--help`, `--version` and `--list` build only the runner.
 //! - `cargo xtask sim [ARGS]`: builds the workspace likewise, then runs `sim ARGS`: both fakes on one clock on
 //!   fixed loopback ports, with the console at `/` (see `cargo xtask sim --help`).
+//! - `cargo xtask explore-proof [ARGS]`: builds the workspace likewise, then runs `explore-proof ARGS`
+//!   (`tests/src/bin/explore-proof.rs`): every `bad-agent` mode found by exploration alone.
 //! - `cargo xtask bench`: times the two-hour scenario and the whole suite (simulated seconds per real
 //!   second, suite time, scenarios per minute and the slowest scenarios, against the targets of
 //!   `docs/design.md`), then the fake CodePipeline's throughput and memory
@@ -62,9 +64,11 @@ fn run_cargo(args: &[&str]) -> Result<(), String> {
 
 /// Whether `conformance ARGS` only prints something about the runner (and needs no agent built).
 fn runner_only(args: &[String]) -> bool {
-    args.iter()
-        .take_while(|a| *a != "--")
-        .any(|a| matches!(a.as_str(), "--help" | "-h" | "--version" | "-V" | "--list"))
+    args.first().is_some_and(|a| a == "merge-reports")
+        || args
+            .iter()
+            .take_while(|a| *a != "--")
+            .any(|a| matches!(a.as_str(), "--help" | "-h" | "--version" | "-V" | "--list"))
 }
 
 fn target_dir() -> PathBuf {
@@ -98,6 +102,23 @@ fn conformance(args: &[String]) -> Result<ExitCode, String> {
     })
 }
 
+/// `cargo xtask explore-proof [ARGS]`: builds the workspace, then runs `explore-proof ARGS`: every
+/// `bad-agent` mode found by exploration alone, shrunk and replayed.
+fn explore_proof(args: &[String]) -> Result<ExitCode, String> {
+    build()?;
+    let bin = target_dir().join("debug").join("explore-proof");
+    let status = Command::new(&bin)
+        .args(args)
+        .current_dir(workspace_root())
+        .status()
+        .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
+    Ok(if status.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 fn sim(args: &[String]) -> Result<ExitCode, String> {
     build()?;
     let bin = target_dir().join("debug").join("sim");
@@ -113,13 +134,16 @@ fn sim(args: &[String]) -> Result<ExitCode, String> {
     })
 }
 
+/// How many generated scenarios `bench` runs per run to measure exploration's rate.
+const EXPLORE_BENCH: usize = 30;
+
 fn bench(args: &[String]) -> Result<ExitCode, String> {
     build()?;
     let bin = target_dir().join("debug").join("conformance");
     let runs: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(3);
     let mut two_hour = Vec::new();
     let mut suite = Vec::new();
-    // Per run: the suite's scenarios per minute, and each scenario's real time (its report's `real_ms`).
+    // Per run: generated scenarios per minute, and each suite scenario's real time (its report's `real_ms`).
     let mut per_minute = Vec::new();
     let mut scenario_ms: Vec<(String, Vec<f64>)> = Vec::new();
     for i in 0..runs {
@@ -156,7 +180,27 @@ fn bench(args: &[String]) -> Result<ExitCode, String> {
         let real = t0.elapsed().as_secs_f64();
         suite.push(real);
         let reports = scenario_real_ms(&out);
-        per_minute.push(reports.len() as f64 * 60.0 / real);
+        // Exploration: 30 generated scenarios (fixed seeds) with the reference agent.
+        let t0 = Instant::now();
+        let st = Command::new(&bin)
+            .args([
+                "--explore",
+                &EXPLORE_BENCH.to_string(),
+                "--seed",
+                "1000",
+                "--shrink-runs",
+                "0",
+                "--allow-inconclusive",
+                "--out",
+            ])
+            .arg(out.join("explore"))
+            .current_dir(workspace_root())
+            .status()
+            .map_err(|e| e.to_string())?;
+        if !st.success() {
+            return Err("a generated scenario failed with the reference agent; see above".into());
+        }
+        per_minute.push(EXPLORE_BENCH as f64 * 60.0 / t0.elapsed().as_secs_f64());
         for (name, ms) in reports {
             match scenario_ms.iter_mut().find(|(n, _)| *n == name) {
                 Some((_, v)) => v.push(ms),
@@ -177,8 +221,9 @@ fn bench(args: &[String]) -> Result<ExitCode, String> {
     );
     println!("whole suite:   median {ms:.2} s real over {runs} run(s) (target < 8 s on 2 cores)");
     println!(
-        "suite rate:    median {:.1} scenarios per minute over {runs} run(s) (target for generated scenarios: >= 60)",
-        median(&mut per_minute)
+        "exploration:   median {:.1} generated scenarios per minute over {runs} run(s) of {EXPLORE_BENCH} (seeds 1000..{}; target >= 60)",
+        median(&mut per_minute),
+        1000 + EXPLORE_BENCH - 1
     );
     let mut slowest: Vec<(String, f64)> = scenario_ms
         .iter_mut()
@@ -250,9 +295,10 @@ fn main() -> ExitCode {
         Some("conformance") => conformance(&args[1..]),
         Some("sim") => sim(&args[1..]),
         Some("bench") => bench(&args[1..]),
+        Some("explore-proof") => explore_proof(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <conformance [ARGS] | sim [ARGS] | bench [RUNS]>\n\n  conformance  run the conformance scenarios (see `cargo xtask conformance --help`)\n  sim          both fakes and the console for your own agent (see `cargo xtask sim --help`)\n  bench        time the two-hour scenario and the whole suite (median of RUNS, default 3)"
+                "usage: cargo xtask <conformance [ARGS] | sim [ARGS] | bench [RUNS] | explore-proof [ARGS]>\n\n  conformance    run the conformance scenarios (see `cargo xtask conformance --help`)\n  sim            both fakes and the console for your own agent (see `cargo xtask sim --help`)\n  bench          time the two-hour scenario, the whole suite and exploration (median of RUNS, default 3)\n  explore-proof  find every bad-agent mode by exploration alone (see `cargo xtask explore-proof --help`)"
             );
             return ExitCode::from(2);
         }
@@ -282,6 +328,7 @@ mod tests {
             &["--version"],
             &["--list"],
             &["--action-type", "A/B/C/1", "--list"],
+            &["merge-reports", "a.json", "b.json"],
         ] {
             assert!(runner_only(&args(a)), "{a:?}");
         }
@@ -290,6 +337,7 @@ mod tests {
             &["--scenario", "short-test"],
             &["--agent-cmd", "my-agent --list"],
             &["--", "--help"],
+            &["--explore", "20", "--agent-cmd", "merge-reports"],
         ] {
             assert!(!runner_only(&args(a)), "{a:?}");
         }

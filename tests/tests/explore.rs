@@ -1,0 +1,193 @@
+//! Exploration as CI runs it on every change: a fixed 20-seed exploration with the reference agent
+//! passes; the proof that exploration finds every `bad-agent` mode, over the first 20 seeds (the full
+//! proof, `cargo xtask explore-proof`, takes up to 200); sharding splits a run and `merge-reports` joins it.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn out(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("explore")
+        .join(name)
+}
+
+fn conformance(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_conformance-cli"))
+        .args(args)
+        .args([
+            "--agent-cmd",
+            &format!("'{}'", env!("CARGO_BIN_EXE_reference-agent")),
+        ])
+        .output()
+        .expect("the runner starts")
+}
+
+fn reports(path: &PathBuf) -> Vec<Value> {
+    serde_json::from_str::<Value>(&std::fs::read_to_string(path).expect("the report"))
+        .expect("JSON")
+        .as_array()
+        .expect("an array")
+        .clone()
+}
+
+fn names(reports: &[Value]) -> Vec<String> {
+    let mut n: Vec<String> = reports
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_string())
+        .collect();
+    n.sort();
+    n
+}
+
+#[test]
+fn twenty_generated_scenarios_pass_with_the_reference_agent() {
+    let dir = out("reference");
+    let json = dir.join("report.json");
+    let run = conformance(&[
+        "--explore",
+        "20",
+        "--seed",
+        "1",
+        "--shrink-runs",
+        "0",
+        "--out",
+        dir.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    let all = reports(&json);
+    assert_eq!(all.len(), 20);
+    assert!(all.iter().all(|r| r["result"] == "pass"), "{stderr}");
+    let expected: Vec<String> = {
+        let mut v: Vec<String> = (1..=20).map(|s| format!("explore-{s}")).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&all), expected);
+    assert!(stderr.contains("seeds 1..20"), "{stderr}");
+}
+
+#[test]
+fn shards_split_an_exploration_and_merge_reports_joins_them() {
+    let dir = out("shards");
+    let mut parts = Vec::new();
+    for shard in ["1/2", "2/2"] {
+        let json = dir.join(format!("part-{}.json", &shard[..1]));
+        let run = conformance(&[
+            "--explore",
+            "4",
+            "--seed",
+            "7",
+            "--shard",
+            shard,
+            "--out",
+            dir.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ]);
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        parts.push(json);
+    }
+    assert_eq!(names(&reports(&parts[0])), ["explore-7", "explore-9"]);
+    assert_eq!(names(&reports(&parts[1])), ["explore-10", "explore-8"]);
+    let all = dir.join("all.json");
+    let junit = dir.join("all.xml");
+    let merged = Command::new(env!("CARGO_BIN_EXE_conformance-cli"))
+        .args(["merge-reports", "--json", all.to_str().unwrap()])
+        .args(["--junit", junit.to_str().unwrap()])
+        .args(&parts)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&merged.stdout);
+    assert!(merged.status.success(), "{stdout}");
+    assert!(stdout.contains("4 passed, 0 failed"), "{stdout}");
+    assert_eq!(
+        names(&reports(&all)),
+        ["explore-10", "explore-7", "explore-8", "explore-9"]
+    );
+    assert_eq!(
+        std::fs::read_to_string(&junit)
+            .unwrap()
+            .matches("<testcase")
+            .count(),
+        4
+    );
+    // A file that is not a report is named.
+    let bad = Command::new(env!("CARGO_BIN_EXE_conformance-cli"))
+        .args(["merge-reports", junit.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        !bad.status.success() && stderr.contains("all.xml") && stderr.contains("not a"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn shards_of_the_suite_cover_it_once() {
+    let list = |extra: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_conformance-cli"))
+            .arg("--list")
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(|l| l.split_whitespace().next().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let all = list(&[]);
+    let mut parts: Vec<String> = ["1/3", "2/3", "3/3"]
+        .iter()
+        .flat_map(|s| list(&["--shard", s]))
+        .collect();
+    parts.sort();
+    let mut sorted = all.clone();
+    sorted.sort();
+    assert_eq!(parts, sorted);
+    let bad = Command::new(env!("CARGO_BIN_EXE_conformance-cli"))
+        .args(["--list", "--shard", "4/3"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("4/3"));
+}
+
+#[test]
+fn explore_does_not_mix_with_named_scenarios() {
+    let o = Command::new(env!("CARGO_BIN_EXE_conformance-cli"))
+        .args(["--explore", "3", "--scenario", "short-test"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && stderr.contains("--explore") && stderr.contains("--scenario"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn exploration_alone_finds_every_bad_agent_mode_in_the_first_twenty_seeds() {
+    let dir = out("proof");
+    let run = Command::new(env!("CARGO_BIN_EXE_explore-proof"))
+        .args(["--from", "1", "--seeds", "20", "--shrink-runs", "3"])
+        .args(["--out", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(stdout.matches("fails again").count(), 11, "{stdout}");
+}
