@@ -919,7 +919,8 @@ mod tests {
         success(&core, &job2, None).unwrap();
         // The run goes on to the next stage.
         let (job3, _) = take(&core).unwrap();
-        assert_eq!(core.inspect(|w| w.execution(&label_of(&core, &job3)).unwrap().stage.clone()), "Deploy");
+        let label3 = label_of(&core, &job3);
+        assert_eq!(core.inspect(|w| w.execution(&label3).unwrap().stage.clone()), "Deploy");
     }
 
     #[test]
