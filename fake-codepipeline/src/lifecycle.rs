@@ -179,10 +179,7 @@ impl Core {
             })
             .cloned()
             .collect();
-        let pe = w
-            .pipeline_executions
-            .get_mut(pe_id)
-            .expect("found above");
+        let pe = w.pipeline_executions.get_mut(pe_id).expect("found above");
         pe.status = ExecutionStatus::Stopping;
         pe.updated = now;
         pe.stop = Some(StopRequest {
@@ -476,10 +473,7 @@ impl Core {
         };
         let before: Vec<String> = current.iter().map(|(_, l, _)| l.clone()).collect();
         let now = self.now();
-        let pe = w
-            .pipeline_executions
-            .get_mut(pe_id)
-            .expect("found above");
+        let pe = w.pipeline_executions.get_mut(pe_id).expect("found above");
         let was = pe.status;
         for (action, label) in &targets {
             let key = (stage.to_string(), action.clone());
@@ -644,11 +638,7 @@ fn execution_summary(pe: &PipelineExecution) -> Value {
 /// FNV-1a of the pipeline's name and a position: ties a token to the listing that made it.
 fn token_check(pipeline: &str, end: usize) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in pipeline
-        .bytes()
-        .chain([0xff])
-        .chain(end.to_le_bytes())
-    {
+    for b in pipeline.bytes().chain([0xff]).chain(end.to_le_bytes()) {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
@@ -693,9 +683,7 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        let action = |name: &str| {
-            json!({"name": name, "actionTypeId": custom().to_json(), "runOrder": 1, "configuration": {}})
-        };
+        let action = |name: &str| json!({"name": name, "actionTypeId": custom().to_json(), "runOrder": 1, "configuration": {}});
         core.create_pipeline(&json!({"pipeline": {"name": "p", "stages": [
             {"name": "Build", "actions": [action("Make")]},
             {"name": "Deploy", "actions": [action("Ship")]},
@@ -775,8 +763,14 @@ mod tests {
         let label = label_of(&core, &job);
         core.stop_execution(&label, false, Some("freeze")).unwrap();
         assert_eq!(status(&core, &pe), "Stopping");
-        assert_eq!(stage_state(&core, 0)["latestExecution"]["status"], "Stopping");
-        assert_eq!(core.execution_status(&label), Some(ExecutionStatus::InProgress));
+        assert_eq!(
+            stage_state(&core, 0)["latestExecution"]["status"],
+            "Stopping"
+        );
+        assert_eq!(
+            core.execution_status(&label),
+            Some(ExecutionStatus::InProgress)
+        );
         let again = core.stop_execution(&pe, false, None).unwrap_err();
         assert_eq!(again.type_name, "DuplicatedStopRequestException");
         // The running action goes on: a continuing success gets its continuation job.
@@ -785,16 +779,27 @@ mod tests {
         let (job2, token) = take(&core).expect("the continuation job is offered");
         assert_eq!(token.as_deref(), Some("t-1"));
         success(&core, &job2, None).unwrap();
-        assert_eq!(core.execution_status(&label), Some(ExecutionStatus::Succeeded));
+        assert_eq!(
+            core.execution_status(&label),
+            Some(ExecutionStatus::Succeeded)
+        );
         assert_eq!(status(&core, &pe), "Stopped");
-        assert_eq!(stage_state(&core, 0)["latestExecution"]["status"], "Stopped");
+        assert_eq!(
+            stage_state(&core, 0)["latestExecution"]["status"],
+            "Stopped"
+        );
         // Nothing after it starts.
         assert!(take(&core).is_none());
         assert!(stage_state(&core, 1).get("latestExecution").is_none());
         let late = core.stop_execution(&pe, true, None).unwrap_err();
         assert_eq!(late.type_name, "PipelineExecutionNotStoppableException");
-        let list = core.list_pipeline_executions("p", None, None, None).unwrap();
-        assert_eq!(list["pipelineExecutionSummaries"][0]["stopTrigger"]["reason"], "freeze");
+        let list = core
+            .list_pipeline_executions("p", None, None, None)
+            .unwrap();
+        assert_eq!(
+            list["pipelineExecutionSummaries"][0]["stopTrigger"]["reason"],
+            "freeze"
+        );
     }
 
     #[test]
@@ -806,16 +811,30 @@ mod tests {
         core.sim.clock.advance_by(Duration::from_secs(30)).unwrap();
         let (job2, _) = take(&core).unwrap();
         let label = label_of(&core, &job2);
-        core.stop_pipeline_execution(None, "p", &pe, true, None).unwrap();
+        core.stop_pipeline_execution(None, "p", &pe, true, None)
+            .unwrap();
         assert_eq!(status(&core, &pe), "Stopped");
-        assert_eq!(core.execution_status(&label), Some(ExecutionStatus::Abandoned));
+        assert_eq!(
+            core.execution_status(&label),
+            Some(ExecutionStatus::Abandoned)
+        );
         let state = stage_state(&core, 0);
         assert_eq!(state["latestExecution"]["status"], "Stopped");
-        assert_eq!(state["actionStates"][0]["latestExecution"]["status"], "Abandoned");
+        assert_eq!(
+            state["actionStates"][0]["latestExecution"]["status"],
+            "Abandoned"
+        );
         let err = success(&core, &job2, Some("t-2")).unwrap_err();
         assert_eq!(err.type_name, "InvalidJobStateException");
-        assert!(err.message.contains("abandoned") && err.message.ends_with("(CP-ABANDONED)"), "{}", err.message);
-        core.sim.clock.advance_by(Duration::from_secs(3600)).unwrap();
+        assert!(
+            err.message.contains("abandoned") && err.message.ends_with("(CP-ABANDONED)"),
+            "{}",
+            err.message
+        );
+        core.sim
+            .clock
+            .advance_by(Duration::from_secs(3600))
+            .unwrap();
         assert!(take(&core).is_none(), "no job follows an abandoned action");
         let refused: Vec<_> = core
             .sim
@@ -826,7 +845,13 @@ mod tests {
             .collect();
         assert_eq!(refused.len(), 1);
         assert_eq!(refused[0].severity, Severity::Warning);
-        assert!(core.sim.events.all().iter().all(|e| e.kind != sim_core::EventKind::JobTimedOut));
+        assert!(
+            core.sim
+                .events
+                .all()
+                .iter()
+                .all(|e| e.kind != sim_core::EventKind::JobTimedOut)
+        );
     }
 
     #[test]
@@ -849,9 +874,21 @@ mod tests {
         let continuation = core.inspect(|w| w.execution(&label).unwrap().jobs[1].clone());
         let jobs = core.inspect(|w| w.execution(&label).unwrap().jobs.len());
         success(&core, &continuation, None).unwrap();
-        assert_eq!(core.execution_status(&label), Some(ExecutionStatus::Abandoned));
-        assert_eq!(core.inspect(|w| w.execution(&label).unwrap().jobs.len()), jobs);
-        assert!(core.sim.events.all().iter().any(|e| e.kind == sim_core::EventKind::ResultDiscarded));
+        assert_eq!(
+            core.execution_status(&label),
+            Some(ExecutionStatus::Abandoned)
+        );
+        assert_eq!(
+            core.inspect(|w| w.execution(&label).unwrap().jobs.len()),
+            jobs
+        );
+        assert!(
+            core.sim
+                .events
+                .all()
+                .iter()
+                .any(|e| e.kind == sim_core::EventKind::ResultDiscarded)
+        );
         let again = core.stop_execution(&pe, true, None).unwrap_err();
         assert_eq!(again.type_name, "PipelineExecutionNotStoppableException");
     }
@@ -860,10 +897,18 @@ mod tests {
     fn stop_refuses_unknown_pipelines_runs_and_names() {
         let core = world(Settings::default());
         let pe = start(&core);
-        let e = core.stop_pipeline_execution(None, "nope", &pe, false, None).unwrap_err();
+        let e = core
+            .stop_pipeline_execution(None, "nope", &pe, false, None)
+            .unwrap_err();
         assert_eq!(e.type_name, "PipelineNotFoundException");
         let e = core
-            .stop_pipeline_execution(None, "p", "00000000-0000-4000-8000-000000000000", false, None)
+            .stop_pipeline_execution(
+                None,
+                "p",
+                "00000000-0000-4000-8000-000000000000",
+                false,
+                None,
+            )
             .unwrap_err();
         assert_eq!(e.type_name, "PipelineExecutionNotStoppableException");
         let e = core.stop_execution("e-99", false, None).unwrap_err();
@@ -880,7 +925,9 @@ mod tests {
         let (job, _) = take(&core).unwrap();
         let label = label_of(&core, &job);
         let first_id = core.inspect(|w| w.execution(&label).unwrap().aws_id.clone());
-        let e = core.retry_stage(&label, None, RetryMode::FailedActions).unwrap_err();
+        let e = core
+            .retry_stage(&label, None, RetryMode::FailedActions)
+            .unwrap_err();
         assert_eq!(e.type_name, "StageNotRetryableException");
         failure(&core, &job);
         assert_eq!(status(&core, &pe), "Failed");
@@ -892,7 +939,9 @@ mod tests {
             .retry_stage_execution(None, "p", "Deploy", &pe, RetryMode::FailedActions)
             .unwrap_err();
         assert_eq!(e.type_name, "StageNotRetryableException");
-        let r = core.retry_stage(&pe, None, RetryMode::FailedActions).unwrap();
+        let r = core
+            .retry_stage(&pe, None, RetryMode::FailedActions)
+            .unwrap();
         assert_eq!(r.stage, "Build");
         assert_eq!(r.executions, vec![format!("{label}-retry-1")]);
         assert_eq!(status(&core, &pe), "InProgress");
@@ -905,9 +954,15 @@ mod tests {
         assert_eq!((attempt, retry_of.as_deref()), (2, Some(label.as_str())));
         let (job2, token) = take(&core).unwrap();
         assert_eq!(label_of(&core, &job2), *new);
-        assert_eq!(token, None, "the retry's first job carries no continuation token");
+        assert_eq!(
+            token, None,
+            "the retry's first job carries no continuation token"
+        );
         let state = stage_state(&core, 0);
-        assert_eq!(state["actionStates"][0]["latestExecution"]["actionExecutionId"], json!(new_id));
+        assert_eq!(
+            state["actionStates"][0]["latestExecution"]["actionExecutionId"],
+            json!(new_id)
+        );
         let listed = core.list_action_executions("p", Some(&pe)).unwrap();
         let ids: Vec<&str> = listed["actionExecutionDetails"]
             .as_array()
@@ -920,7 +975,10 @@ mod tests {
         // The run goes on to the next stage.
         let (job3, _) = take(&core).unwrap();
         let label3 = label_of(&core, &job3);
-        assert_eq!(core.inspect(|w| w.execution(&label3).unwrap().stage.clone()), "Deploy");
+        assert_eq!(
+            core.inspect(|w| w.execution(&label3).unwrap().stage.clone()),
+            "Deploy"
+        );
     }
 
     #[test]
@@ -930,16 +988,22 @@ mod tests {
         let (job, _) = take(&core).unwrap();
         let label = label_of(&core, &job);
         core.stop_execution(&pe, true, None).unwrap();
-        let r = core.retry_stage(&label, None, RetryMode::FailedActions).unwrap();
+        let r = core
+            .retry_stage(&label, None, RetryMode::FailedActions)
+            .unwrap();
         assert_eq!(r.executions.len(), 1);
         let (job2, _) = take(&core).unwrap();
         failure(&core, &job2);
-        let r = core.retry_stage(&pe, Some("Build"), RetryMode::AllActions).unwrap();
+        let r = core
+            .retry_stage(&pe, Some("Build"), RetryMode::AllActions)
+            .unwrap();
         assert_eq!(r.executions, vec![format!("{label}-retry-2")]);
         let (job3, _) = take(&core).unwrap();
         failure(&core, &job3);
         let later = start(&core);
-        let e = core.retry_stage(&pe, None, RetryMode::FailedActions).unwrap_err();
+        let e = core
+            .retry_stage(&pe, None, RetryMode::FailedActions)
+            .unwrap_err();
         assert_eq!(e.type_name, "NotLatestPipelineExecutionException");
         assert!(e.message.contains(&later), "{}", e.message);
     }
@@ -971,9 +1035,13 @@ mod tests {
             .list_pipeline_executions("p", None, Some("garbage"), None)
             .unwrap_err();
         assert_eq!(e.type_name, "InvalidNextTokenException");
-        let e = core.list_pipeline_executions("nope", None, None, None).unwrap_err();
+        let e = core
+            .list_pipeline_executions("nope", None, None, None)
+            .unwrap_err();
         assert_eq!(e.type_name, "PipelineNotFoundException");
-        let e = core.list_pipeline_executions("p", Some(0), None, None).unwrap_err();
+        let e = core
+            .list_pipeline_executions("p", Some(0), None, None)
+            .unwrap_err();
         assert_eq!(e.type_name, "ValidationException");
         // Only the first run's Build stage has succeeded.
         let (job, _) = take(&core).unwrap();
@@ -981,8 +1049,14 @@ mod tests {
         let only = core
             .list_pipeline_executions("p", None, None, Some("Build"))
             .unwrap();
-        assert_eq!(only["pipelineExecutionSummaries"].as_array().unwrap().len(), 1);
-        assert_eq!(only["pipelineExecutionSummaries"][0]["pipelineExecutionId"], json!(runs[0]));
+        assert_eq!(
+            only["pipelineExecutionSummaries"].as_array().unwrap().len(),
+            1
+        );
+        assert_eq!(
+            only["pipelineExecutionSummaries"][0]["pipelineExecutionId"],
+            json!(runs[0])
+        );
     }
 
     #[test]

@@ -137,7 +137,9 @@ pub async fn dispatch(
             )
             .map(Some),
         "RetryStageExecution" => {
-            let mode: RetryMode = s(input, "retryMode").parse().map_err(ApiError::validation)?;
+            let mode: RetryMode = s(input, "retryMode")
+                .parse()
+                .map_err(ApiError::validation)?;
             core.retry_stage_execution(
                 caller,
                 s(input, "pipelineName"),

@@ -605,7 +605,9 @@ impl Core {
                     .and_then(|e| e.client_id.clone());
                 Some((first, labels.len() as u32 + 1, client))
             });
-        let retry = earlier.as_ref().map(|(first, attempt, _)| (first.clone(), *attempt));
+        let retry = earlier
+            .as_ref()
+            .map(|(first, attempt, _)| (first.clone(), *attempt));
         let (label, client_id) = match (earlier, w.pending_label.take()) {
             (Some((first, attempt, client)), pending) => {
                 // A pending label belongs to a new bare execution, not to this retry.

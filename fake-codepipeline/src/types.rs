@@ -218,7 +218,10 @@ impl ExecutionStatus {
 
     /// Whether an action execution (or a pipeline execution) has ended: neither InProgress nor Stopping.
     pub fn is_finished(self) -> bool {
-        !matches!(self, ExecutionStatus::InProgress | ExecutionStatus::Stopping)
+        !matches!(
+            self,
+            ExecutionStatus::InProgress | ExecutionStatus::Stopping
+        )
     }
 }
 

@@ -151,7 +151,10 @@ async fn stop_and_wait_accepts_the_running_jobs_result_then_the_execution_is_sto
         .send()
         .await
         .expect("the running job's result is accepted while Stopping");
-    assert_eq!(status(&client, &run).await, PipelineExecutionStatus::Stopped);
+    assert_eq!(
+        status(&client, &run).await,
+        PipelineExecutionStatus::Stopped
+    );
     let (stage_status, _, action) = stage(&client, &run).await;
     assert_eq!(stage_status, Some(StageExecutionStatus::Stopped));
     assert_eq!(action, ActionExecutionStatus::Succeeded);
@@ -197,7 +200,10 @@ async fn stop_and_abandon_offers_no_continuation_and_refuses_the_put() {
         .send()
         .await
         .expect("StopPipelineExecution with abandon");
-    assert_eq!(status(&client, &run).await, PipelineExecutionStatus::Stopped);
+    assert_eq!(
+        status(&client, &run).await,
+        PipelineExecutionStatus::Stopped
+    );
     let (stage_status, _, action) = stage(&client, &run).await;
     assert_eq!(stage_status, Some(StageExecutionStatus::Stopped));
     assert_eq!(action, ActionExecutionStatus::Abandoned);
@@ -246,7 +252,10 @@ async fn stop_and_abandon_offers_no_continuation_and_refuses_the_put() {
         .await
         .unwrap();
     assert!(polled.jobs().is_empty(), "{:?}", polled.jobs());
-    assert_eq!(cp.execution(&run.label)["jobs"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        cp.execution(&run.label)["jobs"].as_array().unwrap().len(),
+        1
+    );
     assert!(
         cp.events_with_rule("CP-TIMEOUT").is_empty(),
         "an abandoned job never times out"
@@ -300,7 +309,10 @@ async fn stop_and_wait_then_abandon_while_stopping() {
             .await
             .unwrap_or_else(|e| panic!("stop (abandon {abandon}): {e:?}"));
     }
-    assert_eq!(status(&client, &run).await, PipelineExecutionStatus::Stopped);
+    assert_eq!(
+        status(&client, &run).await,
+        PipelineExecutionStatus::Stopped
+    );
     // The continuation job that was waiting for its delay is never queued.
     cp.advance(Duration::from_secs(60));
     assert!(tests::poll_custom(&client).await.is_none());
@@ -588,18 +600,16 @@ async fn boto3_stops_retries_and_lists_pipeline_executions() {
         .env("CP_KEY_ID", KEY1.0)
         .env("CP_KEY_SECRET", KEY1.1)
         .env("CP_CUSTOM", CUSTOM);
-    let out = run_checked(
-        &mut cmd,
-        "boto3 lifecycle script",
-        Duration::from_secs(120),
-    )
-    .await;
+    let out = run_checked(&mut cmd, "boto3 lifecycle script", Duration::from_secs(120)).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout.lines().rev().find(|l| !l.trim().is_empty());
     let v: Value = line
         .and_then(|l| serde_json::from_str(l).ok())
         .unwrap_or_else(|| panic!("stdout is not one JSON object:\n{stdout}"));
-    assert_eq!(v["wait"], json!({"status": "Stopped", "action": "Succeeded"}));
+    assert_eq!(
+        v["wait"],
+        json!({"status": "Stopped", "action": "Succeeded"})
+    );
     assert_eq!(v["abandon"]["put"], "InvalidJobStateException");
     assert_eq!(v["abandon"]["polled_after"], 0);
     assert_ne!(v["retry"]["first"], v["retry"]["new"]);
