@@ -854,6 +854,7 @@ impl Core {
                         "id": j.id, "number": j.number, "status": j.status.as_str(),
                         "continuationToken": j.continuation_token,
                         "deadline": j.deadline.map(stamp),
+                        "abandoned": j.abandoned.map(stamp),
                         "history": j.history.iter().map(|(t, s)| json!({"at": stamp(*t), "status": s.as_str()})).collect::<Vec<_>>(),
                     })
                 })
@@ -877,6 +878,8 @@ impl Core {
                 "detailsLinkAt": e.external_id_at.map(stamp),
                 "errorDetails": e.error.as_ref().map(|(c, m)| json!({"code": c, "message": m})),
                 "outputVariables": e.output_variables,
+                "attempt": e.attempt,
+                "retryOf": e.retry_of,
                 "jobs": jobs,
             }))
         })?;

@@ -252,10 +252,10 @@ async fn stop_and_abandon_offers_no_continuation_and_refuses_the_put() {
         .await
         .unwrap();
     assert!(polled.jobs().is_empty(), "{:?}", polled.jobs());
-    assert_eq!(
-        cp.execution(&run.label)["jobs"].as_array().unwrap().len(),
-        1
-    );
+    let view = cp.execution(&run.label);
+    assert_eq!(view["jobs"].as_array().unwrap().len(), 1);
+    assert_eq!(view["jobs"][0]["status"], "Failed");
+    assert_eq!(view["jobs"][0]["abandoned"], "+00:00:00");
     assert!(
         cp.events_with_rule("CP-TIMEOUT").is_empty(),
         "an abandoned job never times out"
