@@ -76,6 +76,11 @@ struct Args {
     #[arg(long, default_value = "progress-100")]
     final_on: crate::FinalOn,
 
+    /// What a result put for a job of an abandoned action gets: `refuse` (InvalidJobStateException,
+    /// CP-ABANDONED) or `accept` (an empty 200 that changes nothing). AWS does not document it.
+    #[arg(long, default_value = "refuse")]
+    abandoned_results: crate::AbandonedResults,
+
     /// In manual mode, hold an empty poll open up to this long (real time) until a job is queued.
     #[arg(long, value_parser = duration)]
     park_polls: Option<Duration>,
@@ -150,6 +155,7 @@ async fn serve(args: Args) -> Result<()> {
         signature_skew: args.signature_skew,
         park_polls: args.park_polls,
         seed: args.seed,
+        abandoned_results: args.abandoned_results,
         ..Settings::default()
     };
     settings.admin = sim_core::AdminGuard::new()

@@ -105,6 +105,14 @@ impl Core {
         result
     }
 
+    /// Queues an event while the world is borrowed immutably; recorded with the others after unlock.
+    pub(crate) fn defer(&self, event: NewEvent) {
+        self.deferred
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(event);
+    }
+
     pub(crate) fn lock(&self) -> MutexGuard<'_, World> {
         self.world.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -114,11 +122,11 @@ impl Core {
         self.job_queued.notified()
     }
 
-    fn now(&self) -> SimTime {
+    pub(crate) fn now(&self) -> SimTime {
         self.sim.clock.now()
     }
 
-    fn stamp(&self, t: SimTime) -> String {
+    pub(crate) fn stamp(&self, t: SimTime) -> String {
         format_offset(t.since(self.sim.clock.origin()))
     }
 
@@ -171,14 +179,24 @@ impl Core {
             NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::ExecutionStarted)
                 .execution(&label)
                 .detail(format!(
-                    "action execution {label} of {} started ({} / {} / {})",
-                    exec.action_type, exec.pipeline, exec.stage, exec.action
+                    "action execution {label} of {} started ({} / {} / {}){}",
+                    exec.action_type,
+                    exec.pipeline,
+                    exec.stage,
+                    exec.action,
+                    match &exec.retry_of {
+                        Some(first) => format!(", attempt {} (a retry of {first})", exec.attempt),
+                        None => String::new(),
+                    }
                 ))
                 .data(json!({
                     "actionType": exec.action_type.to_string(),
                     "actionExecutionId": exec.aws_id,
                     "pipeline": exec.pipeline,
+                    "pipelineExecutionId": exec.pipeline_execution_id,
                     "configuration": exec.configuration,
+                    "attempt": exec.attempt,
+                    "retryOf": exec.retry_of,
                 })),
         );
         world.executions.insert(label.clone(), exec);
@@ -213,6 +231,7 @@ impl Core {
             queue_seq: None,
             deadline_timer: None,
             lease_timer: None,
+            abandoned: None,
         };
         world.jobs.insert(id.clone(), job);
         world.emit(
@@ -375,7 +394,7 @@ impl Core {
     }
 
     /// Ends an action execution once, and moves its pipeline run on.
-    fn finish_execution(
+    pub(crate) fn finish_execution(
         &self,
         world: &mut World,
         label: &str,
@@ -614,7 +633,7 @@ impl Core {
         Ok(job)
     }
 
-    fn record_refusal(
+    pub(crate) fn record_refusal(
         &self,
         job: &Job,
         caller: Option<&str>,
@@ -841,6 +860,9 @@ impl Core {
         };
         self.with_world(|world| {
             let job = self.job_for_call(world, caller, owner, job_id, client_token, op)?;
+            if let Some(answer) = self.abandoned_result(job, caller, op) {
+                return answer;
+            }
             if let Err(e) = self.check_resultable(job) {
                 self.record_refusal(job, caller, op, &e, Severity::Error);
                 return Err(e);
@@ -959,6 +981,9 @@ impl Core {
         };
         self.with_world(|world| {
             let job = self.job_for_call(world, caller, owner, job_id, client_token, op)?;
+            if let Some(answer) = self.abandoned_result(job, caller, op) {
+                return answer;
+            }
             if let Err(e) = self.check_resultable(job) {
                 self.record_refusal(job, caller, op, &e, Severity::Error);
                 return Err(e);

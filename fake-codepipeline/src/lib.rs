@@ -16,6 +16,7 @@ pub mod cli;
 pub mod console;
 pub mod engine;
 pub mod error;
+pub mod lifecycle;
 pub mod model;
 pub mod ops;
 pub mod pipelines;
@@ -39,7 +40,9 @@ pub use error::ApiError;
 pub use pipelines::{ActionTypeSpec, ExecutionSpec};
 pub use settings::{Settings, Timing, TimingOverrides};
 pub use state::{FaultKind, FaultRule};
-pub use types::{ActionTypeId, ExecutionStatus, FinalOn, JobStatus, Owner};
+pub use types::{
+    AbandonedResults, ActionTypeId, ExecutionStatus, FinalOn, JobStatus, Owner, RetryMode,
+};
 pub use view::WorldView;
 
 /// One fake CodePipeline: cheap to clone, all clones share state.

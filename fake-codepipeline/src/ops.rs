@@ -7,7 +7,7 @@ use sim_core::{ClockMode, RequestGuard};
 
 use crate::engine::{Core, FailureResult, SuccessResult};
 use crate::error::ApiError;
-use crate::types::{ActionTypeId, Owner};
+use crate::types::{ActionTypeId, Owner, RetryMode};
 
 /// The operations this fake implements.
 pub const OPERATIONS: &[&str] = &[
@@ -30,6 +30,9 @@ pub const OPERATIONS: &[&str] = &[
     "GetPipelineExecution",
     "GetPipelineState",
     "ListActionExecutions",
+    "StopPipelineExecution",
+    "RetryStageExecution",
+    "ListPipelineExecutions",
 ];
 
 /// Whether `op` is implemented.
@@ -121,6 +124,43 @@ pub async fn dispatch(
             core.list_action_executions(s(input, "pipelineName"), pe)
                 .map(Some)
         }
+        "StopPipelineExecution" => core
+            .stop_pipeline_execution(
+                caller,
+                s(input, "pipelineName"),
+                s(input, "pipelineExecutionId"),
+                input
+                    .get("abandon")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+                input.get("reason").and_then(Value::as_str),
+            )
+            .map(Some),
+        "RetryStageExecution" => {
+            let mode: RetryMode = s(input, "retryMode")
+                .parse()
+                .map_err(ApiError::validation)?;
+            core.retry_stage_execution(
+                caller,
+                s(input, "pipelineName"),
+                s(input, "stageName"),
+                s(input, "pipelineExecutionId"),
+                mode,
+            )
+            .map(Some)
+        }
+        "ListPipelineExecutions" => core
+            .list_pipeline_executions(
+                s(input, "pipelineName"),
+                input.get("maxResults").and_then(Value::as_i64),
+                input.get("nextToken").and_then(Value::as_str),
+                input
+                    .get("filter")
+                    .and_then(|f| f.get("succeededInStage"))
+                    .and_then(|f| f.get("stageName"))
+                    .and_then(Value::as_str),
+            )
+            .map(Some),
         other => Err(ApiError::new(
             "UnknownOperationException",
             format!("Unknown operation {other}"),

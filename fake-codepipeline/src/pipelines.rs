@@ -419,6 +419,8 @@ impl Core {
                 stage: 0,
                 run_order: None,
                 actions: BTreeMap::new(),
+                previous: BTreeMap::new(),
+                stop: None,
             },
         );
         w.pipeline_execution_order.push(id.clone());
@@ -509,8 +511,22 @@ impl Core {
             let Some(pe) = w.pipeline_executions.get(pe_id) else {
                 return;
             };
-            if pe.status != ExecutionStatus::InProgress {
-                return;
+            match pe.status {
+                ExecutionStatus::InProgress => {}
+                ExecutionStatus::Stopping => {
+                    // Stop and wait (CP-STOP): nothing new starts; the run is Stopped once no action of
+                    // it is in progress any more.
+                    let running = pe.actions.values().any(|l| {
+                        w.executions
+                            .get(l)
+                            .is_some_and(|e| e.status == ExecutionStatus::InProgress)
+                    });
+                    if !running {
+                        self.end_pipeline(w, pe_id, ExecutionStatus::Stopped);
+                    }
+                    return;
+                }
+                _ => return,
             }
             let Some(pipeline) = w.pipelines.get(&pe.pipeline).cloned() else {
                 return;
@@ -566,7 +582,7 @@ impl Core {
         }
     }
 
-    fn start_declared_action(
+    pub(crate) fn start_declared_action(
         &self,
         w: &mut World,
         pe_id: &str,
@@ -575,9 +591,31 @@ impl Core {
         a: ActionDecl,
     ) {
         let now = self.sim.clock.now();
-        let (label, client_id) = match w.pending_label.take() {
-            Some(x) => x,
-            None => {
+        // An action that already ran in this pipeline run is being retried (CP-RETRY): a new action
+        // execution, labelled after the first attempt (`e-1-retry-1`), with the same clientId.
+        let earlier: Option<(String, u32, Option<String>)> = w
+            .pipeline_executions
+            .get(pe_id)
+            .and_then(|pe| pe.previous.get(&(stage.to_string(), a.name.clone())))
+            .and_then(|labels| {
+                let first = labels.first()?.clone();
+                let client = labels
+                    .last()
+                    .and_then(|l| w.executions.get(l))
+                    .and_then(|e| e.client_id.clone());
+                Some((first, labels.len() as u32 + 1, client))
+            });
+        let retry = earlier
+            .as_ref()
+            .map(|(first, attempt, _)| (first.clone(), *attempt));
+        let (label, client_id) = match (earlier, w.pending_label.take()) {
+            (Some((first, attempt, client)), pending) => {
+                // A pending label belongs to a new bare execution, not to this retry.
+                w.pending_label = pending;
+                (w.retry_label(&first, attempt), client)
+            }
+            (None, Some(x)) => x,
+            (None, None) => {
                 let client = w
                     .action_types
                     .get(&a.action_type)
@@ -613,6 +651,8 @@ impl Core {
             output_variables: BTreeMap::new(),
             jobs: Vec::new(),
             action_timer: None,
+            attempt: retry.as_ref().map_or(1, |r| r.1),
+            retry_of: retry.map(|r| r.0),
         };
         if let Some(pe) = w.pipeline_executions.get_mut(pe_id) {
             pe.actions
@@ -625,7 +665,7 @@ impl Core {
         }
     }
 
-    fn end_pipeline(&self, w: &mut World, pe_id: &str, status: ExecutionStatus) {
+    pub(crate) fn end_pipeline(&self, w: &mut World, pe_id: &str, status: ExecutionStatus) {
         let now = self.sim.clock.now();
         if let Some(pe) = w.pipeline_executions.get_mut(pe_id) {
             pe.status = status;
@@ -654,7 +694,7 @@ impl Core {
             Ok(json!({"pipelineExecution": {
                 "pipelineName": name, "pipelineVersion": pe.version, "pipelineExecutionId": pe.id,
                 "status": pe.status.as_str(), "artifactRevisions": [], "executionMode": "SUPERSEDED",
-                "executionType": "STANDARD",
+                "executionType": "STANDARD", "trigger": {"triggerType": "StartPipelineExecution"},
             }}))
         })
     }
@@ -705,7 +745,8 @@ impl Core {
                         .position(|s| s.name == st.name)
                         .is_some_and(|i| i <= pe.stage);
                     if reached {
-                        let status = stage_status(w, pe, st);
+                        let current = p.stages.get(pe.stage).is_some_and(|s| s.name == st.name);
+                        let status = stage_status(w, pe, st, current);
                         stage["latestExecution"] =
                             json!({"pipelineExecutionId": pe.id, "status": status});
                     }
@@ -813,6 +854,7 @@ impl Core {
                         "id": j.id, "number": j.number, "status": j.status.as_str(),
                         "continuationToken": j.continuation_token,
                         "deadline": j.deadline.map(stamp),
+                        "abandoned": j.abandoned.map(stamp),
                         "history": j.history.iter().map(|(t, s)| json!({"at": stamp(*t), "status": s.as_str()})).collect::<Vec<_>>(),
                     })
                 })
@@ -836,6 +878,8 @@ impl Core {
                 "detailsLinkAt": e.external_id_at.map(stamp),
                 "errorDetails": e.error.as_ref().map(|(c, m)| json!({"code": c, "message": m})),
                 "outputVariables": e.output_variables,
+                "attempt": e.attempt,
+                "retryOf": e.retry_of,
                 "jobs": jobs,
             }))
         })?;
@@ -854,7 +898,21 @@ impl Core {
     }
 }
 
-fn stage_status(w: &World, pe: &PipelineExecution, st: &StageDecl) -> &'static str {
+/// The status of stage `st` in run `pe` (the model's `StageExecutionStatus`); `current` says whether it
+/// is the stage the run is in (or ended in), which a stop marks Stopping or Stopped (CP-STOP).
+pub(crate) fn stage_status(
+    w: &World,
+    pe: &PipelineExecution,
+    st: &StageDecl,
+    current: bool,
+) -> &'static str {
+    if current {
+        match pe.status {
+            ExecutionStatus::Stopping => return "Stopping",
+            ExecutionStatus::Stopped => return "Stopped",
+            _ => {}
+        }
+    }
     let statuses: Vec<ExecutionStatus> = st
         .actions
         .iter()
@@ -870,7 +928,7 @@ fn stage_status(w: &World, pe: &PipelineExecution, st: &StageDecl) -> &'static s
     }
 }
 
-fn pipeline_not_found(name: &str) -> ApiError {
+pub(crate) fn pipeline_not_found(name: &str) -> ApiError {
     ApiError::new(
         "PipelineNotFoundException",
         format!("Account does not have a pipeline with name '{name}'"),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::types::FinalOn;
+use crate::types::{AbandonedResults, FinalOn};
 
 /// Protocol timings, all in simulated time (`docs/protocol.md`, "Job lifecycle and time").
 #[derive(Clone, Debug, PartialEq)]
@@ -130,6 +130,9 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Who may use the admin API (`/_sim/`) and the console (see `sim_core::guard`).
     pub admin: sim_core::AdminGuard,
+    /// What a result put for a job of an abandoned action execution gets (CP-ABANDONED; inferred,
+    /// default `Refuse`).
+    pub abandoned_results: AbandonedResults,
 }
 
 impl Default for Settings {
@@ -145,6 +148,7 @@ impl Default for Settings {
             region: "us-east-1".to_string(),
             max_body_bytes: 1024 * 1024,
             admin: sim_core::AdminGuard::new(),
+            abandoned_results: AbandonedResults::Refuse,
         }
     }
 }

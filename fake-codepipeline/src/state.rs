@@ -178,8 +178,24 @@ pub struct PipelineExecution {
     pub stage: usize,
     /// The runOrder group now running within the stage.
     pub run_order: Option<i64>,
-    /// (stage, action) -> action execution label.
+    /// (stage, action) -> label of the action's latest execution in this run (a retry replaces it).
     pub actions: BTreeMap<(String, String), String>,
+    /// (stage, action) -> labels of the action's earlier executions in this run, oldest first: the ones a
+    /// retry replaced (CP-RETRY).
+    pub previous: BTreeMap<(String, String), Vec<String>>,
+    /// The last StopPipelineExecution accepted for this run (cleared by a retry).
+    pub stop: Option<StopRequest>,
+}
+
+/// A StopPipelineExecution request that was accepted (CP-STOP).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StopRequest {
+    /// Stop and abandon (true) or stop and wait (false).
+    pub abandon: bool,
+    /// The caller's reason, if given (`stopTrigger.reason`).
+    pub reason: Option<String>,
+    /// When it was accepted.
+    pub at: SimTime,
 }
 
 /// One action execution: all the jobs of one action in one pipeline run.
@@ -227,6 +243,10 @@ pub struct ActionExecution {
     pub jobs: Vec<String>,
     /// The action-timeout timer.
     pub action_timer: Option<TimerId>,
+    /// 1 for an action's first execution in a pipeline run, 2 for its first retry, ... (CP-RETRY).
+    pub attempt: u32,
+    /// For a retry: the label of the action's first execution in the run.
+    pub retry_of: Option<String>,
 }
 
 /// One job.
@@ -267,6 +287,9 @@ pub struct Job {
     pub deadline_timer: Option<TimerId>,
     /// The ack-window timer of the current dispatch.
     pub lease_timer: Option<TimerId>,
+    /// When its action execution was abandoned by a stop, if it was (CP-STOP, CP-ABANDONED). The job
+    /// is then Failed: the model's `JobStatus` has no Abandoned.
+    pub abandoned: Option<SimTime>,
 }
 
 impl Job {
@@ -388,6 +411,19 @@ impl World {
             if !self.executions.contains_key(&label) {
                 return label;
             }
+        }
+    }
+
+    /// A free label for attempt `attempt` (2 or more) of the action execution first labelled `first`:
+    /// `e-1-retry-1` for the second attempt of `e-1`, ...
+    pub fn retry_label(&self, first: &str, attempt: u32) -> String {
+        let mut n = attempt.saturating_sub(1).max(1);
+        loop {
+            let label = format!("{first}-retry-{n}");
+            if !self.executions.contains_key(&label) {
+                return label;
+            }
+            n += 1;
         }
     }
 

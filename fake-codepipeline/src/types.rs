@@ -184,7 +184,9 @@ impl fmt::Display for JobStatus {
     }
 }
 
-/// The status of an action execution (and of a pipeline execution).
+/// The status of an action execution (the model's `ActionExecutionStatus`: InProgress, Abandoned,
+/// Succeeded, Failed) and of a pipeline execution (`PipelineExecutionStatus`: InProgress, Stopping,
+/// Stopped, Succeeded, Failed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ExecutionStatus {
     /// Running.
@@ -193,6 +195,12 @@ pub enum ExecutionStatus {
     Succeeded,
     /// Finished badly.
     Failed,
+    /// A pipeline execution asked to stop and wait: its in-progress actions are finishing (CP-STOP).
+    Stopping,
+    /// A pipeline execution that was stopped (CP-STOP).
+    Stopped,
+    /// An action execution whose pipeline execution was stopped with `abandon` (CP-STOP).
+    Abandoned,
 }
 
 impl ExecutionStatus {
@@ -202,7 +210,95 @@ impl ExecutionStatus {
             ExecutionStatus::InProgress => "InProgress",
             ExecutionStatus::Succeeded => "Succeeded",
             ExecutionStatus::Failed => "Failed",
+            ExecutionStatus::Stopping => "Stopping",
+            ExecutionStatus::Stopped => "Stopped",
+            ExecutionStatus::Abandoned => "Abandoned",
         }
+    }
+
+    /// Whether an action execution (or a pipeline execution) has ended: neither InProgress nor Stopping.
+    pub fn is_finished(self) -> bool {
+        !matches!(
+            self,
+            ExecutionStatus::InProgress | ExecutionStatus::Stopping
+        )
+    }
+}
+
+/// Which actions RetryStageExecution runs again (the model's `StageRetryMode`, CP-RETRY).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RetryMode {
+    /// `FAILED_ACTIONS`: the stage's failed (and abandoned) actions, in the runOrder group where the
+    /// execution ended; actions still in progress go on.
+    #[serde(rename = "FAILED_ACTIONS")]
+    FailedActions,
+    /// `ALL_ACTIONS`: every action of the stage, from its first runOrder group.
+    #[serde(rename = "ALL_ACTIONS")]
+    AllActions,
+}
+
+impl RetryMode {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetryMode::FailedActions => "FAILED_ACTIONS",
+            RetryMode::AllActions => "ALL_ACTIONS",
+        }
+    }
+}
+
+impl FromStr for RetryMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "FAILED_ACTIONS" => Ok(RetryMode::FailedActions),
+            "ALL_ACTIONS" => Ok(RetryMode::AllActions),
+            other => Err(format!(
+                "retryMode `{other}` is not FAILED_ACTIONS or ALL_ACTIONS"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for RetryMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a result put for a job of an abandoned action execution gets (CP-ABANDONED). AWS does not
+/// document it; `Refuse` is the fake's inferred default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AbandonedResults {
+    /// `InvalidJobStateException`, naming CP-ABANDONED (recorded as a warning).
+    #[default]
+    Refuse,
+    /// An empty 200, as for any accepted result; the result changes nothing and no job follows.
+    Accept,
+}
+
+impl FromStr for AbandonedResults {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "refuse" => Ok(AbandonedResults::Refuse),
+            "accept" => Ok(AbandonedResults::Accept),
+            other => Err(format!(
+                "abandoned_results `{other}` is not `refuse` or `accept`"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for AbandonedResults {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AbandonedResults::Refuse => "refuse",
+            AbandonedResults::Accept => "accept",
+        })
     }
 }
 

@@ -128,6 +128,14 @@ string_enum! {
         ExecutionFinished = "execution_finished",
         /// A call was refused by a protocol rule.
         CallRefused = "call_refused",
+        /// StopPipelineExecution was accepted: the pipeline execution is Stopping (stop and wait) or its
+        /// in-progress actions are being abandoned (stop and abandon).
+        StopRequested = "stop_requested",
+        /// A result put for a job of an abandoned action was accepted and discarded
+        /// (`abandoned_results = accept`).
+        ResultDiscarded = "result_discarded",
+        /// RetryStageExecution started the failed (or all) actions of a stage again.
+        StageRetried = "stage_retried",
         /// A request failed SigV4 verification.
         AuthRefused = "auth_refused",
         /// A request failed validation or the wire rules.

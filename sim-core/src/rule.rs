@@ -55,6 +55,12 @@ rules! {
     CpDetails = "CP-DETAILS",
     /// Output variables misused or too large.
     CpOutputVars = "CP-OUTPUT-VARS",
+    /// StopPipelineExecution: stop and wait, or stop and abandon.
+    CpStop = "CP-STOP",
+    /// A result for a job of an abandoned action execution.
+    CpAbandoned = "CP-ABANDONED",
+    /// RetryStageExecution: failed (or all) actions of a stage run again as new action executions.
+    CpRetry = "CP-RETRY",
     /// A request refused by the wire rules or the model's validation.
     CpValidation = "CP-VALIDATION",
     /// A final success that still carries a token, or lacks 100.

@@ -1,0 +1,220 @@
+"""Pipeline-execution lifecycle through boto3 (run by tests/tests/lifecycle.rs): StopPipelineExecution
+(stop and wait, stop and abandon), RetryStageExecution and ListPipelineExecutions, as a boto3 user
+calls them, against an in-process fake with a manual clock.
+
+Each section asserts what a user relies on and the script exits non-zero with the traceback on the
+first surprise. On success it prints one JSON object with what boto3 parsed, which the Rust test checks
+again.
+
+Inputs come from the environment: CP_ENDPOINT (the fake; its admin API is under /_sim/), CP_KEY_ID,
+CP_KEY_SECRET, CP_CUSTOM (Category/Owner/Provider/Version of a registered custom action type whose
+properties are PresetName and RunnableFile).
+"""
+
+import json
+import os
+import urllib.request
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+ENV = os.environ
+ENDPOINT = ENV["CP_ENDPOINT"]
+
+
+def type_id(text):
+    category, owner, provider, version = text.split("/")
+    return {"category": category, "owner": owner, "provider": provider, "version": version}
+
+
+CUSTOM = type_id(ENV["CP_CUSTOM"])
+CP = boto3.client(
+    "codepipeline",
+    endpoint_url=ENDPOINT,
+    region_name="us-east-1",
+    aws_access_key_id=ENV["CP_KEY_ID"],
+    aws_secret_access_key=ENV["CP_KEY_SECRET"],
+    config=Config(retries={"max_attempts": 1}),
+)
+
+
+def admin(path, body):
+    req = urllib.request.Request(
+        ENDPOINT + path,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req) as resp:
+        return json.loads(resp.read())
+
+
+def start(name):
+    return admin(
+        "/_sim/executions",
+        {"actionType": ENV["CP_CUSTOM"], "configuration": {"PresetName": name, "RunnableFile": name + ".jmx"}},
+    )
+
+
+def take():
+    """Polls and acknowledges the next custom job; the job (or None)."""
+    jobs = CP.poll_for_jobs(actionTypeId=CUSTOM, maxBatchSize=1)["jobs"]
+    if not jobs:
+        return None
+    job = jobs[0]
+    status = CP.acknowledge_job(jobId=job["id"], nonce=job["nonce"])["status"]
+    assert status == "InProgress", status
+    return job
+
+
+def error_of(call, **kwargs):
+    try:
+        call(**kwargs)
+    except ClientError as e:
+        return e.response["Error"]["Code"], e.response["Error"].get("Message", "")
+    raise AssertionError("%s(%r) succeeded; an error was expected" % (call.__name__, kwargs))
+
+
+def pe_status(run):
+    return CP.get_pipeline_execution(pipelineName=run["pipelineName"], pipelineExecutionId=run["pipelineExecutionId"])[
+        "pipelineExecution"
+    ]["status"]
+
+
+def stage_state(run):
+    return CP.get_pipeline_state(name=run["pipelineName"])["stageStates"][0]
+
+
+out = {}
+
+# --- Stop and wait: the running job's result is accepted, then the execution is Stopped.
+run = start("wait")
+job = take()
+resp = CP.stop_pipeline_execution(
+    pipelineName=run["pipelineName"], pipelineExecutionId=run["pipelineExecutionId"], abandon=False, reason="freeze"
+)
+assert resp["pipelineExecutionId"] == run["pipelineExecutionId"], resp
+assert pe_status(run) == "Stopping", pe_status(run)
+assert stage_state(run)["latestExecution"]["status"] == "Stopping"
+code, _ = error_of(
+    CP.stop_pipeline_execution, pipelineName=run["pipelineName"], pipelineExecutionId=run["pipelineExecutionId"]
+)
+assert code == "DuplicatedStopRequestException", code
+CP.put_job_success_result(
+    jobId=job["id"], executionDetails={"summary": "done", "percentComplete": 100, "externalExecutionId": "x-1"}
+)
+out["wait"] = {"status": pe_status(run), "action": stage_state(run)["actionStates"][0]["latestExecution"]["status"]}
+assert out["wait"] == {"status": "Stopped", "action": "Succeeded"}, out["wait"]
+code, _ = error_of(
+    CP.stop_pipeline_execution,
+    pipelineName=run["pipelineName"],
+    pipelineExecutionId=run["pipelineExecutionId"],
+    abandon=True,
+)
+assert code == "PipelineExecutionNotStoppableException", code
+
+# --- Stop and abandon: the action is Abandoned, a put is refused, no continuation job is offered.
+run = start("abandon")
+job = take()
+CP.stop_pipeline_execution(pipelineName=run["pipelineName"], pipelineExecutionId=run["pipelineExecutionId"], abandon=True)
+latest = stage_state(run)["actionStates"][0]["latestExecution"]
+code, message = error_of(
+    CP.put_job_success_result,
+    jobId=job["id"],
+    continuationToken="t-1",
+    executionDetails={"summary": "still running", "percentComplete": 10},
+)
+admin("/_sim/clock", {"by": "1h"})
+out["abandon"] = {
+    "status": pe_status(run),
+    "action": latest["status"],
+    "put": code,
+    "message": message,
+    "polled_after": len(CP.poll_for_jobs(actionTypeId=CUSTOM, maxBatchSize=10)["jobs"]),
+}
+assert out["abandon"]["status"] == "Stopped" and out["abandon"]["action"] == "Abandoned", out["abandon"]
+assert code == "InvalidJobStateException" and "CP-ABANDONED" in message, (code, message)
+assert out["abandon"]["polled_after"] == 0, out["abandon"]
+listed = CP.list_action_executions(
+    pipelineName=run["pipelineName"], filter={"pipelineExecutionId": run["pipelineExecutionId"]}
+)["actionExecutionDetails"]
+assert [d["status"] for d in listed] == ["Abandoned"], listed
+
+# --- Retry: a failed action runs again as a new action execution, whose first job has no token.
+run = start("retry")
+job = take()
+first_id = job["data"]["pipelineContext"]["action"]["actionExecutionId"]
+CP.put_job_failure_result(jobId=job["id"], failureDetails={"type": "JobFailed", "message": "broken"})
+assert pe_status(run) == "Failed"
+stage = stage_state(run)["stageName"]
+code, _ = error_of(
+    CP.retry_stage_execution,
+    pipelineName=run["pipelineName"],
+    stageName="NoSuchStage",
+    pipelineExecutionId=run["pipelineExecutionId"],
+    retryMode="FAILED_ACTIONS",
+)
+assert code == "StageNotFoundException", code
+resp = CP.retry_stage_execution(
+    pipelineName=run["pipelineName"],
+    stageName=stage,
+    pipelineExecutionId=run["pipelineExecutionId"],
+    retryMode="FAILED_ACTIONS",
+)
+assert resp["pipelineExecutionId"] == run["pipelineExecutionId"], resp
+assert pe_status(run) == "InProgress"
+code, _ = error_of(
+    CP.retry_stage_execution,
+    pipelineName=run["pipelineName"],
+    stageName=stage,
+    pipelineExecutionId=run["pipelineExecutionId"],
+    retryMode="ALL_ACTIONS",
+)
+assert code == "StageNotRetryableException", code
+job = take()
+new_id = job["data"]["pipelineContext"]["action"]["actionExecutionId"]
+assert new_id != first_id, new_id
+assert "continuationToken" not in job["data"], job["data"]
+listed = CP.list_action_executions(
+    pipelineName=run["pipelineName"], filter={"pipelineExecutionId": run["pipelineExecutionId"]}
+)["actionExecutionDetails"]
+out["retry"] = {
+    "first": first_id,
+    "new": new_id,
+    "listed": [(d["actionExecutionId"], d["status"]) for d in listed],
+    "latest": stage_state(run)["actionStates"][0]["latestExecution"]["actionExecutionId"],
+}
+assert out["retry"]["listed"] == [(new_id, "InProgress"), (first_id, "Failed")], out["retry"]
+assert out["retry"]["latest"] == new_id, out["retry"]
+CP.put_job_success_result(jobId=job["id"], executionDetails={"summary": "done", "percentComplete": 100})
+assert pe_status(run) == "Succeeded"
+
+# --- ListPipelineExecutions: pages of maxResults, newest first, by nextToken and by the paginator.
+ids = [run["pipelineExecutionId"]]
+for _ in range(4):
+    ids.append(CP.start_pipeline_execution(name=run["pipelineName"])["pipelineExecutionId"])
+pages, token = [], None
+while True:
+    kwargs = {"pipelineName": run["pipelineName"], "maxResults": 2}
+    if token:
+        kwargs["nextToken"] = token
+    page = CP.list_pipeline_executions(**kwargs)
+    pages.append([s["pipelineExecutionId"] for s in page["pipelineExecutionSummaries"]])
+    token = page.get("nextToken")
+    if not token:
+        break
+assert pages == [ids[4:2:-1], ids[2:0:-1], ids[0:1]], pages
+paginated = [
+    s["pipelineExecutionId"]
+    for p in CP.get_paginator("list_pipeline_executions").paginate(
+        pipelineName=run["pipelineName"], PaginationConfig={"PageSize": 2}
+    )
+    for s in p["pipelineExecutionSummaries"]
+]
+assert paginated == ids[::-1], paginated
+code, _ = error_of(CP.list_pipeline_executions, pipelineName=run["pipelineName"], nextToken="made-up")
+assert code == "InvalidNextTokenException", code
+out["list"] = {"pages": pages}
+
+print(json.dumps(out))
