@@ -29,6 +29,9 @@ const SHOWN: &[EventKind] = &[
     EventKind::JobsAbandoned,
     EventKind::HarnessError,
     EventKind::FaultAdded,
+    EventKind::StopRequested,
+    EventKind::StageRetried,
+    EventKind::ResultDiscarded,
 ];
 
 /// Whether an event belongs on the timeline.

@@ -7,6 +7,14 @@ use std::process::Command;
 
 use serde_json::Value;
 
+/// The runs below start several scenarios at once; one at a time, they stay within the answer budgets on
+/// 2 cores.
+static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    HEAVY.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn out(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join("explore")
@@ -43,6 +51,7 @@ fn names(reports: &[Value]) -> Vec<String> {
 
 #[test]
 fn twenty_generated_scenarios_pass_with_the_reference_agent() {
+    let _one_at_a_time = heavy();
     let dir = out("reference");
     let json = dir.join("report.json");
     let run = conformance(&[
@@ -73,6 +82,7 @@ fn twenty_generated_scenarios_pass_with_the_reference_agent() {
 
 #[test]
 fn shards_split_an_exploration_and_merge_reports_joins_them() {
+    let _one_at_a_time = heavy();
     let dir = out("shards");
     let mut parts = Vec::new();
     for shard in ["1/2", "2/2"] {
@@ -177,6 +187,7 @@ fn explore_does_not_mix_with_named_scenarios() {
 
 #[test]
 fn exploration_alone_finds_every_bad_agent_mode_in_the_first_twenty_seeds() {
+    let _one_at_a_time = heavy();
     let dir = out("proof");
     let run = Command::new(env!("CARGO_BIN_EXE_explore-proof"))
         .args(["--from", "1", "--seeds", "20", "--shrink-runs", "3"])
