@@ -45,6 +45,8 @@ impl Weights {
     pub const CONTINUATION_DELAY: [(u64, u32); 3] = [(30, 65), (60, 20), (10, 15)];
     /// A window of CodePipeline faults (throttling or server errors, 10-35 % of calls, 30 s-4 min).
     pub const CP_FAULTS: u32 = 30;
+    /// Of the CodePipeline fault windows, a throttling storm: every poll refused for 30 s-2 min.
+    pub const STORM: u32 = 30;
     /// A backend outage (1-20 min; one in five permanent).
     pub const OUTAGE: u32 = 25;
     /// A backend error rate (10-30 % of calls, 1-20 min).
@@ -254,6 +256,18 @@ impl Generated {
                     ("PutJobSuccessResult", 15),
                 ]
             };
+            if chance(&mut rng, Weights::STORM) {
+                // Every poll refused for a while: what shows whether an agent backs off.
+                return GenCpWindow {
+                    rules: vec![GenCpRule {
+                        operation: ops[0].0.to_string(),
+                        kind: "throttle",
+                        rate: 1.0,
+                    }],
+                    from: tens(&mut rng, 0, horizon / 2),
+                    len: tens(&mut rng, 30, 120),
+                };
+            }
             let mut rules: Vec<GenCpRule> = Vec::new();
             for _ in 0..rng.random_range(1..=2) {
                 let operation = pick(&mut rng, &ops).to_string();
@@ -911,6 +925,10 @@ mod tests {
         assert!(any(&|g| g.executions.iter().any(|e| e.start > 0)));
         assert!(any(&|g| g.replicas == 3 && g.ack_window == 0));
         assert!(any(&|g| g.cp_faults.is_some()));
+        assert!(any(&|g| g
+            .cp_faults
+            .as_ref()
+            .is_some_and(|w| w.rules.iter().any(|r| r.rate == 1.0))));
         assert!(any(&|g| g
             .agent_steps
             .iter()

@@ -189,8 +189,9 @@ fn explore_does_not_mix_with_named_scenarios() {
 fn exploration_alone_finds_every_bad_agent_mode_in_the_first_twenty_seeds() {
     let _one_at_a_time = heavy();
     let dir = out("proof");
+    // Found in seed order, written as generated (no shrinking: that is the next test) and replayed.
     let run = Command::new(env!("CARGO_BIN_EXE_explore-proof"))
-        .args(["--from", "1", "--seeds", "20", "--shrink-runs", "3"])
+        .args(["--from", "1", "--seeds", "20", "--shrink-runs", "0"])
         .args(["--out", dir.to_str().unwrap()])
         .output()
         .unwrap();
@@ -201,4 +202,44 @@ fn exploration_alone_finds_every_bad_agent_mode_in_the_first_twenty_seeds() {
         String::from_utf8_lossy(&run.stderr)
     );
     assert_eq!(stdout.matches("fails again").count(), 11, "{stdout}");
+}
+
+#[test]
+fn a_finding_is_shrunk_to_a_smaller_file_that_still_fails() {
+    let _one_at_a_time = heavy();
+    let dir = out("shrink");
+    let run = Command::new(env!("CARGO_BIN_EXE_explore-proof"))
+        .args(["--modes", "no-external-id", "--from", "1", "--seeds", "20"])
+        .args(["--shrink-runs", "12", "--out", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("no-external-id"))
+        .expect("its line");
+    let seed: u64 = line.split_whitespace().nth(2).unwrap().parse().unwrap();
+    let generated = scenarios::explore::Generated::generate(seed, scenarios::scenario::Tier::Apica);
+    let file = dir
+        .join("no-external-id")
+        .join("explore")
+        .join(format!("{seed}.toml"));
+    let shrunk = std::fs::read_to_string(&file).unwrap();
+    let original = generated.render();
+    // Without the heading the proof adds.
+    let body = shrunk.split_once('\n').map_or("", |(_, b)| b);
+    let count = |text: &str, what: &str| text.matches(what).count();
+    assert!(shrunk.starts_with("# AG-LINK-EARLY fails here"), "{shrunk}");
+    assert!(
+        count(body, "[[steps]]")
+            + count(body, "[[executions]]")
+            + count(body, "[[backend.faults]]")
+            < count(&original, "[[steps]]")
+                + count(&original, "[[executions]]")
+                + count(&original, "[[backend.faults]]")
+            || body.len() < original.len(),
+        "not smaller:\n{shrunk}\nthan:\n{original}"
+    );
+    assert!(line.contains("fails again"), "{stdout}");
 }
