@@ -484,16 +484,7 @@ async fn run() -> Result<()> {
         }
     }
     println!("{}", report::summary_table(&reports));
-    if let Some(path) = &args.json {
-        let path = resolve(path);
-        std::fs::write(&path, serde_json::to_string_pretty(&reports)?)
-            .with_context(|| format!("write {}", path.display()))?;
-    }
-    if let Some(path) = &args.junit {
-        let path = resolve(path);
-        std::fs::write(&path, report::junit(&reports)?)
-            .with_context(|| format!("write {}", path.display()))?;
-    }
+    write_reports(&reports, args.json.as_deref(), args.junit.as_deref())?;
     exit_for(&reports, args.allow_inconclusive);
     Ok(())
 }
@@ -515,17 +506,27 @@ async fn merge_reports() -> Result<()> {
         reports.extend(part);
     }
     println!("{}", report::summary_table(&reports));
-    if let Some(path) = &args.json {
-        let path = resolve(path);
-        std::fs::write(&path, serde_json::to_string_pretty(&reports)?)
-            .with_context(|| format!("write {}", path.display()))?;
-    }
-    if let Some(path) = &args.junit {
-        let path = resolve(path);
-        std::fs::write(&path, report::junit(&reports)?)
-            .with_context(|| format!("write {}", path.display()))?;
-    }
+    write_reports(&reports, args.json.as_deref(), args.junit.as_deref())?;
     exit_for(&reports, args.allow_inconclusive);
+    Ok(())
+}
+
+/// Writes the run's reports as one JSON array and as JUnit XML, where asked.
+fn write_reports(
+    reports: &[ScenarioReport],
+    json: Option<&Path>,
+    junit: Option<&Path>,
+) -> Result<()> {
+    if let Some(path) = json {
+        let path = resolve(path);
+        std::fs::write(&path, serde_json::to_string_pretty(reports)?)
+            .with_context(|| format!("write {}", path.display()))?;
+    }
+    if let Some(path) = junit {
+        let path = resolve(path);
+        std::fs::write(&path, report::junit(reports)?)
+            .with_context(|| format!("write {}", path.display()))?;
+    }
     Ok(())
 }
 

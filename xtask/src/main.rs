@@ -106,7 +106,12 @@ fn conformance(args: &[String]) -> Result<ExitCode, String> {
 /// `bad-agent` mode found by exploration alone, shrunk and replayed.
 fn explore_proof(args: &[String]) -> Result<ExitCode, String> {
     build()?;
-    let bin = target_dir().join("debug").join("explore-proof");
+    run_built("explore-proof", args)
+}
+
+/// Runs the workspace binary `name` with `args` from the workspace root; its exit status is ours.
+fn run_built(name: &str, args: &[String]) -> Result<ExitCode, String> {
+    let bin = target_dir().join("debug").join(name);
     let status = Command::new(&bin)
         .args(args)
         .current_dir(workspace_root())
@@ -121,17 +126,7 @@ fn explore_proof(args: &[String]) -> Result<ExitCode, String> {
 
 fn sim(args: &[String]) -> Result<ExitCode, String> {
     build()?;
-    let bin = target_dir().join("debug").join("sim");
-    let status = Command::new(&bin)
-        .args(args)
-        .current_dir(workspace_root())
-        .status()
-        .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
-    Ok(if status.success() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    run_built("sim", args)
 }
 
 /// How many generated scenarios `bench` runs per run to measure exploration's rate.
