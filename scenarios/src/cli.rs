@@ -368,7 +368,8 @@ async fn run() -> Result<()> {
     let opts = Arc::new(RunOptions {
         agent_cmd: agent_cmd.clone(),
         out_root,
-        seed: args.seed,
+        // With --explore, --seed is where the seeds start; each generated scenario carries its own.
+        seed: args.seed.filter(|_| args.explore.is_none()),
         overrides: Overrides {
             action_type: args.action_type.clone(),
             config,
@@ -394,7 +395,7 @@ async fn run() -> Result<()> {
     for c in chosen {
         let (gate, opts, progress) = (gate.clone(), opts.clone(), progress.clone());
         let failures = failures.clone();
-        let seed = args.seed.unwrap_or(c.scenario.seed);
+        let seed = opts.seed.unwrap_or(c.scenario.seed);
         let replay = replay_line(&args, &c, seed);
         generated.push(c.generated);
         let scenario = c.scenario;

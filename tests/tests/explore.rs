@@ -78,6 +78,11 @@ fn twenty_generated_scenarios_pass_with_the_reference_agent() {
         v
     };
     assert_eq!(names(&all), expected);
+    // Each ran with its own seed (what `--explore 1 --seed X` and its file replay), not the first one.
+    for r in &all {
+        let name = r["name"].as_str().unwrap();
+        assert_eq!(format!("explore-{}", r["seed"]), name);
+    }
     assert!(stderr.contains("seeds 1..20"), "{stderr}");
 }
 
