@@ -262,3 +262,64 @@ fn a_finding_is_shrunk_to_a_smaller_file_that_still_fails() {
     );
     assert!(line.contains("fails again"), "{stdout}");
 }
+
+#[test]
+fn max_failures_stops_an_exploration_and_tier_picks_what_is_generated() {
+    let _one_at_a_time = heavy();
+    let dir = out("max-failures");
+    let json = dir.join("report.json");
+    let run = Command::new(env!("CARGO_BIN_EXE_conformance-cli"))
+        .args([
+            "--explore",
+            "6",
+            "--seed",
+            "1",
+            "--jobs",
+            "1",
+            "--max-failures",
+            "1",
+        ])
+        .args(["--shrink-runs", "0", "--out", dir.to_str().unwrap()])
+        .args(["--json", json.to_str().unwrap()])
+        .args([
+            "--agent-cmd",
+            &format!("'{}' --mode early-success", env!("CARGO_BIN_EXE_bad-agent")),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("stopped after 1 failure(s) (--max-failures): 1 of 6"),
+        "{stderr}"
+    );
+    assert_eq!(reports(&json).len(), 1);
+    // Its shrunk (here: as generated) file is written, with the line that replays it.
+    assert!(dir.join("explore").join("1.toml").exists(), "{stderr}");
+    assert!(
+        stderr.contains("replay: ") && stderr.contains("1.toml"),
+        "{stderr}"
+    );
+
+    let dir = out("protocol");
+    let json = dir.join("report.json");
+    let run = conformance(&[
+        "--explore",
+        "2",
+        "--seed",
+        "3",
+        "--tier",
+        "protocol",
+        "--out",
+        dir.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let all = reports(&json);
+    assert!(all.iter().all(|r| r["tier"] == "protocol"), "{all:?}");
+}
