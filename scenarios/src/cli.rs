@@ -547,8 +547,18 @@ fn exit_for(reports: &[ScenarioReport], allow_inconclusive: bool) {
     }
 }
 
+/// The most scenarios one `--explore` run (or shard) generates: they are generated before it starts.
+const MAX_EXPLORE: usize = 100_000;
+
 /// The generated scenarios of `--explore N`: seeds S..S+N (this shard's), with S printed.
 fn generate(args: &Args, n: usize) -> Result<Vec<Chosen>> {
+    // This shard's share is generated before the run starts.
+    let share = args.shard.map_or(n, |s| n.div_ceil(s.count));
+    if share > MAX_EXPLORE {
+        bail!(
+            "--explore {n} gives one run {share} scenarios, more than it generates ({MAX_EXPLORE}); split it with --shard I/N or run it in parts with --seed"
+        );
+    }
     let start = args.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

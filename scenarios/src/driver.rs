@@ -760,6 +760,28 @@ impl<'a> Driver<'a> {
                 let doc = add_backend_fault(&self.world.apica, fault)?;
                 self.step_event(format!("backend fault {doc}{why}"));
             }
+            Action::StopExecution {
+                execution,
+                abandon,
+                reason,
+            } => {
+                let how = if *abandon { "abandon" } else { "stop and wait" };
+                let stopped =
+                    self.world
+                        .cp
+                        .core()
+                        .stop_execution(execution, *abandon, reason.as_deref());
+                match stopped {
+                    Ok(run) => self.step_event(format!(
+                        "stop {execution}'s pipeline execution {run} ({how}){why}"
+                    )),
+                    // The execution may have ended already: the step says so, the run goes on.
+                    Err(e) => self.step_event(format!(
+                        "stop {execution}'s pipeline execution ({how}) refused: {}{why}",
+                        e.message
+                    )),
+                }
+            }
             Action::StartExecutions(executions) => {
                 self.step_event(format!("start {} more execution(s){why}", executions.len()));
                 let overrides = self.config.overrides.clone();

@@ -299,6 +299,15 @@ pub enum Action {
     BackendFault(fake_apica::FaultSpec),
     /// Start more executions.
     StartExecutions(Vec<ExecutionSection>),
+    /// StopPipelineExecution for the pipeline execution that runs `execution` (CP-STOP).
+    StopExecution {
+        /// The execution's label.
+        execution: String,
+        /// Abandon its in-progress action (`true`) or let it finish (`false`, stop and wait).
+        abandon: bool,
+        /// The reason given.
+        reason: Option<String>,
+    },
 }
 
 impl Step {
@@ -334,6 +343,7 @@ impl Action {
             Action::ClearCpFaults => StepKind::ClearCpFaults,
             Action::BackendFault(_) => StepKind::BackendFault,
             Action::StartExecutions(_) => StepKind::StartExecutions,
+            Action::StopExecution { .. } => StepKind::StopExecution,
         }
     }
 
@@ -364,6 +374,8 @@ pub enum StepKind {
     BackendFault,
     /// `start-executions`.
     StartExecutions,
+    /// `stop-execution`.
+    StopExecution,
 }
 
 impl StepKind {
@@ -377,6 +389,7 @@ impl StepKind {
             StepKind::ClearCpFaults => "clear-cp-faults",
             StepKind::BackendFault => "backend-fault",
             StepKind::StartExecutions => "start-executions",
+            StepKind::StopExecution => "stop-execution",
         }
     }
 }
@@ -399,6 +412,9 @@ struct RawStep {
     fault_kind: Option<FaultKind>,
     fault: Option<fake_apica::FaultSpec>,
     executions: Option<Vec<ExecutionSection>>,
+    execution: Option<String>,
+    abandon: Option<bool>,
+    reason: Option<String>,
     #[serde(default)]
     optional: bool,
 }
@@ -441,6 +457,9 @@ impl TryFrom<RawStep> for Step {
                 r.executions.is_some(),
                 StepKind::StartExecutions,
             ),
+            ("execution", r.execution.is_some(), StepKind::StopExecution),
+            ("abandon", r.abandon.is_some(), StepKind::StopExecution),
+            ("reason", r.reason.is_some(), StepKind::StopExecution),
         ];
         for (key, present, owner) in given {
             if present && owner != r.kind {
@@ -489,6 +508,13 @@ impl TryFrom<RawStep> for Step {
                 }
                 Action::StartExecutions(executions)
             }
+            StepKind::StopExecution => Action::StopExecution {
+                execution: r.execution.ok_or(
+                    "step `stop-execution` needs `execution` (the label of the execution whose pipeline execution stops)",
+                )?,
+                abandon: r.abandon.unwrap_or(false),
+                reason: r.reason,
+            },
         };
         Ok(Step {
             when,
@@ -624,6 +650,8 @@ pub enum ExpectedOutcome {
     /// Whatever the backend preset's outcome says.
     #[serde(rename = "from-preset")]
     FromPreset,
+    /// The action was abandoned by a stop (`stop-execution` with `abandon = true`).
+    Abandoned,
 }
 
 /// A problem with a scenario file.
@@ -727,6 +755,16 @@ impl Scenario {
         for l in &labels {
             if !seen.insert(l) {
                 return Err(format!("execution `{l}` is defined twice"));
+            }
+        }
+        for step in &self.steps {
+            if let Action::StopExecution { execution, .. } = &step.action
+                && !seen.contains(execution)
+            {
+                return Err(format!(
+                    "step `stop-execution` names execution `{execution}`, which this scenario does not start; its executions are {}",
+                    labels.join(", ")
+                ));
             }
         }
         for label in self.expect.executions.keys() {
@@ -851,6 +889,34 @@ mod tests {
         assert!(e.contains("continuation_delay"), "{e}");
         let e = error(&format!("{HEAD}[[executions]]\nid = \"e-1\"\n"));
         assert!(e.contains("`e-1` is defined twice"), "{e}");
+    }
+
+    #[test]
+    fn a_stop_names_an_execution_of_the_scenario() {
+        let e = error(&format!(
+            "{HEAD}[[steps]]\nat = \"1m\"\ndo = \"stop-execution\"\nexecution = \"e-9\"\n"
+        ));
+        assert!(e.contains("`e-9`") && e.contains("e-1"), "{e}");
+        let e = error(&format!(
+            "{HEAD}[[steps]]\nat = \"1m\"\ndo = \"stop-execution\"\n"
+        ));
+        assert!(e.contains("needs `execution`"), "{e}");
+        let e = error(&format!(
+            "{HEAD}[[steps]]\nat = \"1m\"\ndo = \"redeploy\"\nabandon = true\n"
+        ));
+        assert!(
+            e.contains("`abandon`") && e.contains("stop-execution"),
+            "{e}"
+        );
+        let s = Scenario::parse(
+            &format!("{HEAD}[[steps]]\nat = \"1m\"\ndo = \"stop-execution\"\nexecution = \"e-1\"\nabandon = true\n[expect]\n\"e-1\" = {{ outcome = \"Abandoned\" }}\n"),
+            Path::new("x.toml"),
+        )
+        .unwrap();
+        assert!(matches!(
+            &s.steps[1].action,
+            Action::StopExecution { execution, abandon: true, reason: None } if execution == "e-1"
+        ));
     }
 
     #[test]

@@ -731,6 +731,7 @@ fn check_execution(
         ExpectedOutcome::Succeeded => "Succeeded",
         ExpectedOutcome::Failed => "Failed",
         ExpectedOutcome::FromPreset => "from-preset",
+        ExpectedOutcome::Abandoned => "Abandoned",
     });
     let mut failure_type = exp.failure_type.clone();
     let mut message = exp.message_contains.clone();

@@ -179,6 +179,21 @@ fn shards_of_the_suite_cover_it_once() {
 }
 
 #[test]
+fn an_exploration_too_big_for_one_run_is_refused_with_the_way_to_split_it() {
+    let o = Command::new(env!("CARGO_BIN_EXE_conformance-cli"))
+        .args(["--explore", "1000000000"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success()
+            && stderr.contains("--explore 1000000000")
+            && stderr.contains("--shard"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn explore_does_not_mix_with_named_scenarios() {
     let o = Command::new(env!("CARGO_BIN_EXE_conformance-cli"))
         .args(["--explore", "3", "--scenario", "short-test"])
