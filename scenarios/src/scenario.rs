@@ -543,6 +543,15 @@ pub struct Expect {
     pub executions: BTreeMap<String, ExecutionExpect>,
 }
 
+impl Expect {
+    /// The expectations for execution `label`: its own entry, else `"*"`'s.
+    pub fn for_execution(&self, label: &str) -> Option<&ExecutionExpect> {
+        self.executions
+            .get(label)
+            .or_else(|| self.executions.get("*"))
+    }
+}
+
 /// What must hold for one execution.
 #[derive(Clone, Debug, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]

@@ -534,12 +534,7 @@ fn outcome_allowed_instead(scenario: &Scenario, v: &Violation, facts: &[Executio
     else {
         return false;
     };
-    let Some(exp) = scenario
-        .expect
-        .executions
-        .get(&f.label)
-        .or_else(|| scenario.expect.executions.get("*"))
-    else {
+    let Some(exp) = scenario.expect.for_execution(&f.label) else {
         return false;
     };
     f.status == "Failed"
@@ -708,12 +703,7 @@ fn check_expectations(
         }
     }
     for f in facts {
-        let Some(exp) = scenario
-            .expect
-            .executions
-            .get(&f.label)
-            .or_else(|| scenario.expect.executions.get("*"))
-        else {
+        let Some(exp) = scenario.expect.for_execution(&f.label) else {
             continue;
         };
         check_execution(run, f, exp, &mut checks);
