@@ -225,6 +225,13 @@ async fn add_fault(State(core): State<Arc<Core>>, body: Bytes) -> Response {
             ),
         );
     }
+    if rule.count == Some(0) {
+        return admin_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "BadFault",
+            "count must be at least 1 (leave it out for no limit)",
+        );
+    }
     if let Some(s) = rule.status
         && !(500..=599).contains(&s)
     {

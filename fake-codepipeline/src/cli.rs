@@ -81,6 +81,12 @@ struct Args {
     #[arg(long, default_value = "refuse")]
     abandoned_results: crate::AbandonedResults,
 
+    /// What a result gets that repeats, identically, the result its job already took (a client's retry
+    /// after a lost response): `refuse` (InvalidJobStateException, CP-REPEAT, not a violation) or
+    /// `accept` (an empty 200 that changes nothing). AWS does not document it.
+    #[arg(long, default_value = "refuse")]
+    repeated_results: crate::RepeatedResults,
+
     /// In manual mode, hold an empty poll open up to this long (real time) until a job is queued.
     #[arg(long, value_parser = duration)]
     park_polls: Option<Duration>,
@@ -156,6 +162,7 @@ async fn serve(args: Args) -> Result<()> {
         park_polls: args.park_polls,
         seed: args.seed,
         abandoned_results: args.abandoned_results,
+        repeated_results: args.repeated_results,
         ..Settings::default()
     };
     settings.admin = sim_core::AdminGuard::new()

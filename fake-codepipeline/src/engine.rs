@@ -232,6 +232,7 @@ impl Core {
             deadline_timer: None,
             lease_timer: None,
             abandoned: None,
+            answer: None,
         };
         world.jobs.insert(id.clone(), job);
         world.emit(
@@ -863,6 +864,11 @@ impl Core {
             if let Some(answer) = self.abandoned_result(job, caller, op) {
                 return answer;
             }
+            let fingerprint = result.fingerprint();
+            if let Some(answer) = self.repeated_result(world, job_id, caller, op, &fingerprint) {
+                return answer;
+            }
+            let job = &world.jobs[job_id];
             if let Err(e) = self.check_resultable(job) {
                 self.record_refusal(job, caller, op, &e, Severity::Error);
                 return Err(e);
@@ -898,6 +904,9 @@ impl Core {
             let number = job.number;
             let timing = world.action_types.get(&job.action_type).map(|t| t.timing.clone()).unwrap_or_default();
             self.close_job(world, job_id, JobStatus::Succeeded, now);
+            if let Some(job) = world.jobs.get_mut(job_id) {
+                job.answer = Some(fingerprint);
+            }
             self.apply_details(world, &label, result.summary.as_deref(), result.external_id.as_deref(), result.percent_complete);
             let token = result.continuation_token.clone();
             let pct = result.percent_complete;
@@ -984,6 +993,11 @@ impl Core {
             if let Some(answer) = self.abandoned_result(job, caller, op) {
                 return answer;
             }
+            let fingerprint = failure.fingerprint();
+            if let Some(answer) = self.repeated_result(world, job_id, caller, op, &fingerprint) {
+                return answer;
+            }
+            let job = &world.jobs[job_id];
             if let Err(e) = self.check_resultable(job) {
                 self.record_refusal(job, caller, op, &e, Severity::Error);
                 return Err(e);
@@ -991,6 +1005,9 @@ impl Core {
             let now = self.now();
             let (label, number) = (job.execution.clone(), job.number);
             self.close_job(world, job_id, JobStatus::Failed, now);
+            if let Some(job) = world.jobs.get_mut(job_id) {
+                job.answer = Some(fingerprint);
+            }
             self.apply_details(world, &label, None, failure.external_id.as_deref(), None);
             world.emit(
                 NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::ResultApplied)
@@ -1087,11 +1104,14 @@ impl Core {
         Some(t.fill_template(t.execution_url_template()?, &exec.configuration, Some(id)))
     }
 
-    /// Refuses a request by an injected fault, before any state change.
-    pub fn injected_fault(&self, operation: &str, caller: Option<&str>) -> Option<ApiError> {
+    /// The injected fault that hits a request, if one does: a refusal (decided before any state change)
+    /// or a lost response (the caller applies the request, then drops its response; see
+    /// [`Core::record_lost_response`]).
+    pub fn injected_fault(&self, operation: &str, caller: Option<&str>) -> Option<Injected> {
         self.with_world(|world| {
             let rule = world.fault_for(operation)?;
             let err = match rule.kind {
+                crate::state::FaultKind::LostResponse => return Some(Injected::LoseResponse),
                 crate::state::FaultKind::Throttle => {
                     ApiError::new("ThrottlingException", "Rate exceeded")
                 }
@@ -1116,8 +1136,20 @@ impl Core {
                     ))
                     .data(json!({"operation": operation, "error": err.type_name})),
             );
-            Some(err)
+            Some(Injected::Refuse(err))
         })
+    }
+
+    /// Records that the response to a request the fake handled was dropped by a `lost-response` fault.
+    pub fn record_lost_response(&self, operation: &str, caller: Option<&str>, status: u16) {
+        self.sim.events.record(
+            NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::FaultInjected)
+                .replica_opt(caller)
+                .detail(format!(
+                    "{operation} handled (HTTP {status}), then its response lost by an injected fault: the connection was closed"
+                ))
+                .data(json!({"operation": operation, "error": "lost-response", "status": status})),
+        );
     }
 
     /// Real-time wait for a job to be queued (poll parking), bounded by `limit`.
@@ -1126,7 +1158,85 @@ impl Core {
     }
 }
 
+/// What an injected fault does to a request (see [`Core::injected_fault`]).
+#[derive(Debug)]
+pub enum Injected {
+    /// Refused before any state change, with this error.
+    Refuse(ApiError),
+    /// Applied as usual, then answered with a closed connection instead of the response.
+    LoseResponse,
+}
+
+impl SuccessResult {
+    /// What a repeat of this result is compared on (CP-REPEAT).
+    fn fingerprint(&self) -> Value {
+        json!({
+            "result": "success",
+            "continuationToken": self.continuation_token,
+            "summary": self.summary,
+            "externalExecutionId": self.external_id,
+            "percentComplete": self.percent_complete,
+            "outputVariables": self.output_variables,
+        })
+    }
+}
+
+impl FailureResult {
+    /// What a repeat of this result is compared on (CP-REPEAT).
+    fn fingerprint(&self) -> Value {
+        json!({
+            "result": "failure",
+            "type": self.failure_type,
+            "message": self.message,
+            "externalExecutionId": self.external_id,
+        })
+    }
+}
+
 impl Core {
+    /// A result identical to the one `job` already took (CP-REPEAT): `None` when it is not one; otherwise
+    /// the answer the `repeated_results` setting gives. Never a violation: the client cannot know that
+    /// its first call was applied when the response was lost.
+    fn repeated_result(
+        &self,
+        world: &mut World,
+        job_id: &str,
+        caller: Option<&str>,
+        operation: &str,
+        fingerprint: &Value,
+    ) -> Option<Result<(), ApiError>> {
+        let job = world.jobs.get(job_id)?;
+        if job.answer.as_ref() != Some(fingerprint) || !job.status.is_terminal() {
+            return None;
+        }
+        let refuse = self.settings.repeated_results == crate::types::RepeatedResults::Refuse;
+        let (label, number, status) = (job.execution.clone(), job.number, job.status);
+        world.emit(
+            NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::ResultRepeated)
+                .execution(&label)
+                .job(job_id)
+                .replica_opt(caller)
+                .rule(Rule::CpRepeat, Severity::Info)
+                .detail(format!(
+                    "{operation} on job {number} of {label} repeats the result the job already took ({status}): {}",
+                    if refuse {
+                        "refused with InvalidJobStateException (repeated_results = refuse)"
+                    } else {
+                        "answered 200, nothing changes (repeated_results = accept)"
+                    }
+                ))
+                .data(json!({"operation": operation, "number": number, "refused": refuse})),
+        );
+        Some(if refuse {
+            Err(ApiError::invalid_job_state(format!(
+                "Job {job_id} is already {status}: this {operation} repeats the result it took"
+            ))
+            .rule(Rule::CpRepeat))
+        } else {
+            Ok(())
+        })
+    }
+
     /// Adds an injected fault rule (CP faults are refused before any state change).
     pub fn add_fault(&self, rule: FaultRule) {
         self.with_world(|w| {

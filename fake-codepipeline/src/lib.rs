@@ -35,13 +35,14 @@ use axum::Router;
 use axum::routing::get;
 use sim_core::Sim;
 
-pub use engine::Core;
+pub use engine::{Core, Injected};
 pub use error::ApiError;
 pub use pipelines::{ActionTypeSpec, ExecutionSpec};
 pub use settings::{Settings, Timing, TimingOverrides};
 pub use state::{FaultKind, FaultRule};
 pub use types::{
-    AbandonedResults, ActionTypeId, ExecutionStatus, FinalOn, JobStatus, Owner, RetryMode,
+    AbandonedResults, ActionTypeId, ExecutionStatus, FinalOn, JobStatus, Owner, RepeatedResults,
+    RetryMode,
 };
 pub use view::WorldView;
 

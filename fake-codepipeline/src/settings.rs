@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::types::{AbandonedResults, FinalOn};
+use crate::types::{AbandonedResults, FinalOn, RepeatedResults};
 
 /// Protocol timings, all in simulated time (`docs/protocol.md`, "Job lifecycle and time").
 #[derive(Clone, Debug, PartialEq)]
@@ -133,6 +133,9 @@ pub struct Settings {
     /// What a result put for a job of an abandoned action execution gets (CP-ABANDONED; inferred,
     /// default `Refuse`).
     pub abandoned_results: AbandonedResults,
+    /// What a result identical to the one its job already took gets (CP-REPEAT; inferred, default
+    /// `Refuse`).
+    pub repeated_results: RepeatedResults,
 }
 
 impl Default for Settings {
@@ -149,6 +152,7 @@ impl Default for Settings {
             max_body_bytes: 1024 * 1024,
             admin: sim_core::AdminGuard::new(),
             abandoned_results: AbandonedResults::Refuse,
+            repeated_results: RepeatedResults::Refuse,
         }
     }
 }

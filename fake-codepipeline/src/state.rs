@@ -290,6 +290,8 @@ pub struct Job {
     /// When its action execution was abandoned by a stop, if it was (CP-STOP, CP-ABANDONED). The job
     /// is then Failed: the model's `JobStatus` has no Abandoned.
     pub abandoned: Option<SimTime>,
+    /// The result it took, as compared with a repeat of it (CP-REPEAT).
+    pub answer: Option<Value>,
 }
 
 impl Job {
@@ -300,20 +302,26 @@ impl Job {
     }
 }
 
-/// An injected fault: a rate of errors for one operation (or all), refused before any state change.
+/// An injected fault for one operation (or all): a share of the matching requests is refused before any
+/// state change (`throttle`, `server-error`), or applied and then answered with a dropped connection
+/// (`lost-response`).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FaultRule {
     /// The operation it applies to (`PollForJobs`), or `*` for every operation.
     #[serde(default = "any_operation")]
     pub operation: String,
-    /// `throttle` (400 ThrottlingException) or `server-error` (HTTP `status`, default 500).
+    /// `throttle` (400 ThrottlingException), `server-error` (HTTP `status`, default 500) or
+    /// `lost-response` (the call is applied; its connection is closed before the response).
     pub kind: FaultKind,
     /// Share of matching requests refused, 0..1.
     pub rate: f64,
     /// HTTP status for `server-error` (500, 502, 503 or 504).
     #[serde(default)]
     pub status: Option<u16>,
+    /// The most requests it hits; then it is spent and removed. `None`: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
 }
 
 fn any_operation() -> String {
@@ -328,6 +336,9 @@ pub enum FaultKind {
     Throttle,
     /// 5xx `InternalFailure` / `ServiceUnavailable`.
     ServerError,
+    /// The request is applied, then its connection is closed before any byte of the response: the client
+    /// cannot know whether it was applied (its SDK retries it).
+    LostResponse,
 }
 
 /// Everything the fake knows. Private to the fake: others read it through [`crate::view::WorldView`].
@@ -456,13 +467,23 @@ impl World {
             .insert(seq, job_id.to_string());
     }
 
-    /// Whether a request for `operation` should be refused by an injected fault.
+    /// The injected fault that hits a request for `operation`, if one does (the first rule that matches
+    /// it draws; a rule with a `count` is removed once it has hit that many requests).
     pub fn fault_for(&mut self, operation: &str) -> Option<FaultRule> {
-        let rule = self
+        let at = self
             .faults
             .iter()
-            .find(|f| f.operation == "*" || f.operation == operation)?
-            .clone();
-        (self.rng.random::<f64>() < rule.rate).then_some(rule)
+            .position(|f| f.operation == "*" || f.operation == operation)?;
+        if self.rng.random::<f64>() >= self.faults[at].rate {
+            return None;
+        }
+        let rule = self.faults[at].clone();
+        if let Some(left) = self.faults[at].count.as_mut() {
+            *left = left.saturating_sub(1);
+            if *left == 0 {
+                self.faults.remove(at);
+            }
+        }
+        Some(rule)
     }
 }

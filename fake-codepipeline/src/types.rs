@@ -302,6 +302,42 @@ impl fmt::Display for AbandonedResults {
     }
 }
 
+/// What a result gets when it repeats, identically, the result its job already took: a client's retry after
+/// the first call's response was lost (CP-REPEAT). AWS does not document it; `Refuse` is the fake's inferred
+/// default, since the job is no longer InProgress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RepeatedResults {
+    /// `InvalidJobStateException` naming CP-REPEAT, recorded as information, not a violation.
+    #[default]
+    Refuse,
+    /// An empty 200, as if the result were applied now; nothing changes.
+    Accept,
+}
+
+impl FromStr for RepeatedResults {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "refuse" => Ok(RepeatedResults::Refuse),
+            "accept" => Ok(RepeatedResults::Accept),
+            other => Err(format!(
+                "repeated_results `{other}` is not `refuse` or `accept`"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for RepeatedResults {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RepeatedResults::Refuse => "refuse",
+            RepeatedResults::Accept => "accept",
+        })
+    }
+}
+
 impl fmt::Display for ExecutionStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use sim_core::{ClockMode, NewEvent, Severity};
 
-use crate::engine::Core;
+use crate::engine::{Core, Injected};
 use crate::error::ApiError;
 use crate::model::Model;
 use crate::ops;
@@ -165,9 +165,29 @@ pub async fn handle(State(wire): State<Arc<Wire>>, req: Request) -> Response {
     if core.sim.clock.mode() != ClockMode::Manual {
         core.sim.clock.fire_due();
     }
-    if let Some(err) = core.injected_fault(&operation, caller.as_deref()) {
-        return error_response(&err);
+    let lose_response = match core.injected_fault(&operation, caller.as_deref()) {
+        Some(Injected::Refuse(err)) => return error_response(&err),
+        Some(Injected::LoseResponse) => true,
+        None => false,
+    };
+    let mut response = apply(core, &mut guard, &operation, caller.as_deref(), &body).await;
+    if lose_response {
+        core.record_lost_response(&operation, caller.as_deref(), response.status().as_u16());
+        response
+            .extensions_mut()
+            .insert(sim_core::serve::DropConnection);
     }
+    response
+}
+
+/// Parses, validates and dispatches a request that passed the wire checks.
+async fn apply(
+    core: &Arc<Core>,
+    guard: &mut sim_core::RequestGuard,
+    operation: &str,
+    caller: Option<&str>,
+    body: &Bytes,
+) -> Response {
     let input: Value = if body.iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {
@@ -181,14 +201,14 @@ pub async fn handle(State(wire): State<Arc<Wire>>, req: Request) -> Response {
             }
         }
     };
-    if let Err(e) = Model::get().validate_input(&operation, &input) {
+    if let Err(e) = Model::get().validate_input(operation, &input) {
         let err = match e {
             InputError::Serialization(m) => ApiError::new("SerializationException", m),
             InputError::Validation(m) => ApiError::validation(m),
         };
         core.sim.events.record(
             NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::ValidationRefused)
-                .replica_opt(caller.as_deref())
+                .replica_opt(caller)
                 .severity(Severity::Warning)
                 .detail(format!(
                     "{operation} refused: {}: {}",
@@ -197,7 +217,7 @@ pub async fn handle(State(wire): State<Arc<Wire>>, req: Request) -> Response {
         );
         return error_response(&err);
     }
-    match ops::dispatch(core, &mut guard, &operation, caller.as_deref(), &input).await {
+    match ops::dispatch(core, guard, operation, caller, &input).await {
         Ok(body) => success(body),
         Err(err) => error_response(&err),
     }

@@ -410,6 +410,7 @@ struct RawStep {
     rate: Option<f64>,
     #[serde(rename = "kind")]
     fault_kind: Option<FaultKind>,
+    count: Option<std::num::NonZeroU64>,
     fault: Option<fake_apica::FaultSpec>,
     executions: Option<Vec<ExecutionSection>>,
     execution: Option<String>,
@@ -451,6 +452,7 @@ impl TryFrom<RawStep> for Step {
             ("operation", r.operation.is_some(), StepKind::CpFaults),
             ("rate", r.rate.is_some(), StepKind::CpFaults),
             ("kind", r.fault_kind.is_some(), StepKind::CpFaults),
+            ("count", r.count.is_some(), StepKind::CpFaults),
             ("fault", r.fault.is_some(), StepKind::BackendFault),
             (
                 "executions",
@@ -492,6 +494,7 @@ impl TryFrom<RawStep> for Step {
                     kind: r.fault_kind.unwrap_or(FaultKind::Throttle),
                     rate,
                     status: None,
+                    count: r.count.map(std::num::NonZeroU64::get),
                 })
             }
             StepKind::ClearCpFaults => Action::ClearCpFaults,

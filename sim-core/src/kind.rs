@@ -134,6 +134,9 @@ string_enum! {
         /// A result put for a job of an abandoned action was accepted and discarded
         /// (`abandoned_results = accept`).
         ResultDiscarded = "result_discarded",
+        /// A result identical to the one the job already took came again (a client retrying after a lost
+        /// response): answered by the `repeated_results` setting, never a violation (CP-REPEAT).
+        ResultRepeated = "result_repeated",
         /// RetryStageExecution started the failed (or all) actions of a stage again.
         StageRetried = "stage_retried",
         /// A request failed SigV4 verification.

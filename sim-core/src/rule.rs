@@ -41,6 +41,8 @@ rules! {
     CpAck = "CP-ACK",
     /// A result for a job that has already ended.
     CpTerminal = "CP-TERMINAL",
+    /// A repeat of the result a job already took (a client retrying after a lost response).
+    CpRepeat = "CP-REPEAT",
     /// A job missed its deadline.
     CpTimeout = "CP-TIMEOUT",
     /// An action execution ran past the action timeout.

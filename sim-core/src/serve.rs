@@ -3,6 +3,10 @@
 //! backlog), a connection that sends no request head within `header_read_timeout` is closed (an idle
 //! keep-alive connection waits for its next request head, so this is also the idle timeout), and shutdown
 //! lets the requests in flight finish.
+//!
+//! A handler can also lose its own response: a response that carries the [`DropConnection`] extension is
+//! never written; its connection is closed instead, as a network that fails after the server has done the
+//! work would (the fake CodePipeline's `lost-response` fault).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -11,9 +15,14 @@ use std::time::Duration;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
+use tower::ServiceExt;
+
+/// A response extension: do not send this response; close the connection instead. The client sees the
+/// connection end before any byte of a response (an SDK retries that as a transient error).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DropConnection;
 
 /// How many connections, and how long a silent one lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,13 +82,31 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
+        let lost = Arc::new(Notify::new());
+        let service = {
+            let (router, lost) = (router.clone(), lost.clone());
+            hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let (router, lost) = (router.clone(), lost.clone());
+                async move {
+                    let response = router.oneshot(req.map(axum::body::Body::new)).await?;
+                    if response.extensions().get::<DropConnection>().is_some() {
+                        // The connection task closes the connection; this response is never written.
+                        lost.notify_one();
+                        std::future::pending::<()>().await;
+                    }
+                    Ok::<_, std::convert::Infallible>(response)
+                }
+            })
+        };
         // No upgrades: nothing here speaks WebSocket.
         let conn = http.serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             // A client that went away or timed out is the client's business, not an error of ours.
-            let _ = conn.await;
+            tokio::select! {
+                _ = conn => {}
+                () = lost.notified() => {}
+            }
             drop(permit);
         });
     }
@@ -101,7 +128,14 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let router = Router::new().route("/", get(|| async { "ok" }));
+        let router = Router::new().route("/", get(|| async { "ok" })).route(
+            "/lost",
+            get(|| async {
+                let mut r = axum::response::IntoResponse::into_response("never sent");
+                r.extensions_mut().insert(DropConnection);
+                r
+            }),
+        );
         tokio::spawn(serve(listener, router, limits, async move {
             let _ = rx.await;
         }));
@@ -161,6 +195,28 @@ mod tests {
         let said = tokio::time::timeout(Duration::from_secs(5), read_to_close(&mut third))
             .await
             .expect("served once a slot is free");
+        assert!(said.starts_with("HTTP/1.1 200"), "{said}");
+    }
+
+    #[tokio::test]
+    async fn a_response_marked_drop_connection_is_never_written_and_the_connection_closes() {
+        let (addr, _stop) = start(ServeLimits::default()).await;
+        let mut lost = TcpStream::connect(addr).await.unwrap();
+        lost.write_all(b"GET /lost HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
+            .await
+            .unwrap();
+        let said = tokio::time::timeout(Duration::from_secs(5), read_to_close(&mut lost))
+            .await
+            .expect("the connection is closed");
+        assert_eq!(said, "", "nothing of the response is written");
+        // The server goes on serving other connections.
+        let mut next = TcpStream::connect(addr).await.unwrap();
+        next.write_all(b"GET / HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let said = tokio::time::timeout(Duration::from_secs(5), read_to_close(&mut next))
+            .await
+            .expect("served");
         assert!(said.starts_with("HTTP/1.1 200"), "{said}");
     }
 }

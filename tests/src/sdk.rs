@@ -211,3 +211,60 @@ pub async fn install_pip(
     .await;
     dir.to_string_lossy().into_owned()
 }
+
+/// What the boto3 tests say when Python is missing.
+pub const PYTHON_MISSING: &str = "the boto3 tests need Python 3 (>= 3.9) with pip: install them (Debian/Ubuntu: apt-get install python3 python3-pip)";
+
+/// Runs `tests/sdk/<script>` with the pinned boto3 (installed once into the target dir) and a clean
+/// environment: no AWS config files, no instance metadata, `CP_ENDPOINT` = `endpoint`, plus `env`. The
+/// script prints one JSON object as its last line; that object is returned. A non-zero exit, a timeout or
+/// another last line fails the test with the script's output.
+pub async fn run_boto3_script(
+    script: &str,
+    endpoint: &str,
+    env: &[(&str, &str)],
+    timeout: Duration,
+) -> serde_json::Value {
+    let python = "python3";
+    let site = install_pip(
+        python,
+        "requirements.txt",
+        "sdk-py",
+        "boto3",
+        PYTHON_MISSING,
+    )
+    .await;
+    let mut cmd = Command::new(python);
+    cmd.arg("-s")
+        .arg(sdk_dir().join(script))
+        .env_clear()
+        .current_dir(sdk_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for var in ["PATH", "HOME", "TMPDIR"] {
+        if let Some(v) = std::env::var_os(var) {
+            cmd.env(var, v);
+        }
+    }
+    cmd.env("PYTHONPATH", site)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("PYTHONNOUSERSITE", "1")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("CP_ENDPOINT", endpoint)
+        .envs(env.iter().copied());
+    let out = run_checked(&mut cmd, script, timeout).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "{script}: the last line of stdout is not one JSON object:\n{stdout}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+}
