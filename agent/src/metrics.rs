@@ -21,15 +21,19 @@ pub enum Outcome {
     Skipped,
     /// The answer could not be delivered.
     AnswerError,
+    /// The job no longer takes a result (`InvalidJobStateException`): an earlier attempt of this answer
+    /// was applied and its response lost, or the job timed out or was abandoned. Nothing more to do.
+    Closed,
 }
 
-const OUTCOMES: [(Outcome, &str); 6] = [
+const OUTCOMES: [(Outcome, &str); 7] = [
     (Outcome::Continued, "continued"),
     (Outcome::Succeeded, "succeeded"),
     (Outcome::Failed, "failed"),
     (Outcome::LostRace, "lost_race"),
     (Outcome::Skipped, "skipped"),
     (Outcome::AnswerError, "answer_error"),
+    (Outcome::Closed, "closed"),
 ];
 
 const FAILURES: [FailureKind; 4] = [
@@ -45,7 +49,7 @@ const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 
 /// Counters shared by the runtime and the HTTP endpoints.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    jobs: [AtomicU64; 6],
+    jobs: [AtomicU64; OUTCOMES.len()],
     failures: [AtomicU64; 4],
     in_flight: AtomicI64,
     polls: AtomicU64,

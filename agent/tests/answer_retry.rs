@@ -33,7 +33,8 @@ async fn calls(cp: &MockServer, name: &str) -> usize {
         .count()
 }
 
-async fn answered_after(refusal: ResponseTemplate, refusals: u64) -> usize {
+/// How many answers were sent, and how many jobs ended `closed` (the job no longer takes a result).
+async fn answered_after(refusal: ResponseTemplate, refusals: u64) -> (usize, u64) {
     let cp = MockServer::start().await;
     // One job whose configuration lacks RunnableFile: the answer is a ConfigurationError at once, without
     // the backend.
@@ -88,7 +89,7 @@ async fn answered_after(refusal: ResponseTemplate, refusals: u64) -> usize {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     // Until the answer got through, or the runtime gave up on it.
     while calls(&cp, "PutJobFailureResult").await < wanted
-        && metrics.jobs_with(Outcome::AnswerError) == 0
+        && metrics.jobs_with(Outcome::AnswerError) + metrics.jobs_with(Outcome::Closed) == 0
     {
         if tokio::time::Instant::now() >= deadline {
             break;
@@ -97,7 +98,10 @@ async fn answered_after(refusal: ResponseTemplate, refusals: u64) -> usize {
     }
     shutdown.trigger();
     run.await.unwrap();
-    calls(&cp, "PutJobFailureResult").await
+    (
+        calls(&cp, "PutJobFailureResult").await,
+        metrics.jobs_with(Outcome::Closed),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,7 +110,7 @@ async fn an_answer_throttled_past_the_sdk_retries_is_delivered_later() {
         "__type": "ThrottlingException", "message": "Rate exceeded"
     }));
     // The SDK makes three attempts per call: five refusals need the runtime to call again.
-    assert_eq!(answered_after(throttled, 5).await, 6);
+    assert_eq!(answered_after(throttled, 5).await, (6, 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,14 +118,15 @@ async fn an_answer_refused_with_server_errors_is_delivered_later() {
     let failing = ResponseTemplate::new(500).set_body_json(json!({
         "__type": "InternalFailure", "message": "Injected server error"
     }));
-    assert_eq!(answered_after(failing, 4).await, 5);
+    assert_eq!(answered_after(failing, 4).await, (5, 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refusal_that_cannot_change_is_not_repeated() {
-    // A job that is no longer the worker's: calling again cannot help.
+    // A job that no longer takes a result (timed out, or answered by an earlier attempt whose response was
+    // lost): calling again cannot help, and the job is done with.
     let gone = ResponseTemplate::new(400).set_body_json(json!({
         "__type": "InvalidJobStateException", "message": "the job is TimedOut"
     }));
-    assert_eq!(answered_after(gone, 1).await, 1);
+    assert_eq!(answered_after(gone, 1).await, (1, 1));
 }

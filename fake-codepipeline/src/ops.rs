@@ -40,6 +40,29 @@ pub fn is_supported(op: &str) -> bool {
     OPERATIONS.contains(&op)
 }
 
+/// The job-worker operations, custom and third-party, pair by pair.
+const JOB_WORKER_PAIRS: [(&str, &str); 5] = [
+    ("PollForJobs", "PollForThirdPartyJobs"),
+    ("GetJobDetails", "GetThirdPartyJobDetails"),
+    ("AcknowledgeJob", "AcknowledgeThirdPartyJob"),
+    ("PutJobSuccessResult", "PutThirdPartyJobSuccessResult"),
+    ("PutJobFailureResult", "PutThirdPartyJobFailureResult"),
+];
+
+/// `op` as a worker of `owner`'s action types calls it: a job-worker operation of the other family
+/// becomes its counterpart (`PollForJobs` is `PollForThirdPartyJobs` for a third-party type, and back);
+/// any other operation, and `*`, stays as it is.
+pub fn job_worker_operation(op: &str, owner: crate::types::Owner) -> &str {
+    for (custom, third_party) in JOB_WORKER_PAIRS {
+        match owner {
+            crate::types::Owner::ThirdParty if op == custom => return third_party,
+            crate::types::Owner::Custom if op == third_party => return custom,
+            _ => {}
+        }
+    }
+    op
+}
+
 fn s<'a>(input: &'a Value, key: &str) -> &'a str {
     input.get(key).and_then(Value::as_str).unwrap_or_default()
 }

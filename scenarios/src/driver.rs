@@ -746,11 +746,24 @@ impl<'a> Driver<'a> {
                 }
             }
             Action::CpFaults(rule) => {
+                // A job-worker operation applies to the family of the action type in effect, so that a
+                // scenario written for custom types also tests a third-party agent (and back).
+                let mut rule = rule.clone();
+                rule.operation = fake_codepipeline::ops::job_worker_operation(
+                    &rule.operation,
+                    self.world.action_type.owner,
+                )
+                .to_string();
                 self.step_event(format!(
-                    "CodePipeline faults: {:?} at rate {}{why}",
-                    rule.kind, rule.rate
+                    "CodePipeline faults: {:?} on {} at rate {}{}{why}",
+                    rule.kind,
+                    rule.operation,
+                    rule.rate,
+                    rule.count
+                        .map(|n| format!(", the next {n} call(s)"))
+                        .unwrap_or_default()
                 ));
-                self.world.cp.core().add_fault(rule.clone());
+                self.world.cp.core().add_fault(rule);
             }
             Action::ClearCpFaults => {
                 self.step_event(format!("CodePipeline faults cleared{why}"));

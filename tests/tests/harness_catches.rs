@@ -123,6 +123,24 @@ async fn no_external_execution_id_is_failed_with_ag_link_early() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starting_over_after_a_lost_answer_is_failed_with_ag_one_test() {
+    assert_caught("restart-on-lost-answer", "lost-first-answer", "AG-ONE-TEST").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lost_answer_mode_is_correct_when_nothing_is_lost() {
+    // The mode differs from a correct agent only after a lost response: on a plain run it passes, so the
+    // test above fails it for the lost answer alone.
+    let report = run_mode("restart-on-lost-answer", "short-test").await;
+    assert!(
+        report.passed,
+        "unmet: {:?}; violations {:?}",
+        report.failures(),
+        rules(&report)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hammering_a_throttled_api_is_failed_with_ag_backoff() {
     assert_caught("no-backoff", "throttle-storm", "AG-BACKOFF").await;
 }

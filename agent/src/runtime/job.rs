@@ -101,7 +101,17 @@ pub(crate) async fn handle(
         return;
     }
     tracing::debug!(%job_id, nonce = %details.nonce, "acknowledging");
-    match shared.api.acknowledge(&details).await {
+    // An acknowledge whose response was lost may have been applied: the job is then InProgress and nobody
+    // else will be offered it. Trying again (same nonce) tells: InProgress, or InvalidNonceException once
+    // the job was offered again to somebody else.
+    let ack = retry_transient(
+        ACK_RETRY_WINDOW,
+        Instant::now(),
+        &job_id,
+        "the acknowledge",
+        || shared.api.acknowledge(&details),
+    );
+    match ack.await {
         Ok(Ack::InProgress) => claim.won(),
         Ok(Ack::LostRace) => {
             tracing::debug!(%job_id, "another worker acknowledged the job first");
@@ -151,6 +161,13 @@ pub(crate) async fn handle(
                 }
             }
         }
+        Err(e) if e.code.as_deref() == Some("InvalidJobStateException") => {
+            // Either the job is over (timed out, abandoned), or an earlier attempt of this very answer was
+            // applied and its response lost, so that the SDK's retry found the job answered. In both cases
+            // the job is done with: answering again, failing it or starting the work anew would be wrong.
+            tracing::warn!(%job_id, error = %e, "the job no longer takes a result: an earlier attempt of this answer may have been applied (its response lost), or the job ended; nothing more to do");
+            shared.metrics.job(Outcome::Closed);
+        }
         Err(e) => {
             tracing::error!(%job_id, error = %e, "could not deliver the answer");
             shared.metrics.job(Outcome::AnswerError);
@@ -162,6 +179,12 @@ pub(crate) async fn handle(
 /// errors (throttling, server errors, broken connections) that outlast the SDK's own retries. CodePipeline
 /// gives a job an hour from when it was queued; past this the job is as good as timed out.
 pub(crate) const ANSWER_RETRY_WINDOW: Duration = Duration::from_secs(50 * 60);
+
+/// How long the runtime keeps trying an acknowledge through transient errors that outlast the SDK's own
+/// retries. A lost acknowledge that was applied leaves the job InProgress for this worker alone; one that
+/// was not is offered again once the ack window ends (5 minutes on the fake by default), and the old nonce
+/// is then refused.
+pub(crate) const ACK_RETRY_WINDOW: Duration = Duration::from_secs(10 * 60);
 
 /// The pause before the n-th extra delivery attempt: 250 ms doubling up to 15 s.
 fn answer_backoff(attempt: u32) -> Duration {
@@ -178,12 +201,35 @@ async fn deliver(
     answer: &Answer,
     acknowledged_at: Instant,
 ) -> Result<(), crate::runtime::api::ApiError> {
+    retry_transient(
+        ANSWER_RETRY_WINDOW,
+        acknowledged_at,
+        &details.job_id,
+        "the answer",
+        || api.answer(details, answer),
+    )
+    .await
+}
+
+/// Calls `call` until it succeeds or fails for good, pausing [`answer_backoff`] after each transient
+/// error, while less than `window` has passed since `since`.
+async fn retry_transient<T, F, Fut>(
+    window: Duration,
+    since: Instant,
+    job_id: &str,
+    what: &str,
+    mut call: F,
+) -> Result<T, crate::runtime::api::ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, crate::runtime::api::ApiError>>,
+{
     let mut attempt = 0;
     loop {
-        match api.answer(details, answer).await {
-            Err(e) if e.transient && acknowledged_at.elapsed() < ANSWER_RETRY_WINDOW => {
+        match call().await {
+            Err(e) if e.transient && since.elapsed() < window => {
                 let pause = answer_backoff(attempt);
-                tracing::warn!(job_id = %details.job_id, error = %e, retry_in = ?pause, "the answer did not get through; trying again");
+                tracing::warn!(%job_id, error = %e, retry_in = ?pause, "{what} did not get through; trying again");
                 tokio::time::sleep(pause).await;
                 attempt += 1;
             }

@@ -15,6 +15,7 @@
 //! | `no-backoff` | no SDK retries and no pause after a refused call: a throttled API is hammered | AG-BACKOFF |
 //! | `never-polls` | starts and then never makes a request | AG-START |
 //! | `exits-after-first-job` | acknowledges the first job, then exits (status 3) as a crashing worker would | AG-EXITED |
+//! | `restart-on-lost-answer` | when its first answer fails (a lost response, then the retry refused), starts a second test and answers with it | AG-ONE-TEST |
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -40,6 +41,7 @@ enum Mode {
     NoBackoff,
     NeverPolls,
     ExitsAfterFirstJob,
+    RestartOnLostAnswer,
 }
 
 impl Mode {
@@ -57,6 +59,7 @@ impl Mode {
             "no-backoff" => Mode::NoBackoff,
             "never-polls" => Mode::NeverPolls,
             "exits-after-first-job" => Mode::ExitsAfterFirstJob,
+            "restart-on-lost-answer" => Mode::RestartOnLostAnswer,
             other => bail!("unknown --mode `{other}`"),
         })
     }
@@ -235,8 +238,9 @@ impl Agent {
         Ok(())
     }
 
-    async fn create_test(&mut self, job: &Job) -> Result<Result<u64, String>> {
-        let key = if self.mode == Mode::RestartEveryJob {
+    /// Starts a backend test for `job`, keyed by the job id (a new key each time when `restart`).
+    async fn create_test(&mut self, job: &Job, restart: bool) -> Result<Result<u64, String>> {
+        let key = if restart || self.mode == Mode::RestartEveryJob {
             self.counter += 1;
             format!("{}-{}", job.id, self.counter)
         } else {
@@ -282,7 +286,7 @@ impl Agent {
         }
         let test_id = match &job.token {
             Some(t) if self.mode != Mode::RestartEveryJob => t.parse::<u64>().unwrap_or(0),
-            _ => match self.create_test(&job).await? {
+            _ => match self.create_test(&job, false).await? {
                 Ok(id) => id,
                 Err(message) => {
                     return self
@@ -312,6 +316,23 @@ impl Agent {
                         }
                     }
                 },
+                Mode::RestartOnLostAnswer => {
+                    let first = self.success(&job, Some(test_id.to_string()), 0, ext).await;
+                    let Err(e) = first else { return Ok(()) };
+                    // Wrong: the call may have been applied (its response lost). Taking the error for
+                    // "not started" starts a second test for the same action execution.
+                    eprintln!("bad-agent: the first answer failed ({e:#}); starting over");
+                    return match self.create_test(&job, true).await? {
+                        Ok(id) => {
+                            self.success(&job, Some(id.to_string()), 0, Some(id.to_string()))
+                                .await
+                        }
+                        Err(message) => {
+                            self.failure(&job, FailureType::ConfigurationError, message)
+                                .await
+                        }
+                    };
+                }
                 _ => return self.success(&job, Some(test_id.to_string()), 0, ext).await,
             }
         }
