@@ -63,6 +63,16 @@ impl Weights {
     pub const CRASH: u32 = 20;
     /// An agent step on an event rather than at a time.
     pub const ON_EVENT: u32 = 40;
+    /// Lost responses: the next 1-4 calls of one job-worker operation are applied and their responses
+    /// lost, from an acknowledge (the 1st-3rd) or a time on.
+    pub const LOST_RESPONSES: u32 = 20;
+    /// Which operation loses its responses.
+    pub const LOST_OPERATIONS: [(&'static str, u32); 4] = [
+        ("PutJobSuccessResult", 60),
+        ("AcknowledgeJob", 15),
+        ("PollForJobs", 15),
+        ("PutJobFailureResult", 10),
+    ];
 }
 
 /// One execution of a generated scenario.
@@ -98,6 +108,19 @@ pub struct GenCpWindow {
     pub from: u64,
     /// Length, seconds.
     pub len: u64,
+}
+
+/// Lost responses: from `when` on, the next `count` calls of `operation` are applied and their responses
+/// lost (a `lost-response` CodePipeline fault; the runner applies the operation to the family of the
+/// action type in effect).
+#[derive(Clone, Debug, PartialEq)]
+pub struct GenLost {
+    /// The custom form of a job-worker operation.
+    pub operation: &'static str,
+    /// How many calls lose their response.
+    pub count: u64,
+    /// From when.
+    pub when: Trigger,
 }
 
 /// A backend fault's kind.
@@ -165,6 +188,8 @@ pub struct Generated {
     pub backend_faults: Vec<GenBackendFault>,
     /// Redeploys and crashes.
     pub agent_steps: Vec<AgentStep>,
+    /// Lost responses.
+    pub lost: Option<GenLost>,
 }
 
 fn pick<T: Copy>(rng: &mut StdRng, choices: &[(T, u32)]) -> T {
@@ -367,6 +392,16 @@ impl Generated {
             let when = trigger(&mut rng);
             agent_steps.push(AgentStep::Crash(when, tens(&mut rng, 10, 600)));
         }
+        // Drawn last, so that what a seed drew before lost responses existed stays as it was.
+        let lost = chance(&mut rng, Weights::LOST_RESPONSES).then(|| GenLost {
+            operation: pick(&mut rng, &Weights::LOST_OPERATIONS),
+            count: rng.random_range(1..=4),
+            when: if chance(&mut rng, 50) {
+                Trigger::On("cp.job_acknowledged", rng.random_range(1..=3))
+            } else {
+                Trigger::At(tens(&mut rng, 0, (horizon * 9 / 10).max(10)))
+            },
+        });
         Generated {
             seed,
             tier,
@@ -377,6 +412,7 @@ impl Generated {
             cp_faults,
             backend_faults,
             agent_steps,
+            lost,
         }
     }
 
@@ -513,6 +549,9 @@ impl Generated {
                 .into(),
             );
         }
+        if let Some(l) = &self.lost {
+            parts.push(format!("{} lost response(s) to {}", l.count, l.operation));
+        }
         format!("Generated: {}.", parts.join(", "))
     }
 
@@ -630,19 +669,28 @@ impl Generated {
                 offset(w.from + w.len)
             );
         }
+        let when = |w: &Trigger| match w {
+            Trigger::At(s) => format!("at = \"{}\"", offset(*s)),
+            Trigger::On(e, n) => format!("on = \"{e}\"\nnth = {n}"),
+        };
+        if let Some(l) = &self.lost {
+            let _ = writeln!(
+                t,
+                "[[steps]]\n{}\ndo = \"cp-faults\"\noperation = \"{}\"\nkind = \"lost-response\"\nrate = 1.0\ncount = {}\noptional = true\n",
+                when(&l.when),
+                l.operation,
+                l.count
+            );
+        }
         for s in &self.agent_steps {
-            let (when, what) = match s {
+            let (w, what) = match s {
                 AgentStep::Redeploy(w) => (w, "do = \"redeploy\"".to_string()),
                 AgentStep::Crash(w, r) => (
                     w,
                     format!("do = \"crash\"\nrestart_after = \"{}\"", duration(*r)),
                 ),
             };
-            let when = match when {
-                Trigger::At(s) => format!("at = \"{}\"", offset(*s)),
-                Trigger::On(e, n) => format!("on = \"{e}\"\nnth = {n}"),
-            };
-            let _ = writeln!(t, "[[steps]]\n{when}\n{what}\noptional = true\n");
+            let _ = writeln!(t, "[[steps]]\n{}\n{what}\noptional = true\n", when(w));
         }
         t.push_str("[expect]\ninvariants = true\n");
         for e in &self.executions {
@@ -698,6 +746,21 @@ impl Generated {
             });
         }
         with(&|g| g.cp_faults = None);
+        with(&|g| g.lost = None);
+        with(&|g| {
+            if let Some(l) = &mut g.lost {
+                l.count = 1;
+            }
+        });
+        with(&|g| {
+            if let Some(GenLost {
+                when: Trigger::On(_, n),
+                ..
+            }) = &mut g.lost
+            {
+                *n = 1;
+            }
+        });
         if let Some(w) = &self.cp_faults
             && w.rules.len() > 1
         {
@@ -937,6 +1000,11 @@ mod tests {
             .agent_steps
             .iter()
             .any(|s| matches!(s, AgentStep::Redeploy(Trigger::At(_))))));
+        for (op, _) in Weights::LOST_OPERATIONS {
+            assert!(any(&|g| g.lost.as_ref().is_some_and(|l| l.operation == op)));
+        }
+        assert!(any(&|g| g.lost.as_ref().is_some_and(|l| l.count == 4
+            && matches!(l.when, Trigger::On("cp.job_acknowledged", 1)))));
         for kind in [
             |k: &BackendKind| matches!(k, BackendKind::Outage),
             |k: &BackendKind| matches!(k, BackendKind::ErrorRate(_)),
@@ -969,6 +1037,7 @@ mod tests {
             cp_faults: None,
             backend_faults: faults,
             agent_steps: steps,
+            lost: None,
         }
     }
 

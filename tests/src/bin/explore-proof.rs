@@ -14,7 +14,7 @@ use scenarios::scenario::Tier;
 use scenarios::{RunOptions, Scenario, ScenarioReport};
 
 /// Each `bad-agent` mode and the rule that must find it (the table of `bad-agent --help`).
-const MODES: [(&str, &str); 11] = [
+const MODES: [(&str, &str); 12] = [
     ("naive", "CP-TIMEOUT"),
     ("early-success", "AG-OUTCOME"),
     ("restart-every-job", "AG-ONE-TEST"),
@@ -26,6 +26,7 @@ const MODES: [(&str, &str); 11] = [
     ("no-backoff", "AG-BACKOFF"),
     ("never-polls", "AG-START"),
     ("exits-after-first-job", "AG-EXITED"),
+    ("restart-on-lost-answer", "AG-ONE-TEST"),
 ];
 
 /// Finds every bad-agent mode by exploration alone, shrinks each finding and replays it.
