@@ -795,6 +795,51 @@ impl<'a> Driver<'a> {
                     )),
                 }
             }
+            Action::RetryStage { execution, mode } => {
+                match self.world.cp.core().retry_stage(execution, None, *mode) {
+                    Ok(retried) => {
+                        // A retry comes after its execution ended, by nature: it tested its premise
+                        // when it started the action again.
+                        if let Some(f) = self.fired.last_mut() {
+                            f.work_outstanding = !retried.executions.is_empty();
+                        }
+                        self.step_event(format!(
+                            "retry {execution}'s stage {} ({}): {}{why}",
+                            retried.stage,
+                            mode.as_str(),
+                            retried.executions.join(", ")
+                        ));
+                        let first = self
+                            .world
+                            .executions
+                            .iter()
+                            .find(|e| &e.label == execution)
+                            .cloned();
+                        for label in retried.executions {
+                            let (runnable_file, preset) = first
+                                .as_ref()
+                                .map(|e| (e.runnable_file.clone(), e.preset.clone()))
+                                .unwrap_or_default();
+                            let tests_before = runnable_file
+                                .as_deref()
+                                .map_or(0, |f| self.world.apica.tests_for_runnable_file(f));
+                            self.world.executions.push(crate::world::StartedExecution {
+                                label,
+                                runnable_file,
+                                preset,
+                                tests_before,
+                            });
+                        }
+                    }
+                    // The execution may not be retryable (still running, or not the latest): the step
+                    // says so, the run goes on.
+                    Err(e) => self.step_event(format!(
+                        "retry {execution}'s stage ({}) refused: {}{why}",
+                        mode.as_str(),
+                        e.message
+                    )),
+                }
+            }
             Action::StartExecutions(executions) => {
                 self.step_event(format!("start {} more execution(s){why}", executions.len()));
                 let overrides = self.config.overrides.clone();

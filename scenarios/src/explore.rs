@@ -1003,8 +1003,9 @@ mod tests {
         for (op, _) in Weights::LOST_OPERATIONS {
             assert!(any(&|g| g.lost.as_ref().is_some_and(|l| l.operation == op)));
         }
-        assert!(any(&|g| g.lost.as_ref().is_some_and(|l| l.count == 4
-            && matches!(l.when, Trigger::On("cp.job_acknowledged", 1)))));
+        assert!(any(&|g| g.lost.as_ref().is_some_and(
+            |l| l.count == 4 && matches!(l.when, Trigger::On("cp.job_acknowledged", 1))
+        )));
         for kind in [
             |k: &BackendKind| matches!(k, BackendKind::Outage),
             |k: &BackendKind| matches!(k, BackendKind::ErrorRate(_)),

@@ -308,6 +308,14 @@ pub enum Action {
         /// The reason given.
         reason: Option<String>,
     },
+    /// RetryStageExecution for the stage of `execution` (CP-RETRY): each action retried runs again as a
+    /// new action execution labelled `<execution>-retry-<n>`.
+    RetryStage {
+        /// The execution's label.
+        execution: String,
+        /// `FAILED_ACTIONS` (default) or `ALL_ACTIONS`.
+        mode: fake_codepipeline::RetryMode,
+    },
 }
 
 impl Step {
@@ -344,6 +352,7 @@ impl Action {
             Action::BackendFault(_) => StepKind::BackendFault,
             Action::StartExecutions(_) => StepKind::StartExecutions,
             Action::StopExecution { .. } => StepKind::StopExecution,
+            Action::RetryStage { .. } => StepKind::RetryStage,
         }
     }
 
@@ -376,6 +385,8 @@ pub enum StepKind {
     StartExecutions,
     /// `stop-execution`.
     StopExecution,
+    /// `retry-stage`.
+    RetryStage,
 }
 
 impl StepKind {
@@ -390,6 +401,7 @@ impl StepKind {
             StepKind::BackendFault => "backend-fault",
             StepKind::StartExecutions => "start-executions",
             StepKind::StopExecution => "stop-execution",
+            StepKind::RetryStage => "retry-stage",
         }
     }
 }
@@ -416,6 +428,7 @@ struct RawStep {
     execution: Option<String>,
     abandon: Option<bool>,
     reason: Option<String>,
+    mode: Option<fake_codepipeline::RetryMode>,
     #[serde(default)]
     optional: bool,
 }
@@ -459,10 +472,17 @@ impl TryFrom<RawStep> for Step {
                 r.executions.is_some(),
                 StepKind::StartExecutions,
             ),
-            ("execution", r.execution.is_some(), StepKind::StopExecution),
             ("abandon", r.abandon.is_some(), StepKind::StopExecution),
             ("reason", r.reason.is_some(), StepKind::StopExecution),
+            ("mode", r.mode.is_some(), StepKind::RetryStage),
         ];
+        if r.execution.is_some()
+            && !matches!(r.kind, StepKind::StopExecution | StepKind::RetryStage)
+        {
+            return Err(format!(
+                "step `{kind}` has `execution`, which only a `stop-execution` or `retry-stage` step takes"
+            ));
+        }
         for (key, present, owner) in given {
             if present && owner != r.kind {
                 return Err(format!(
@@ -517,6 +537,12 @@ impl TryFrom<RawStep> for Step {
                 )?,
                 abandon: r.abandon.unwrap_or(false),
                 reason: r.reason,
+            },
+            StepKind::RetryStage => Action::RetryStage {
+                execution: r.execution.ok_or(
+                    "step `retry-stage` needs `execution` (the label of the execution whose stage is retried)",
+                )?,
+                mode: r.mode.unwrap_or(fake_codepipeline::RetryMode::FailedActions),
             },
         };
         Ok(Step {
@@ -731,6 +757,21 @@ impl Scenario {
             .collect()
     }
 
+    /// The labels the `retry-stage` steps give the action executions they start: `e-1-retry-1`,
+    /// `e-1-retry-2`, ... per execution retried (one per step; an execution's stage holds one action).
+    pub fn retry_labels(&self) -> Vec<String> {
+        let mut n: std::collections::BTreeMap<&str, u32> = Default::default();
+        let mut out = Vec::new();
+        for step in &self.steps {
+            if let Action::RetryStage { execution, .. } = &step.action {
+                let k = n.entry(execution).or_default();
+                *k += 1;
+                out.push(format!("{execution}-retry-{k}"));
+            }
+        }
+        out
+    }
+
     /// What a valid file can still get wrong: the parts must fit together.
     fn check(&self) -> Result<(), String> {
         if self.world.continuation_delay.get() < Duration::from_secs(1) {
@@ -770,17 +811,20 @@ impl Scenario {
             }
         }
         for step in &self.steps {
-            if let Action::StopExecution { execution, .. } = &step.action
+            if let Action::StopExecution { execution, .. } | Action::RetryStage { execution, .. } =
+                &step.action
                 && !seen.contains(execution)
             {
                 return Err(format!(
-                    "step `stop-execution` names execution `{execution}`, which this scenario does not start; its executions are {}",
+                    "step `{}` names execution `{execution}`, which this scenario does not start; its executions are {}",
+                    step.action.kind().name(),
                     labels.join(", ")
                 ));
             }
         }
+        let retries = self.retry_labels();
         for label in self.expect.executions.keys() {
-            if label != "*" && !seen.contains(label) {
+            if label != "*" && !seen.contains(label) && !retries.contains(label) {
                 return Err(format!(
                     "expect.\"{label}\" names no execution of this scenario; its executions are {}",
                     if labels.is_empty() {

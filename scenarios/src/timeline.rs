@@ -60,7 +60,8 @@ pub fn render(events: &[Event]) -> String {
             "{:<14}{:<8}{:<8}{}{}\n",
             e.stamp(),
             e.source,
-            e.execution.as_deref().unwrap_or("-"),
+            // A long label (`e-1-retry-1`) still gets a space before the detail.
+            format!("{} ", e.execution.as_deref().unwrap_or("-")),
             e.detail,
             mark
         ));

@@ -410,15 +410,25 @@ pub fn judge(scenario: &Scenario, run: &RunOutcome) -> Verdict {
             continue;
         };
         let exec_events: &[&Event] = by_execution.get(label.as_str()).map_or(&[], Vec::as_slice);
-        let test_count = started
-            .runnable_file
-            .as_ref()
-            .map(|f| run.world.apica.tests_for_runnable_file(f));
+        // A retried action keeps its RunnableFile: each attempt owns the tests created from its start to
+        // the next attempt's (the driver notes how many existed when each attempt started).
+        let next_attempt = run
+            .world
+            .executions
+            .iter()
+            .skip_while(|e| !std::ptr::eq(*e, started))
+            .skip(1)
+            .find(|e| e.runnable_file.is_some() && e.runnable_file == started.runnable_file)
+            .map(|e| e.tests_before);
+        let test_count = started.runnable_file.as_ref().map(|f| {
+            next_attempt
+                .unwrap_or_else(|| run.world.apica.tests_for_runnable_file(f))
+                .saturating_sub(started.tests_before)
+        });
         let test = started.runnable_file.as_ref().and_then(|f| {
-            tests
-                .iter()
-                .filter(|t| &t.runnable_file == f)
-                .min_by_key(|t| t.job_id)
+            let mut own: Vec<_> = tests.iter().filter(|t| &t.runnable_file == f).collect();
+            own.sort_by_key(|t| t.job_id);
+            own.into_iter().nth(started.tests_before)
         });
         let started_ms = exec_events
             .iter()

@@ -31,6 +31,10 @@ pub struct StartedExecution {
     pub runnable_file: Option<String>,
     /// Its backend preset, when it has one.
     pub preset: Option<String>,
+    /// Backend tests with its RunnableFile created before it started: a retried action keeps its
+    /// configuration, so the tests of one RunnableFile are split between the attempts by when they were
+    /// created (`docs/design.md`, "Retries").
+    pub tests_before: usize,
 }
 
 /// The hosted world of one scenario run.
@@ -273,6 +277,7 @@ impl World {
                     label,
                     runnable_file,
                     preset,
+                    tests_before: 0,
                 });
             }
         }

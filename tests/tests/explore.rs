@@ -211,8 +211,9 @@ fn exploration_alone_finds_every_bad_agent_mode_in_the_first_twenty_seeds() {
     let _one_at_a_time = heavy();
     let dir = out("proof");
     // Found in seed order, written as generated (no shrinking: that is the next test) and replayed. The
-    // full proof found every mode but one in seed 1; an agent that does not back off needs a throttling
-    // storm while it polls, first drawn at seed 52: its range is 40..59.
+    // full proof found every mode but two in seed 1; an agent that does not back off needs a throttling
+    // storm while it polls, first drawn at seed 52: its range is 40..59; an agent that starts over after a
+    // lost answer needs a first answer's response lost, first drawn at seed 82: its range is 80..99.
     let mut found = 0;
     for (modes, from) in [
         (
@@ -221,6 +222,7 @@ fn exploration_alone_finds_every_bad_agent_mode_in_the_first_twenty_seeds() {
             "1",
         ),
         ("no-backoff", "40"),
+        ("restart-on-lost-answer", "80"),
     ] {
         let run = Command::new(env!("CARGO_BIN_EXE_explore-proof"))
             .args(["--modes", modes, "--from", from, "--seeds", "20"])
@@ -235,7 +237,7 @@ fn exploration_alone_finds_every_bad_agent_mode_in_the_first_twenty_seeds() {
         );
         found += stdout.matches("fails again").count();
     }
-    assert_eq!(found, 11);
+    assert_eq!(found, 12);
 }
 
 #[test]
