@@ -279,3 +279,33 @@ fn failure_of(input: &Value) -> FailureResult {
         external_id: opt_s(&f, "externalExecutionId"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Owner;
+
+    #[test]
+    fn job_worker_operations_follow_the_family_of_the_action_type() {
+        assert_eq!(
+            job_worker_operation("PollForJobs", Owner::ThirdParty),
+            "PollForThirdPartyJobs"
+        );
+        assert_eq!(
+            job_worker_operation("PutThirdPartyJobSuccessResult", Owner::Custom),
+            "PutJobSuccessResult"
+        );
+        assert_eq!(
+            job_worker_operation("AcknowledgeJob", Owner::Custom),
+            "AcknowledgeJob"
+        );
+        assert_eq!(job_worker_operation("*", Owner::ThirdParty), "*");
+        assert_eq!(
+            job_worker_operation("GetPipelineState", Owner::ThirdParty),
+            "GetPipelineState"
+        );
+        for (custom, third) in JOB_WORKER_PAIRS {
+            assert!(is_supported(custom) && is_supported(third));
+        }
+    }
+}

@@ -976,6 +976,58 @@ mod tests {
     }
 
     #[test]
+    fn a_retry_names_an_execution_and_gives_its_attempts_labels_expect_may_name() {
+        let retry = "[[steps]]\non = \"cp.execution_finished\"\ndo = \"retry-stage\"\nexecution = \"e-1\"\n";
+        let s = Scenario::parse(
+            &format!("{HEAD}{retry}[expect]\n\"e-1-retry-1\" = {{ outcome = \"Succeeded\" }}\n"),
+            Path::new("x.toml"),
+        )
+        .unwrap();
+        assert_eq!(s.retry_labels(), ["e-1-retry-1"]);
+        assert!(matches!(
+            &s.steps[1].action,
+            Action::RetryStage { execution, mode: fake_codepipeline::RetryMode::FailedActions } if execution == "e-1"
+        ));
+        // One retry step makes one attempt: a second is not there to expect.
+        let e = error(&format!(
+            "{HEAD}{retry}[expect]\n\"e-1-retry-2\" = {{ outcome = \"Succeeded\" }}\n"
+        ));
+        assert!(e.contains("e-1-retry-2"), "{e}");
+        let e = error(&format!(
+            "{HEAD}[[steps]]\nat = \"1m\"\ndo = \"retry-stage\"\nexecution = \"e-1\"\nmode = \"SOME_ACTIONS\"\n"
+        ));
+        assert!(e.contains("SOME_ACTIONS"), "{e}");
+        let e = error(&format!(
+            "{HEAD}[[steps]]\nat = \"1m\"\ndo = \"retry-stage\"\nexecution = \"e-7\"\n"
+        ));
+        assert!(e.contains("retry-stage") && e.contains("`e-7`"), "{e}");
+        let e = error(&format!(
+            "{HEAD}[[steps]]\nat = \"1m\"\ndo = \"crash\"\nexecution = \"e-1\"\n"
+        ));
+        assert!(
+            e.contains("`execution`") && e.contains("retry-stage"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_cp_fault_takes_a_count_of_at_least_one() {
+        let step =
+            "[[steps]]\nat = \"1m\"\ndo = \"cp-faults\"\nkind = \"lost-response\"\nrate = 1.0\n";
+        let s = Scenario::parse(&format!("{HEAD}{step}count = 2\n"), Path::new("x.toml")).unwrap();
+        assert!(matches!(
+            &s.steps[1].action,
+            Action::CpFaults(r) if r.count == Some(2) && r.kind == FaultKind::LostResponse
+        ));
+        let e = error(&format!("{HEAD}{step}count = 0\n"));
+        assert!(e.contains("count"), "{e}");
+        let e = error(&format!(
+            "{HEAD}[[steps]]\nat = \"1m\"\ndo = \"redeploy\"\ncount = 1\n"
+        ));
+        assert!(e.contains("`count`") && e.contains("cp-faults"), "{e}");
+    }
+
+    #[test]
     fn the_readme_example_loads() {
         let readme =
             std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
