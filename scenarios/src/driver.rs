@@ -172,9 +172,16 @@ impl<'a> Driver<'a> {
                     let tx = tx.clone();
                     let pg = pgids.clone();
                     let crash = matches!(step.action, Action::Crash { .. });
+                    // A step about one execution counts that execution's events only.
+                    let only = match &step.action {
+                        Action::StopExecution { execution, .. }
+                        | Action::RetryStage { execution, .. } => Some(execution.clone()),
+                        _ => None,
+                    };
                     world.sim.events.add_listener(move |e| {
                         if e.name() != event
                             || after.is_some_and(|a| Duration::from_millis(e.sim_ms) < a.get())
+                            || only.as_ref().is_some_and(|x| e.execution.as_ref() != Some(x))
                         {
                             return;
                         }

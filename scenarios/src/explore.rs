@@ -66,6 +66,10 @@ impl Weights {
     /// Lost responses: the next 1-4 calls of one job-worker operation are applied and their responses
     /// lost, from an acknowledge (the 1st-3rd) or a time on.
     pub const LOST_RESPONSES: u32 = 20;
+    /// A stop of one execution's pipeline execution while its test runs (half of them with abandon).
+    pub const STOP: u32 = 10;
+    /// A retry of a failed execution's stage once it has ended (apica tier).
+    pub const RETRY: u32 = 15;
     /// Which operation loses its responses.
     pub const LOST_OPERATIONS: [(&'static str, u32); 4] = [
         ("PutJobSuccessResult", 60),
@@ -121,6 +125,39 @@ pub struct GenLost {
     pub count: u64,
     /// From when.
     pub when: Trigger,
+}
+
+/// A change to a pipeline execution from outside the agent.
+#[derive(Clone, Debug, PartialEq)]
+pub enum GenLifecycle {
+    /// StopPipelineExecution for `execution`'s run at `at` seconds.
+    Stop {
+        /// The execution's label.
+        execution: String,
+        /// When, seconds.
+        at: u64,
+        /// Abandon its action, or stop and wait.
+        abandon: bool,
+    },
+    /// RetryStageExecution for `execution`'s stage when it ends (`at` is when that is at the latest, for
+    /// the allowed ends): a new action execution `<execution>-retry-1` runs the same test again.
+    Retry {
+        /// The execution's label.
+        execution: String,
+        /// When, seconds.
+        at: u64,
+    },
+}
+
+impl GenLifecycle {
+    /// The execution it is about.
+    pub fn execution(&self) -> &str {
+        match self {
+            GenLifecycle::Stop { execution, .. } | GenLifecycle::Retry { execution, .. } => {
+                execution
+            }
+        }
+    }
 }
 
 /// A backend fault's kind.
@@ -190,6 +227,8 @@ pub struct Generated {
     pub agent_steps: Vec<AgentStep>,
     /// Lost responses.
     pub lost: Option<GenLost>,
+    /// Stops and retries.
+    pub lifecycle: Vec<GenLifecycle>,
 }
 
 fn pick<T: Copy>(rng: &mut StdRng, choices: &[(T, u32)]) -> T {
@@ -402,7 +441,7 @@ impl Generated {
                 Trigger::At(tens(&mut rng, 0, (horizon * 9 / 10).max(10)))
             },
         });
-        Generated {
+        let mut g = Generated {
             seed,
             tier,
             ack_window,
@@ -413,7 +452,62 @@ impl Generated {
             backend_faults,
             agent_steps,
             lost,
+            lifecycle: Vec::new(),
+        };
+        // Drawn last too, for the same reason.
+        let n = g.executions.len();
+        if chance(&mut rng, Weights::STOP) {
+            let e = &g.executions[rng.random_range(0..n)];
+            let at = e.start + tens(&mut rng, 10, (e.duration * 9 / 10).max(10));
+            g.lifecycle.push(GenLifecycle::Stop {
+                execution: e.label.clone(),
+                at,
+                abandon: chance(&mut rng, 50),
+            });
         }
+        if chance(&mut rng, Weights::RETRY) {
+            let stopped = |l: &str| {
+                g.lifecycle
+                    .iter()
+                    .any(|x| matches!(x, GenLifecycle::Stop { execution, .. } if execution == l))
+            };
+            let failing: Vec<&GenExecution> = g
+                .executions
+                .iter()
+                .filter(|e| !e.passed && !stopped(&e.label))
+                .collect();
+            if !failing.is_empty() {
+                let e = failing[rng.random_range(0..failing.len())];
+                let at = g.seen_by(e).div_ceil(10) * 10;
+                let retry = GenLifecycle::Retry {
+                    execution: e.label.clone(),
+                    at,
+                };
+                g.lifecycle.push(retry);
+            }
+        }
+        g
+    }
+
+    /// The action executions that retries start, as executions of their own: the same test, started when
+    /// the execution ends, which is between its start and `at`. For the ends allowed, the retry is taken
+    /// to watch its test over that whole span and its own length: every fault that may overlap it does.
+    pub fn retries(&self) -> Vec<GenExecution> {
+        self.lifecycle
+            .iter()
+            .filter_map(|l| match l {
+                GenLifecycle::Retry { execution, at } => {
+                    let e = self.executions.iter().find(|e| &e.label == execution)?;
+                    Some(GenExecution {
+                        label: format!("{execution}-retry-1"),
+                        start: e.start,
+                        duration: at.saturating_sub(e.start) + e.duration,
+                        passed: e.passed,
+                    })
+                }
+                GenLifecycle::Stop { .. } => None,
+            })
+            .collect()
     }
 
     /// The scenario's name: `explore-SEED`.
@@ -490,6 +584,11 @@ impl Generated {
             // A job held by a killed replica can only time out.
             also.push("Failed:JobTimedOut");
         }
+        if self.lifecycle.iter().any(
+            |l| matches!(l, GenLifecycle::Stop { execution, abandon: true, .. } if execution == &e.label),
+        ) {
+            also.push("Abandoned");
+        }
         let mut out: Vec<String> = Vec::new();
         if own_possible || also.is_empty() {
             out.push(own.into());
@@ -551,6 +650,17 @@ impl Generated {
         }
         if let Some(l) = &self.lost {
             parts.push(format!("{} lost response(s) to {}", l.count, l.operation));
+        }
+        for l in &self.lifecycle {
+            parts.push(match l {
+                GenLifecycle::Stop {
+                    execution, abandon, ..
+                } => format!(
+                    "a stop of {execution} ({})",
+                    if *abandon { "abandon" } else { "stop and wait" }
+                ),
+                GenLifecycle::Retry { execution, .. } => format!("a retry of {execution}"),
+            });
         }
         format!("Generated: {}.", parts.join(", "))
     }
@@ -682,6 +792,23 @@ impl Generated {
                 l.count
             );
         }
+        for l in &self.lifecycle {
+            let _ = match l {
+                GenLifecycle::Stop {
+                    execution,
+                    at,
+                    abandon,
+                } => writeln!(
+                    t,
+                    "[[steps]]\nat = \"{}\"\ndo = \"stop-execution\"\nexecution = \"{execution}\"\nabandon = {abandon}\noptional = true\n",
+                    offset(*at)
+                ),
+                GenLifecycle::Retry { execution, .. } => writeln!(
+                    t,
+                    "[[steps]]\non = \"cp.execution_finished\"\ndo = \"retry-stage\"\nexecution = \"{execution}\"\noptional = true\n"
+                ),
+            };
+        }
         for s in &self.agent_steps {
             let (w, what) = match s {
                 AgentStep::Redeploy(w) => (w, "do = \"redeploy\"".to_string()),
@@ -693,7 +820,7 @@ impl Generated {
             let _ = writeln!(t, "[[steps]]\n{}\n{what}\noptional = true\n", when(w));
         }
         t.push_str("[expect]\ninvariants = true\n");
-        for e in &self.executions {
+        for e in self.executions.iter().chain(&self.retries()) {
             let allowed: Vec<String> = self.allowed(e).iter().map(|a| format!("\"{a}\"")).collect();
             let _ = writeln!(
                 t,
@@ -737,6 +864,7 @@ impl Generated {
                     let gone = g.executions.remove(i);
                     g.backend_faults
                         .retain(|f| f.kind != BackendKind::LostTest(gone.label.clone()));
+                    g.lifecycle.retain(|l| l.execution() != gone.label);
                 });
             }
         }
@@ -747,6 +875,16 @@ impl Generated {
         }
         with(&|g| g.cp_faults = None);
         with(&|g| g.lost = None);
+        for i in 0..self.lifecycle.len() {
+            with(&|g| {
+                g.lifecycle.remove(i);
+            });
+            with(&|g| {
+                if let GenLifecycle::Stop { abandon, .. } = &mut g.lifecycle[i] {
+                    *abandon = false;
+                }
+            });
+        }
         with(&|g| {
             if let Some(l) = &mut g.lost {
                 l.count = 1;
@@ -780,7 +918,14 @@ impl Generated {
                 let e = &mut g.executions[i];
                 e.duration = (e.duration / 2 / 60).max(1) * 60;
             });
-            with(&|g| g.executions[i].passed = true);
+            with(&|g| {
+                g.executions[i].passed = true;
+                // Only a failed action can be retried.
+                let label = g.executions[i].label.clone();
+                g.lifecycle.retain(
+                    |l| !matches!(l, GenLifecycle::Retry { execution, .. } if *execution == label),
+                );
+            });
             with(&|g| g.executions[i].start = 0);
         }
         for i in 0..self.agent_steps.len() {
@@ -1000,6 +1145,14 @@ mod tests {
             .agent_steps
             .iter()
             .any(|s| matches!(s, AgentStep::Redeploy(Trigger::At(_))))));
+        assert!(any(&|g| g
+            .lifecycle
+            .iter()
+            .any(|l| matches!(l, GenLifecycle::Stop { abandon: true, .. }))));
+        assert!(any(&|g| g
+            .lifecycle
+            .iter()
+            .any(|l| matches!(l, GenLifecycle::Retry { .. }))));
         for (op, _) in Weights::LOST_OPERATIONS {
             assert!(any(&|g| g.lost.as_ref().is_some_and(|l| l.operation == op)));
         }
@@ -1039,6 +1192,7 @@ mod tests {
             backend_faults: faults,
             agent_steps: steps,
             lost: None,
+            lifecycle: Vec::new(),
         }
     }
 

@@ -612,6 +612,8 @@ pub struct ExecutionExpect {
 pub enum AllowedOutcome {
     /// `Succeeded`.
     Succeeded,
+    /// `Abandoned`: its pipeline execution was stopped with abandon while it ran.
+    Abandoned,
     /// `Failed` (any type) or `Failed:TYPE`.
     Failed(Option<String>),
 }
@@ -631,6 +633,7 @@ impl AllowedOutcome {
     pub fn matches(&self, status: &str, failure_type: Option<&str>) -> bool {
         match self {
             AllowedOutcome::Succeeded => status == "Succeeded",
+            AllowedOutcome::Abandoned => status == "Abandoned",
             AllowedOutcome::Failed(None) => status == "Failed",
             AllowedOutcome::Failed(Some(t)) => status == "Failed" && failure_type == Some(t),
         }
@@ -641,6 +644,7 @@ impl std::fmt::Display for AllowedOutcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             AllowedOutcome::Succeeded => f.write_str("Succeeded"),
+            AllowedOutcome::Abandoned => f.write_str("Abandoned"),
             AllowedOutcome::Failed(None) => f.write_str("Failed"),
             AllowedOutcome::Failed(Some(t)) => write!(f, "Failed:{t}"),
         }
@@ -654,12 +658,13 @@ impl FromStr for AllowedOutcome {
         // `JobTimedOut` is what CodePipeline writes when a job's deadline passed.
         match s.split_once(':') {
             None if s == "Succeeded" => Ok(AllowedOutcome::Succeeded),
+            None if s == "Abandoned" => Ok(AllowedOutcome::Abandoned),
             None if s == "Failed" => Ok(AllowedOutcome::Failed(None)),
             Some(("Failed", t)) if FAILURE_TYPES.contains(&t) || t == "JobTimedOut" => {
                 Ok(AllowedOutcome::Failed(Some(t.to_string())))
             }
             _ => Err(format!(
-                "`{s}` is not an outcome: write `Succeeded`, `Failed` or `Failed:TYPE` with TYPE one of {}, JobTimedOut",
+                "`{s}` is not an outcome: write `Succeeded`, `Abandoned`, `Failed` or `Failed:TYPE` with TYPE one of {}, JobTimedOut",
                 FAILURE_TYPES.join(", ")
             )),
         }
