@@ -2,9 +2,9 @@
 //! failure shrunk to a small scenario file that replays it (`conformance --explore N`).
 //!
 //! The generator draws from what a scenario can say (test lengths from a minute to eight hours, outcomes,
-//! 1-3 replicas, ack windows including 0, continuation delays, CodePipeline throttling and server errors,
-//! backend outages, error rates, latency, lost tests and slow starts, redeploys and crashes at random times
-//! or on random events, executions started during the run) with the weights of [`Weights`]. What it writes
+//! 1-3 replicas, ack windows including 0, continuation delays, CodePipeline throttling, server errors and
+//! lost responses, backend outages, error rates, latency, lost tests and slow starts, redeploys and crashes
+//! at random times or on random events, executions started during the run, stops and retries) with the weights of [`Weights`]. What it writes
 //! is an ordinary scenario file: `[expect] invariants = true` and, per execution, the ends it may reach
 //! (`outcome_in`), computed here by the rules of `docs/design.md` ("Exploration").
 
