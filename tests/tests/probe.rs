@@ -380,7 +380,8 @@ fn probe_flags(text: &str) -> Vec<String> {
     let mut flags = Vec::new();
     let mut in_probe = false;
     for line in text.lines() {
-        let l = line.trim();
+        // A shell comment after the command is not the probe's.
+        let l = line.split(" #").next().unwrap_or(line).trim();
         if l.contains("cargo xtask probe") {
             in_probe = true;
         }
