@@ -6,9 +6,11 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use crate::settings::Profile;
 use crate::{FakeCodePipeline, Settings, Timing};
 use anyhow::{Context, Result, bail};
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 use sim_core::{ClockMode, Sim};
 
 /// A fake AWS CodePipeline for job workers: the job-worker API over awsJson1.1 with SigV4 checks,
@@ -87,6 +89,12 @@ struct Args {
     #[arg(long, default_value = "refuse")]
     repeated_results: crate::RepeatedResults,
 
+    /// Take the ack window, continuation delay, abandoned-results and repeated-results behaviour a probe measured
+    /// (`cargo xtask probe` writes the report; docs/probe.md). A flag given explicitly wins over the
+    /// profile, and the profile over the defaults.
+    #[arg(long, value_name = "REPORT.json", env = "FAKE_CP_PROFILE")]
+    profile: Option<std::path::PathBuf>,
+
     /// In manual mode, hold an empty poll open up to this long (real time) until a job is queued.
     #[arg(long, value_parser = duration)]
     park_polls: Option<Duration>,
@@ -115,7 +123,15 @@ fn parse_key(spec: &str) -> Result<(String, String)> {
 
 /// Runs the server until SIGTERM or Ctrl-C; a bad flag or a port in use is an error message and exit 1.
 pub fn main() -> ExitCode {
-    let args = Args::parse();
+    let matches = Args::command().get_matches();
+    let mut args = match Args::from_arg_matches(&matches) {
+        Ok(a) => a,
+        Err(e) => e.exit(),
+    };
+    if let Err(e) = apply_profile(&mut args, &matches) {
+        eprintln!("fake-codepipeline: {e:#}");
+        return ExitCode::FAILURE;
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -130,6 +146,50 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether the user gave flag `id` (on the command line or through its environment variable), as opposed
+/// to its default.
+fn given(matches: &ArgMatches, id: &str) -> bool {
+    matches!(
+        matches.value_source(id),
+        Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+    )
+}
+
+/// Applies `--profile`: each setting it gives replaces the default of a flag the user did not give.
+fn apply_profile(args: &mut Args, matches: &ArgMatches) -> Result<()> {
+    let Some(path) = &args.profile else {
+        return Ok(());
+    };
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("--profile {origin}: cannot read it"))?;
+    let profile = Profile::from_report(&text, &origin)
+        .map_err(anyhow::Error::msg)
+        .context("bad --profile")?;
+    if let Some(d) = profile.ack_window.filter(|_| !given(matches, "ack_window")) {
+        args.ack_window = d;
+    }
+    if let Some(d) = profile
+        .continuation_delay
+        .filter(|_| !given(matches, "continuation_delay"))
+    {
+        args.continuation_delay = d;
+    }
+    if let Some(a) = profile
+        .abandoned_results
+        .filter(|_| !given(matches, "abandoned_results"))
+    {
+        args.abandoned_results = a;
+    }
+    if let Some(r) = profile
+        .repeated_results
+        .filter(|_| !given(matches, "repeated_results"))
+    {
+        args.repeated_results = r;
+    }
+    Ok(())
 }
 
 async fn serve(args: Args) -> Result<()> {
@@ -154,7 +214,11 @@ async fn serve(args: Args) -> Result<()> {
     timing
         .check()
         .map_err(anyhow::Error::msg)
-        .context("bad timing flags")?;
+        .context(if args.profile.is_some() {
+            "bad timing (from the flags and --profile)"
+        } else {
+            "bad timing flags"
+        })?;
     let mut settings = Settings {
         timing,
         verify_signatures: !args.no_verify_signatures,
@@ -187,7 +251,17 @@ async fn serve(args: Args) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    tracing::info!(addr = %listener.local_addr()?, clock = %args.clock, "fake CodePipeline listening");
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        clock = %args.clock,
+        ack_window = %sim_core::format_duration(args.ack_window),
+        continuation_delay = %sim_core::format_duration(args.continuation_delay),
+        job_timeout = %sim_core::format_duration(args.job_timeout),
+        abandoned_results = %args.abandoned_results,
+        repeated_results = %args.repeated_results,
+        profile = ?args.profile,
+        "fake CodePipeline listening"
+    );
     fake.serve(listener, sim_core::shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())

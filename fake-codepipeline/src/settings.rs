@@ -166,6 +166,93 @@ impl Settings {
     }
 }
 
+/// The settings a probe report measured on a real account (`docs/probe.md`): its `profile` object,
+/// e.g. `{"ackWindow": "2m", "continuationDelay": "45s", "abandonedResults": "accept"}`. A setting the
+/// report does not give keeps its default. `fake-codepipeline --profile REPORT` applies it under the
+/// explicit flags (defaults < profile < flags).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Profile {
+    /// See [`Timing::ack_window`].
+    pub ack_window: Option<Duration>,
+    /// See [`Timing::continuation_delay`].
+    pub continuation_delay: Option<Duration>,
+    /// See [`Settings::abandoned_results`].
+    pub abandoned_results: Option<AbandonedResults>,
+    /// See [`Settings::repeated_results`].
+    pub repeated_results: Option<RepeatedResults>,
+}
+
+/// The report format a profile comes from (the probe's `format`).
+pub const PROFILE_FORMAT: &str = "job-sim-probe/1";
+
+impl Profile {
+    /// Reads the profile of a probe report; `origin` names the file in errors. Every error names the
+    /// member that is wrong (`profile.ackWindow: ...`).
+    pub fn from_report(text: &str, origin: &str) -> Result<Profile, String> {
+        let report: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+            format!("{origin} is not JSON ({e}); give a report written by `cargo xtask probe`")
+        })?;
+        match report.get("format").and_then(serde_json::Value::as_str) {
+            Some(PROFILE_FORMAT) => {}
+            Some(other) => {
+                return Err(format!(
+                    "{origin}: format `{other}` is not `{PROFILE_FORMAT}`, the probe report this fake reads"
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "{origin} has no `format` member: is it a report written by `cargo xtask probe`?"
+                ));
+            }
+        }
+        let Some(profile) = report.get("profile").and_then(serde_json::Value::as_object) else {
+            return Err(format!("{origin} has no `profile` object"));
+        };
+        let text_of = |key: &str| -> Result<Option<&str>, String> {
+            match profile.get(key) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(serde_json::Value::String(s)) => Ok(Some(s)),
+                Some(v) => Err(format!("{origin}: profile.{key} is {v}, not a string")),
+            }
+        };
+        const KNOWN: [&str; 4] = [
+            "ackWindow",
+            "continuationDelay",
+            "abandonedResults",
+            "repeatedResults",
+        ];
+        if let Some(unknown) = profile.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+            return Err(format!(
+                "{origin}: profile.{unknown} is not a setting this fake takes (it takes {})",
+                KNOWN.join(", ")
+            ));
+        }
+        let duration = |key: &str| -> Result<Option<Duration>, String> {
+            text_of(key)?
+                .map(|t| {
+                    sim_core::parse_duration(t).map_err(|e| format!("{origin}: profile.{key}: {e}"))
+                })
+                .transpose()
+        };
+        Ok(Profile {
+            ack_window: duration("ackWindow")?,
+            continuation_delay: duration("continuationDelay")?,
+            abandoned_results: text_of("abandonedResults")?
+                .map(|t| {
+                    t.parse()
+                        .map_err(|e| format!("{origin}: profile.abandonedResults: {e}"))
+                })
+                .transpose()?,
+            repeated_results: text_of("repeatedResults")?
+                .map(|t| {
+                    t.parse()
+                        .map_err(|e| format!("{origin}: profile.repeatedResults: {e}"))
+                })
+                .transpose()?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,5 +285,52 @@ mod tests {
                 .unwrap_err()
                 .contains("jobTimeout")
         );
+    }
+
+    fn report(profile: &str) -> String {
+        format!(r#"{{"format": "job-sim-probe/1", "probes": {{}}, "profile": {profile}}}"#)
+    }
+
+    #[test]
+    fn a_profile_reads_the_measured_settings_and_leaves_the_rest_unset() {
+        let p = Profile::from_report(
+            &report(
+                r#"{"ackWindow": "2m", "continuationDelay": "45s", "abandonedResults": "accept"}"#,
+            ),
+            "observed.json",
+        )
+        .unwrap();
+        assert_eq!(p.ack_window, Some(Duration::from_secs(120)));
+        assert_eq!(p.continuation_delay, Some(Duration::from_secs(45)));
+        assert_eq!(p.abandoned_results, Some(AbandonedResults::Accept));
+        let empty = Profile::from_report(&report("{}"), "observed.json").unwrap();
+        assert_eq!(empty, Profile::default());
+    }
+
+    #[test]
+    fn a_bad_profile_names_the_file_and_the_member() {
+        let err = |text: &str| Profile::from_report(text, "observed.json").unwrap_err();
+        let e = err(&report(r#"{"ackWindow": "soon"}"#));
+        assert!(
+            e.contains("observed.json: profile.ackWindow") && e.contains("soon"),
+            "{e}"
+        );
+        let e = err(&report(r#"{"abandonedResults": "maybe"}"#));
+        assert!(
+            e.contains("profile.abandonedResults") && e.contains("maybe"),
+            "{e}"
+        );
+        let e = err(&report(r#"{"ackWindowz": "2m"}"#));
+        assert!(e.contains("profile.ackWindowz is not a setting"), "{e}");
+        let e = err(&report(r#"{"ackWindow": 120}"#));
+        assert!(e.contains("profile.ackWindow is 120, not a string"), "{e}");
+        let e = err("{not json");
+        assert!(e.contains("observed.json is not JSON"), "{e}");
+        let e = err(r#"{"format": "job-sim-probe/1"}"#);
+        assert!(e.contains("no `profile` object"), "{e}");
+        let e = err(r#"{"format": "other/9", "profile": {}}"#);
+        assert!(e.contains("format `other/9`"), "{e}");
+        let e = err(r#"{"profile": {}}"#);
+        assert!(e.contains("no `format` member"), "{e}");
     }
 }

@@ -8,6 +8,8 @@
 //!   fixed loopback ports, with the console at `/` (see `cargo xtask sim --help`).
 //! - `cargo xtask explore-proof [ARGS]`: builds the workspace likewise, then runs `explore-proof ARGS`
 //!   (`tests/src/bin/explore-proof.rs`): every `bad-agent` mode found by exploration alone.
+//! - `cargo xtask probe [ARGS]`: builds the `probe` binary (`probe/`), then runs `probe ARGS`: black-box
+//!   probes of what AWS leaves undocumented, against any endpoint, with a JSON report (docs/probe.md).
 //! - `cargo xtask bench`: times the two-hour scenario and the whole suite (simulated seconds per real
 //!   second, suite time, scenarios per minute and the slowest scenarios, against the targets of
 //!   `docs/design.md`), then the fake CodePipeline's throughput and memory
@@ -122,6 +124,14 @@ fn run_built(name: &str, args: &[String]) -> Result<ExitCode, String> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// `cargo xtask probe [ARGS]`: builds only the `probe` binary (it links the SDK, not the fakes), then
+/// runs `probe ARGS` from the workspace root (its default report is `target/probe/report.json`).
+fn probe(args: &[String]) -> Result<ExitCode, String> {
+    eprintln!("xtask: building the probe");
+    run_cargo(&["build", "-p", "probe", "--bin", "probe"])?;
+    run_built("probe", args)
 }
 
 fn sim(args: &[String]) -> Result<ExitCode, String> {
@@ -291,9 +301,10 @@ fn main() -> ExitCode {
         Some("sim") => sim(&args[1..]),
         Some("bench") => bench(&args[1..]),
         Some("explore-proof") => explore_proof(&args[1..]),
+        Some("probe") => probe(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <conformance [ARGS] | sim [ARGS] | bench [RUNS] | explore-proof [ARGS]>\n\n  conformance    run the conformance scenarios (see `cargo xtask conformance --help`)\n  sim            both fakes and the console for your own agent (see `cargo xtask sim --help`)\n  bench          time the two-hour scenario, the whole suite and exploration (median of RUNS, default 3)\n  explore-proof  find every bad-agent mode by exploration alone (see `cargo xtask explore-proof --help`)"
+                "usage: cargo xtask <conformance [ARGS] | sim [ARGS] | bench [RUNS] | explore-proof [ARGS] | probe [ARGS]>\n\n  conformance    run the conformance scenarios (see `cargo xtask conformance --help`)\n  sim            both fakes and the console for your own agent (see `cargo xtask sim --help`)\n  bench          time the two-hour scenario, the whole suite and exploration (median of RUNS, default 3)\n  explore-proof  find every bad-agent mode by exploration alone (see `cargo xtask explore-proof --help`)\n  probe          measure what AWS leaves undocumented, against AWS or the fake (see `cargo xtask probe --help`)"
             );
             return ExitCode::from(2);
         }
