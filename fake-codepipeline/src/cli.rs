@@ -66,7 +66,8 @@ struct Args {
     #[arg(long, default_value = "5m", value_parser = duration)]
     ack_window: Duration,
 
-    /// Default delay before a continuation job is queued (at least 1s).
+    /// Default delay before a continuation job is queued (at least 1s). AWS documents 30 s only for the
+    /// Lambda integration model; for job workers the default is inferred.
     #[arg(long, default_value = "30s", value_parser = duration)]
     continuation_delay: Duration,
 

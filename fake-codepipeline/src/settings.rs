@@ -15,7 +15,9 @@ pub struct Timing {
     /// How long a dispatched job waits for an acknowledgement before it is offered again (CP-LEASE).
     /// Zero: offered to every poller until one acknowledges. Default 5 min.
     pub ack_window: Duration,
-    /// Delay between a continuing success and the next job being queued (CP-CONTINUE). Default 30 s.
+    /// Delay between a continuing success and the next job being queued (CP-CONTINUE). Default 30 s:
+    /// AWS documents 30 seconds only for the Lambda integration model; for job workers it is inferred
+    /// (`cargo xtask probe` measures it on an account).
     pub continuation_delay: Duration,
     /// The longest an action execution may run, over all its jobs (CP-ACTION-TIMEOUT). Default 24 h.
     pub action_timeout: Duration,
