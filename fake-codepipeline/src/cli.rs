@@ -81,6 +81,10 @@ struct Args {
     #[arg(long, default_value = "refuse")]
     abandoned_results: crate::AbandonedResults,
 
+    /// The most custom action types CreateCustomActionType lets exist at once (AWS's quota: 50 per Region).
+    #[arg(long, default_value_t = 50)]
+    max_custom_action_types: usize,
+
     /// In manual mode, hold an empty poll open up to this long (real time) until a job is queued.
     #[arg(long, value_parser = duration)]
     park_polls: Option<Duration>,
@@ -156,6 +160,7 @@ async fn serve(args: Args) -> Result<()> {
         park_polls: args.park_polls,
         seed: args.seed,
         abandoned_results: args.abandoned_results,
+        max_custom_action_types: args.max_custom_action_types,
         ..Settings::default()
     };
     settings.admin = sim_core::AdminGuard::new()

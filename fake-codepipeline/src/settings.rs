@@ -133,6 +133,9 @@ pub struct Settings {
     /// What a result put for a job of an abandoned action execution gets (CP-ABANDONED; inferred,
     /// default `Refuse`).
     pub abandoned_results: AbandonedResults,
+    /// The most custom action types CreateCustomActionType lets exist at once (the Quotas page: 50 per
+    /// Region). Types registered through the admin API do not count against it.
+    pub max_custom_action_types: usize,
 }
 
 impl Default for Settings {
@@ -149,6 +152,7 @@ impl Default for Settings {
             max_body_bytes: 1024 * 1024,
             admin: sim_core::AdminGuard::new(),
             abandoned_results: AbandonedResults::Refuse,
+            max_custom_action_types: 50,
         }
     }
 }
