@@ -664,24 +664,24 @@ impl Core {
                 .collect();
             let now = self.now();
             let mut abandoned = Vec::new();
+            // Every run ends first, so that abandoning actions starts nothing after them.
+            let mut labels = Vec::new();
             for id in &runs {
-                let Some(pe) = w.pipeline_executions.get_mut(id) else {
-                    continue;
-                };
-                // Ended first, so that abandoning its actions starts nothing after them.
-                if !pe.status.is_finished() {
-                    pe.status = ExecutionStatus::Stopped;
-                    pe.updated = now;
-                }
-                let labels: Vec<String> = pe.actions.values().cloned().collect();
-                for label in labels {
-                    if w.executions
-                        .get(&label)
-                        .is_some_and(|e| e.status == ExecutionStatus::InProgress)
-                    {
-                        self.abandon_action(w, &label, now);
-                        abandoned.push(label);
+                if let Some(pe) = w.pipeline_executions.get_mut(id) {
+                    if !pe.status.is_finished() {
+                        pe.status = ExecutionStatus::Stopped;
+                        pe.updated = now;
                     }
+                    labels.extend(pe.actions.values().cloned());
+                }
+            }
+            for label in labels {
+                if w.executions
+                    .get(&label)
+                    .is_some_and(|e| e.status == ExecutionStatus::InProgress)
+                {
+                    self.abandon_action(w, &label, now);
+                    abandoned.push(label);
                 }
             }
             // Their ids stay in `pipeline_execution_order` (skipped from now on), so that the positions
@@ -1375,4 +1375,268 @@ pub(crate) fn masked_configuration(
             (k.clone(), shown)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::engine::{Core, SuccessResult};
+    use crate::settings::Settings;
+
+    const KEY: &str = "AKIDUNIT";
+
+    fn custom() -> ActionTypeId {
+        "Build/Custom/Unit/1".parse().unwrap()
+    }
+
+    /// CreateCustomActionType's input for `version` with a secret `Token` and a queryable `Queue`.
+    fn type_input(version: &str) -> Value {
+        json!({"category": "Build", "provider": "Unit", "version": version,
+        "configurationProperties": [
+            {"name": "Queue", "required": true, "key": true, "secret": false, "queryable": true},
+            {"name": "Token", "required": false, "key": false, "secret": true},
+        ]})
+    }
+
+    fn action(name: &str, queue: &str, token: &str) -> Value {
+        json!({"name": name, "actionTypeId": custom().to_json(), "runOrder": 1,
+               "configuration": {"Queue": queue, "Token": token}})
+    }
+
+    fn source() -> Value {
+        json!({"name": "Source", "actions": [{"name": "S", "actionTypeId":
+            {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"}, "configuration": {}}]})
+    }
+
+    fn decl(build: Value) -> Value {
+        json!({"pipeline": {"name": "p", "stages": [source(), {"name": "Build", "actions": [build]}]}})
+    }
+
+    fn world() -> Arc<Core> {
+        let core = Core::new(sim_core::Sim::manual(), Settings::default());
+        core.create_custom_action_type(&type_input("1")).unwrap();
+        core.create_pipeline(&decl(action("Make", "q1", "s3cret")))
+            .unwrap();
+        core
+    }
+
+    fn poll(core: &Core, queue: Option<&str>) -> Result<Vec<crate::engine::Dispatched>, ApiError> {
+        core.poll(
+            Some(KEY),
+            Owner::Custom,
+            &custom(),
+            10,
+            queue.map(|q| ("Queue", q)),
+        )
+    }
+
+    #[test]
+    fn a_pipeline_needs_two_stages_and_unique_names() {
+        let core = world();
+        let one = json!({"pipeline": {"name": "one", "stages": [{"name": "Build", "actions": [action("A", "q", "t")]}]}});
+        let e = core.create_pipeline(&one).unwrap_err();
+        assert_eq!(e.type_name, "InvalidStructureException");
+        assert!(e.message.contains("at least 2 stages"), "{}", e.message);
+        let twice = json!({"pipeline": {"name": "two", "stages": [source(), source()]}});
+        assert_eq!(
+            core.create_pipeline(&twice).unwrap_err().type_name,
+            "InvalidStructureException"
+        );
+    }
+
+    #[test]
+    fn secrets_are_masked_except_in_the_job_calls_and_an_update_with_the_mask_keeps_them() {
+        let core = world();
+        let got = core.get_pipeline("p").unwrap();
+        let conf = &got["pipeline"]["stages"][1]["actions"][0]["configuration"];
+        assert_eq!(conf["Token"], SECRET_MASK);
+        assert_eq!(conf["Queue"], "q1");
+        assert_eq!(got["pipeline"]["executionMode"], "SUPERSEDED");
+        assert_eq!(got["pipeline"]["pipelineType"], "V1");
+        let pe = core.start_pipeline_execution("p").unwrap()["pipelineExecutionId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let listed = core.list_action_executions("p", Some(&pe)).unwrap();
+        assert_eq!(
+            listed["actionExecutionDetails"][0]["input"]["configuration"]["Token"],
+            SECRET_MASK
+        );
+        let state = core.get_pipeline_state("p").unwrap().to_string();
+        assert!(!state.contains("s3cret"), "{state}");
+        // The job calls hand the secret out in clear.
+        let d = poll(&core, Some("q1")).unwrap().pop().unwrap();
+        let job = core
+            .with_world(|w| core.job_view(w, w.jobs.get(&d.job_id).unwrap(), Owner::Custom, None));
+        assert_eq!(
+            job["data"]["actionConfiguration"]["configuration"]["Token"],
+            "s3cret"
+        );
+        // GetPipeline -> edit -> UpdatePipeline with the mask: the secret stays, the edit applies.
+        let mut edited = got["pipeline"].clone();
+        edited["stages"][1]["actions"][0]["configuration"]["Queue"] = json!("q2");
+        let out = core.update_pipeline(&json!({"pipeline": edited})).unwrap();
+        assert_eq!(out["pipeline"]["version"], 2);
+        assert_eq!(
+            out["pipeline"]["stages"][1]["actions"][0]["configuration"]["Token"],
+            SECRET_MASK
+        );
+        let kept = core.with_world(|w| w.pipelines["p"].stages[1].actions[0].configuration.clone());
+        assert_eq!(kept["Token"], "s3cret");
+        assert_eq!(kept["Queue"], "q2");
+        // A mask for an action that had no secret before is refused.
+        let mut renamed = got["pipeline"].clone();
+        renamed["stages"][1]["actions"][0]["name"] = json!("Other");
+        let e = core
+            .update_pipeline(&json!({"pipeline": renamed}))
+            .unwrap_err();
+        assert_eq!(e.type_name, "InvalidActionDeclarationException");
+    }
+
+    #[test]
+    fn an_update_changes_the_next_run_not_the_running_one() {
+        let core = world();
+        let first = core.start_pipeline_execution("p").unwrap()["pipelineExecutionId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let d = poll(&core, Some("q1")).unwrap().pop().unwrap();
+        core.acknowledge(Some(KEY), Owner::Custom, &d.job_id, &d.nonce, None)
+            .unwrap();
+        core.update_pipeline(&decl(action("Make", "q2", "new")))
+            .unwrap();
+        assert_eq!(core.get_pipeline_state("p").unwrap()["pipelineVersion"], 2);
+        // The running one keeps version 1: its action finishes with it.
+        core.put_success(
+            Some(KEY),
+            Owner::Custom,
+            &d.job_id,
+            None,
+            SuccessResult {
+                percent_complete: Some(100),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let pe = core.get_pipeline_execution("p", &first).unwrap();
+        assert_eq!(pe["pipelineExecution"]["pipelineVersion"], 1);
+        assert_eq!(pe["pipelineExecution"]["status"], "Succeeded");
+        core.start_pipeline_execution("p").unwrap();
+        assert!(poll(&core, Some("q1")).unwrap().is_empty());
+        assert_eq!(poll(&core, Some("q2")).unwrap().len(), 1);
+        let e = core
+            .update_pipeline(&json!({"pipeline": {"name": "nope", "stages": [source(), {"name": "Build", "actions": [action("Make", "q", "t")]}]}}))
+            .unwrap_err();
+        assert_eq!(e.type_name, "ValidationException");
+    }
+
+    #[test]
+    fn delete_pipeline_abandons_its_runs_and_forgets_them() {
+        let core = world();
+        core.start_pipeline_execution("p").unwrap();
+        let d = poll(&core, Some("q1")).unwrap().pop().unwrap();
+        core.acknowledge(Some(KEY), Owner::Custom, &d.job_id, &d.nonce, None)
+            .unwrap();
+        core.delete_pipeline(None, "p").unwrap();
+        assert_eq!(
+            core.get_pipeline("p").unwrap_err().type_name,
+            "PipelineNotFoundException"
+        );
+        let e = core
+            .put_success(
+                Some(KEY),
+                Owner::Custom,
+                &d.job_id,
+                None,
+                SuccessResult::default(),
+            )
+            .unwrap_err();
+        assert_eq!(e.type_name, "InvalidJobStateException");
+        // Again, or a pipeline that never existed: nothing to do.
+        core.delete_pipeline(None, "p").unwrap();
+        // A new pipeline of the same name starts with no history.
+        core.create_pipeline(&decl(action("Make", "q1", "t")))
+            .unwrap();
+        let listed = core.list_action_executions("p", None).unwrap();
+        assert_eq!(listed["actionExecutionDetails"], json!([]));
+        let runs = core
+            .list_pipeline_executions("p", None, None, None)
+            .unwrap();
+        assert_eq!(runs["pipelineExecutionSummaries"], json!([]));
+    }
+
+    #[test]
+    fn a_deleted_custom_type_cannot_be_polled_nor_recreated_with_its_version() {
+        let core = world();
+        core.delete_custom_action_type(None, "Build", "Unit", "1")
+            .unwrap();
+        let e = poll(&core, Some("q1")).unwrap_err();
+        assert_eq!(e.type_name, "ActionTypeNotFoundException");
+        assert!(e.message.contains("deleted"), "{}", e.message);
+        assert_eq!(core.list_action_types(None)["actionTypes"], json!([]));
+        let e = core
+            .create_pipeline(&json!({"pipeline": {"name": "q", "stages": [source(), {"name": "B", "actions": [action("A", "q", "t")]}]}}))
+            .unwrap_err();
+        assert_eq!(e.type_name, "InvalidActionDeclarationException");
+        let mut changed = type_input("1");
+        changed["configurationProperties"][1]["secret"] = json!(false);
+        let e = core.create_custom_action_type(&changed).unwrap_err();
+        assert_eq!(e.type_name, "ValidationException");
+        assert!(e.message.contains("never used before"), "{}", e.message);
+        // An identical declaration restores it.
+        core.create_custom_action_type(&type_input("1")).unwrap();
+        assert!(poll(&core, Some("q1")).is_ok());
+        // Deleting what does not exist succeeds.
+        core.delete_custom_action_type(None, "Build", "Nope", "9")
+            .unwrap();
+    }
+
+    #[test]
+    fn custom_action_types_are_limited_per_region() {
+        let core = Core::new(
+            sim_core::Sim::manual(),
+            Settings {
+                max_custom_action_types: 2,
+                ..Settings::default()
+            },
+        );
+        core.create_custom_action_type(&type_input("1")).unwrap();
+        core.create_custom_action_type(&type_input("2")).unwrap();
+        // The same type again is no new type.
+        core.create_custom_action_type(&type_input("2")).unwrap();
+        let e = core
+            .create_custom_action_type(&type_input("3"))
+            .unwrap_err();
+        assert_eq!(e.type_name, "LimitExceededException");
+        core.delete_custom_action_type(None, "Build", "Unit", "1")
+            .unwrap();
+        core.create_custom_action_type(&type_input("3")).unwrap();
+    }
+
+    #[test]
+    fn query_param_is_required_and_queryable_values_follow_the_create_pipeline_rule() {
+        let core = world();
+        let e = poll(&core, None).unwrap_err();
+        assert_eq!(e.type_name, "ValidationException");
+        assert!(e.message.contains("Queue"), "{}", e.message);
+        for bad in [
+            "q".repeat(21),
+            "has space".to_string(),
+            "dot.ted".to_string(),
+        ] {
+            let e = core
+                .update_pipeline(&decl(action("Make", &bad, "t")))
+                .unwrap_err();
+            assert_eq!(e.type_name, "InvalidActionDeclarationException", "{bad}");
+            assert!(e.message.contains("Queue"), "{}", e.message);
+        }
+        core.update_pipeline(&decl(action("Make", &"q".repeat(20), "t")))
+            .unwrap();
+        core.update_pipeline(&decl(action("Make", "a_b-C9", "t")))
+            .unwrap();
+    }
 }

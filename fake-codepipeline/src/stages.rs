@@ -142,11 +142,13 @@ impl Core {
         }
         pe.waiting = true;
         pe.updated = now;
-        let why = match (&disabled, &holder, &older_waiting) {
-            (Some(d), _, _) => format!("its inbound transition is disabled ({})", d.reason),
-            (None, Some(h), _) => format!("it holds execution {h}"),
-            (None, None, Some(o)) => format!("execution {o} waits before it (QUEUED)"),
-            (None, None, None) => unreachable!("checked above"),
+        let why = match (&disabled, &holder) {
+            (Some(d), _) => format!("its inbound transition is disabled ({})", d.reason),
+            (None, Some(h)) => format!("it holds execution {h}"),
+            (None, None) => format!(
+                "execution {} waits before it (QUEUED)",
+                older_waiting.as_deref().unwrap_or("-")
+            ),
         };
         w.emit(
             NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::ExecutionWaiting)
