@@ -55,7 +55,11 @@ impl Intercept for SentBodies {
 /// A fake with both test action types and a client for the first replica.
 async fn setup() -> (TestCp, Client) {
     let cp = TestCp::start().await;
-    cp.register(CUSTOM, json!({}));
+    // PresetName queryable: custom polls name it in queryParam.
+    cp.register(
+        CUSTOM,
+        json!({"configurationProperties": tests::apica_properties(true)}),
+    );
     cp.register(THIRD_PARTY, json!({}));
     let client = cp.client(KEY1);
     (cp, client)
