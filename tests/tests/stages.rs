@@ -343,7 +343,7 @@ async fn a_disabled_transition_holds_runs_until_it_is_enabled() {
         .await
         .unwrap();
     let deploy = state.stage_states()[2].inbound_transition_state().unwrap();
-    assert_eq!(deploy.enabled(), false);
+    assert!(!deploy.enabled());
     assert_eq!(deploy.disabled_reason(), Some("release freeze"));
     assert!(
         state.stage_states()[1]
