@@ -991,14 +991,14 @@ fn the_operations_reach_every_job_status() {
             third_party: false,
             replica: 1,
             max: 1,
-            query: None,
+            query: Some(0),
         },
         Op::Advance { secs: 300 },
         Op::Poll {
             third_party: false,
             replica: 0,
             max: 1,
-            query: None,
+            query: Some(0),
         },
         Op::Ack {
             job: Pick::Any(1),

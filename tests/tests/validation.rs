@@ -229,6 +229,7 @@ async fn max_batch_size_zero_is_sent_by_the_sdk_and_refused() {
     let polled = client
         .poll_for_jobs()
         .action_type_id(sdk_type(CUSTOM))
+        .query_param("PresetName", "p1")
         .max_batch_size(1)
         .send()
         .await
