@@ -95,6 +95,9 @@ struct Args {
     /// profile, and the profile over the defaults.
     #[arg(long, value_name = "REPORT.json", env = "FAKE_CP_PROFILE")]
     profile: Option<std::path::PathBuf>,
+    /// The most custom action types CreateCustomActionType lets exist at once (AWS's quota: 50 per Region).
+    #[arg(long, default_value_t = 50)]
+    max_custom_action_types: usize,
 
     /// In manual mode, hold an empty poll open up to this long (real time) until a job is queued.
     #[arg(long, value_parser = duration)]
@@ -228,6 +231,7 @@ async fn serve(args: Args) -> Result<()> {
         seed: args.seed,
         abandoned_results: args.abandoned_results,
         repeated_results: args.repeated_results,
+        max_custom_action_types: args.max_custom_action_types,
         ..Settings::default()
     };
     settings.admin = sim_core::AdminGuard::new()

@@ -454,11 +454,23 @@ impl Core {
                 owner.as_str()
             )));
         }
-        if !world.action_types.contains_key(id) {
-            return Err(ApiError::new(
-                "ActionTypeNotFoundException",
-                format!("{} is not available", id.describe()),
-            ));
+        match world.action_types.get(id) {
+            None => {
+                return Err(ApiError::new(
+                    "ActionTypeNotFoundException",
+                    format!("{} is not available", id.describe()),
+                ));
+            }
+            Some(t) if t.deleted => {
+                return Err(ApiError::new(
+                    "ActionTypeNotFoundException",
+                    format!(
+                        "{} is not available: it was deleted with DeleteCustomActionType",
+                        id.describe()
+                    ),
+                ));
+            }
+            Some(_) => {}
         }
         Ok(())
     }
@@ -476,6 +488,14 @@ impl Core {
         self.with_world(|world| {
             self.pollable_type(world, id, owner)?;
             let at = world.action_types.get(id).expect("checked above");
+            if query.is_none()
+                && let Some(p) = at.queryable_property()
+            {
+                return Err(ApiError::validation(format!(
+                    "{id} has the queryable property '{}', so PollForJobs must name it in queryParam ({{\"{}\": value}})",
+                    p.name, p.name
+                )));
+            }
             if let Some((name, _)) = query {
                 match at.queryable_property() {
                     Some(p) if p.name == name => {}

@@ -22,6 +22,7 @@ pub mod ops;
 pub mod pipelines;
 pub mod settings;
 pub mod sigv4;
+pub mod stages;
 pub mod state;
 pub mod types;
 pub mod validate;
@@ -41,8 +42,8 @@ pub use pipelines::{ActionTypeSpec, ExecutionSpec};
 pub use settings::{Settings, Timing, TimingOverrides};
 pub use state::{FaultKind, FaultRule};
 pub use types::{
-    AbandonedResults, ActionTypeId, ExecutionStatus, FinalOn, JobStatus, Owner, RepeatedResults,
-    RetryMode,
+    AbandonedResults, ActionTypeId, ExecutionMode, ExecutionStatus, FinalOn, JobStatus, Owner,
+    PipelineType, RepeatedResults, RetryMode,
 };
 pub use view::WorldView;
 

@@ -227,7 +227,7 @@ impl Core {
 
     /// Stop and abandon: the action execution is Abandoned and each of its open jobs ends (Failed, marked
     /// abandoned), leaving the queue, its timers and the worker holding it; no job follows.
-    fn abandon_action(&self, w: &mut World, label: &str, at: SimTime) {
+    pub(crate) fn abandon_action(&self, w: &mut World, label: &str, at: SimTime) {
         let Some(exec) = w.executions.get(label) else {
             return;
         };
@@ -331,9 +331,8 @@ impl Core {
                 Some(s) => s,
                 None => {
                     let pe = &w.pipeline_executions[&run.id];
-                    w.pipelines
-                        .get(&run.pipeline)
-                        .and_then(|p| p.stages.get(pe.stage))
+                    pe.stages
+                        .get(pe.stage)
                         .map(|s| s.name.clone())
                         .ok_or_else(|| {
                             ApiError::new(
@@ -360,28 +359,27 @@ impl Core {
         pe_id: &str,
         mode: RetryMode,
     ) -> Result<Retried, ApiError> {
-        let p = w
-            .pipelines
-            .get(pipeline)
-            .cloned()
+        // The run's own version of the pipeline (an update does not change a run).
+        let stages = w
+            .pipeline_executions
+            .get(pe_id)
+            .filter(|pe| pe.pipeline == pipeline)
+            .map(|pe| pe.stages.clone())
+            .or_else(|| w.pipelines.get(pipeline).map(|p| p.stages.clone()))
             .ok_or_else(|| pipeline_not_found(pipeline))?;
-        let stage_index = p
-            .stages
-            .iter()
-            .position(|s| s.name == stage)
-            .ok_or_else(|| {
-                ApiError::new(
-                    "StageNotFoundException",
-                    format!(
-                        "Pipeline {pipeline} has no stage named '{stage}'; its stages are {}",
-                        p.stages
-                            .iter()
-                            .map(|s| format!("'{}'", s.name))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                )
-            })?;
+        let stage_index = stages.iter().position(|s| s.name == stage).ok_or_else(|| {
+            ApiError::new(
+                "StageNotFoundException",
+                format!(
+                    "Pipeline {pipeline} has no stage named '{stage}'; its stages are {}",
+                    stages
+                        .iter()
+                        .map(|s| format!("'{}'", s.name))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        })?;
         let not_retryable =
             |m: String| ApiError::new("StageNotRetryableException", m).rule(Rule::CpRetry);
         // The model gives RetryStageExecution no PipelineExecutionNotFoundException.
@@ -419,12 +417,12 @@ impl Core {
             }
         }
         if pe.stage != stage_index {
-            let ended = p.stages.get(pe.stage).map_or("-", |s| s.name.as_str());
+            let ended = stages.get(pe.stage).map_or("-", |s| s.name.as_str());
             return Err(not_retryable(format!(
                 "Pipeline execution {pe_id} ended in stage '{ended}', not '{stage}': only the stage where it failed or stopped can be retried"
             )));
         }
-        let st = &p.stages[stage_index];
+        let st = &stages[stage_index];
         // The stage's actions that ran in this run, with their latest execution.
         let current: Vec<(String, String, ExecutionStatus)> = st
             .actions
@@ -509,7 +507,7 @@ impl Core {
         if mode == RetryMode::FailedActions {
             for (action, _) in &targets {
                 if let Some(decl) = st.actions.iter().find(|d| d.name == *action).cloned() {
-                    self.start_declared_action(w, pe_id, &p, stage, decl);
+                    self.start_declared_action(w, pe_id, pipeline, stage, decl);
                 }
             }
         }
@@ -556,10 +554,9 @@ impl Core {
         }
         let max = max_results.map_or(MAX_RESULTS, |m| m as usize);
         self.with_world(|w| {
-            let p = w
-                .pipelines
-                .get(pipeline)
-                .ok_or_else(|| pipeline_not_found(pipeline))?;
+            if !w.pipelines.contains_key(pipeline) {
+                return Err(pipeline_not_found(pipeline));
+            }
             let len = w.pipeline_execution_order.len();
             let end = match next_token {
                 None => len,
@@ -574,12 +571,6 @@ impl Core {
                         )
                     })?,
             };
-            let stage = succeeded_in_stage.map(|name| {
-                (
-                    name,
-                    p.stages.iter().position(|s| s.name == name),
-                )
-            });
             let mut summaries = Vec::new();
             let mut next = None;
             for i in (0..end).rev() {
@@ -590,10 +581,12 @@ impl Core {
                 else {
                     continue;
                 };
-                if let Some((_, index)) = stage {
+                if let Some(name) = succeeded_in_stage {
+                    // By the run's own version of the pipeline.
+                    let index = pe.stages.iter().position(|s| s.name == name);
                     let succeeded = index.is_some_and(|i| {
                         i <= pe.stage
-                            && stage_status(w, pe, &p.stages[i], i == pe.stage) == "Succeeded"
+                            && stage_status(w, pe, &pe.stages[i], i == pe.stage) == "Succeeded"
                     });
                     if !succeeded {
                         continue;
@@ -623,7 +616,7 @@ fn execution_summary(pe: &PipelineExecution) -> Value {
         "lastUpdateTime": pe.updated.epoch_seconds(),
         "sourceRevisions": [],
         "trigger": {"triggerType": "StartPipelineExecution"},
-        "executionMode": "SUPERSEDED",
+        "executionMode": pe.mode.as_str(),
         "executionType": "STANDARD",
     });
     if let Some(stop) = &pe.stop {

@@ -7,6 +7,7 @@ use sim_core::{ClockMode, RequestGuard};
 
 use crate::engine::{Core, FailureResult, SuccessResult};
 use crate::error::ApiError;
+use crate::stages::TransitionType;
 use crate::types::{ActionTypeId, Owner, RetryMode};
 
 /// The operations this fake implements.
@@ -33,6 +34,11 @@ pub const OPERATIONS: &[&str] = &[
     "StopPipelineExecution",
     "RetryStageExecution",
     "ListPipelineExecutions",
+    "UpdatePipeline",
+    "DeletePipeline",
+    "DeleteCustomActionType",
+    "EnableStageTransition",
+    "DisableStageTransition",
 ];
 
 /// Whether `op` is implemented.
@@ -71,7 +77,8 @@ fn opt_s(input: &Value, key: &str) -> Option<String> {
     input.get(key).and_then(Value::as_str).map(str::to_string)
 }
 
-/// Runs one operation. `Ok(None)` is an empty success body (the four Put*Result operations).
+/// Runs one operation. `Ok(None)` is an empty success body (the four Put*Result operations, and the
+/// operations without output: DeletePipeline, DeleteCustomActionType, Enable/DisableStageTransition).
 pub async fn dispatch(
     core: &Core,
     guard: &mut RequestGuard,
@@ -184,6 +191,28 @@ pub async fn dispatch(
                     .and_then(Value::as_str),
             )
             .map(Some),
+        "UpdatePipeline" => core.update_pipeline(input).map(Some),
+        "DeletePipeline" => core.delete_pipeline(caller, s(input, "name")).map(|_| None),
+        "DeleteCustomActionType" => core
+            .delete_custom_action_type(
+                caller,
+                s(input, "category"),
+                s(input, "provider"),
+                s(input, "version"),
+            )
+            .map(|_| None),
+        "EnableStageTransition" | "DisableStageTransition" => {
+            let kind: TransitionType = s(input, "transitionType")
+                .parse()
+                .map_err(ApiError::validation)?;
+            let (pipeline, stage) = (s(input, "pipelineName"), s(input, "stageName"));
+            if op == "EnableStageTransition" {
+                core.enable_stage_transition(caller, pipeline, stage, kind)
+            } else {
+                core.disable_stage_transition(caller, pipeline, stage, kind, s(input, "reason"))
+            }
+            .map(|_| None)
+        }
         other => Err(ApiError::new(
             "UnknownOperationException",
             format!("Unknown operation {other}"),

@@ -2,6 +2,7 @@
 //! (GetPipelineState, ListActionExecutions) that show the Details link and progress to real clients.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 use sim_core::{NewEvent, SimTime};
@@ -13,7 +14,7 @@ use crate::state::{
     ActionDecl, ActionExecution, ActionType, ConfigProperty, Pipeline, PipelineExecution,
     StageDecl, World,
 };
-use crate::types::{ActionTypeId, ExecutionStatus, Owner};
+use crate::types::{ActionTypeId, ExecutionMode, ExecutionStatus, Owner, PipelineType};
 
 /// How an action type is registered (the admin API's body, or CreateCustomActionType's input).
 #[derive(Clone, Debug, Default)]
@@ -90,6 +91,274 @@ pub fn parse_properties(v: Option<&Value>) -> Result<Vec<ConfigProperty>, ApiErr
     Ok(out)
 }
 
+/// The fewest stages a pipeline created or updated through the API may have (the user guide's pipeline
+/// structure reference: "A pipeline must contain at least two stages").
+pub const MIN_STAGES: usize = 2;
+
+/// How GetPipeline, GetPipelineState and ListActionExecutions show the value of a property its action
+/// type marks secret (as AWS shows a GitHub OAuthToken).
+pub const SECRET_MASK: &str = "****";
+
+/// The longest value of a queryable property in a pipeline's action configuration (the model's
+/// `ActionConfigurationProperty.queryable`: "less than or equal to twenty (20) characters").
+pub const QUERYABLE_VALUE_MAX: usize = 20;
+
+/// Whether a configuration value sent to UpdatePipeline is the mask of a secret rather than a new value:
+/// only asterisks (and spaces: the model's documentation writes the mask `* * * * *`).
+pub fn is_secret_mask(v: &str) -> bool {
+    v.contains('*') && v.chars().all(|c| c == '*' || c == ' ')
+}
+
+/// A pipeline declaration parsed for CreatePipeline or UpdatePipeline.
+#[derive(Clone, Debug)]
+pub(crate) struct Declared {
+    name: String,
+    stages: Vec<StageDecl>,
+    mode: ExecutionMode,
+    pipeline_type: PipelineType,
+    /// As sent, with `executionMode` and `pipelineType` filled in.
+    raw: Value,
+}
+
+/// Parses the `pipeline` member of CreatePipeline or UpdatePipeline (already validated against the model)
+/// and checks what the model cannot: at least [`MIN_STAGES`] stages, at least one action per stage, and the
+/// execution mode against the pipeline type.
+pub(crate) fn parse_declaration(decl: &Value) -> Result<Declared, ApiError> {
+    let text = |v: &Value, k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let name = text(decl, "name");
+    let mut stages = Vec::new();
+    for st in decl
+        .get("stages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let sname = text(st, "name");
+        if stages.iter().any(|s: &StageDecl| s.name == sname) {
+            return Err(ApiError::new(
+                "InvalidStructureException",
+                format!(
+                    "Pipeline {name} has two stages named '{sname}'; stage names must be unique"
+                ),
+            ));
+        }
+        let mut actions: Vec<ActionDecl> = Vec::new();
+        for a in st
+            .get("actions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let aname = text(a, "name");
+            if actions.iter().any(|x| x.name == aname) {
+                return Err(ApiError::new(
+                    "InvalidActionDeclarationException",
+                    format!(
+                        "Stage '{sname}' has two actions named '{aname}'; action names must be unique in a stage"
+                    ),
+                ));
+            }
+            let at = a
+                .get("actionTypeId")
+                .map(ActionTypeId::from_json)
+                .transpose()
+                .map_err(ApiError::validation)?
+                .ok_or_else(|| {
+                    ApiError::validation(format!("action '{aname}' has no actionTypeId"))
+                })?;
+            actions.push(ActionDecl {
+                name: aname,
+                action_type: at,
+                run_order: a.get("runOrder").and_then(Value::as_i64).unwrap_or(1),
+                configuration: configuration_of(a.get("configuration")),
+            });
+        }
+        if actions.is_empty() {
+            return Err(ApiError::new(
+                "InvalidStageDeclarationException",
+                format!("Stage '{sname}' must have at least one action"),
+            ));
+        }
+        stages.push(StageDecl {
+            name: sname,
+            actions,
+        });
+    }
+    if stages.len() < MIN_STAGES {
+        return Err(ApiError::new(
+            "InvalidStructureException",
+            format!(
+                "Pipeline {name} has {} stage{}; a pipeline must have at least {MIN_STAGES} stages (for example a Source stage and the stage that runs the action)",
+                stages.len(),
+                if stages.len() == 1 { "" } else { "s" }
+            ),
+        ));
+    }
+    let pipeline_type: PipelineType = match decl.get("pipelineType").and_then(Value::as_str) {
+        Some(t) => t.parse().map_err(ApiError::validation)?,
+        None => PipelineType::V1,
+    };
+    let mode: ExecutionMode = match decl.get("executionMode").and_then(Value::as_str) {
+        Some(m) => m.parse().map_err(ApiError::validation)?,
+        None => ExecutionMode::Superseded,
+    };
+    if mode != ExecutionMode::Superseded && pipeline_type != PipelineType::V2 {
+        return Err(ApiError::validation(format!(
+            "Pipeline {name}: executionMode {} requires pipelineType V2 (it is {}); only SUPERSEDED runs on a V1 pipeline",
+            mode.as_str(),
+            pipeline_type.as_str()
+        )));
+    }
+    let mut raw = decl.clone();
+    raw["executionMode"] = json!(mode.as_str());
+    raw["pipelineType"] = json!(pipeline_type.as_str());
+    Ok(Declared {
+        name,
+        stages,
+        mode,
+        pipeline_type,
+        raw,
+    })
+}
+
+/// A queryable property's value in a pipeline's action configuration must follow the CreatePipeline rule:
+/// at most [`QUERYABLE_VALUE_MAX`] characters, only letters, digits, `_` and `-`.
+fn check_queryable_value(w: &World, a: &ActionDecl) -> Result<(), ApiError> {
+    let Some(p) = w
+        .action_types
+        .get(&a.action_type)
+        .and_then(|t| t.queryable_property())
+    else {
+        return Ok(());
+    };
+    let Some(v) = a.configuration.get(&p.name) else {
+        return Ok(());
+    };
+    let chars_ok = v
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if v.chars().count() > QUERYABLE_VALUE_MAX || !chars_ok {
+        return Err(ApiError::new(
+            "InvalidActionDeclarationException",
+            format!(
+                "Action '{}': the value '{v}' of queryable property '{}' must be at most {QUERYABLE_VALUE_MAX} characters of letters, digits, '_' and '-'",
+                a.name, p.name
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The names of the properties `id` marks secret.
+fn secret_names<'w>(w: &'w World, id: &ActionTypeId) -> Vec<&'w str> {
+    w.action_types
+        .get(id)
+        .map(|t| {
+            t.properties
+                .iter()
+                .filter(|p| p.secret)
+                .map(|p| p.name.as_str())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A stored declaration as the AWS operations show it: each secret property's value is [`SECRET_MASK`].
+pub(crate) fn masked_declaration(w: &World, decl: &Value) -> Value {
+    let mut out = decl.clone();
+    for st in out
+        .get_mut("stages")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        for a in st
+            .get_mut("actions")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            let Some(id) = a
+                .get("actionTypeId")
+                .and_then(|v| ActionTypeId::from_json(v).ok())
+            else {
+                continue;
+            };
+            let secret = secret_names(w, &id);
+            if let Some(conf) = a.get_mut("configuration").and_then(Value::as_object_mut) {
+                for (k, v) in conf.iter_mut() {
+                    if secret.contains(&k.as_str()) {
+                        *v = json!(SECRET_MASK);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// UpdatePipeline: a secret sent back masked keeps the value the same action (same stage, name and type)
+/// has in the current version; a mask with no such value to keep is refused.
+fn keep_masked_secrets(w: &World, old: &Pipeline, d: &mut Declared) -> Result<(), ApiError> {
+    for (si, st) in d.stages.iter_mut().enumerate() {
+        for (ai, a) in st.actions.iter_mut().enumerate() {
+            let secret = secret_names(w, &a.action_type);
+            let masked: Vec<String> = a
+                .configuration
+                .iter()
+                .filter(|(k, v)| secret.contains(&k.as_str()) && is_secret_mask(v))
+                .map(|(k, _)| k.clone())
+                .collect();
+            for key in masked {
+                let kept = old
+                    .stages
+                    .iter()
+                    .find(|s| s.name == st.name)
+                    .and_then(|s| s.actions.iter().find(|x| x.name == a.name && x.action_type == a.action_type))
+                    .and_then(|x| x.configuration.get(&key))
+                    .cloned()
+                    .ok_or_else(|| {
+                        ApiError::new(
+                            "InvalidActionDeclarationException",
+                            format!(
+                                "Action '{}' of stage '{}': secret property '{key}' is masked, but pipeline {} has no earlier value for it to keep; send the secret itself",
+                                a.name, st.name, old.name
+                            ),
+                        )
+                    })?;
+                d.raw["stages"][si]["actions"][ai]["configuration"][&key] = json!(kept.clone());
+                a.configuration.insert(key, kept);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn custom_limit(limit: usize) -> ApiError {
+    ApiError::new(
+        "LimitExceededException",
+        format!(
+            "The account already has {limit} custom action types in this Region, the quota; delete one with DeleteCustomActionType first"
+        ),
+    )
+}
+
+/// A member as registered: `Null` (absent) becomes `default`.
+fn json_or_default(v: &Value, default: Value) -> Value {
+    if v.is_null() { default } else { v.clone() }
+}
+
+fn synthetic_pipeline(name: &str) -> ApiError {
+    ApiError::validation(format!(
+        "Pipeline {name} was made by the admin API for a bare action execution; it cannot be updated or deleted"
+    ))
+}
+
 fn configuration_of(v: Option<&Value>) -> BTreeMap<String, String> {
     v.and_then(Value::as_object)
         .map(|m| {
@@ -147,6 +416,7 @@ impl Core {
             },
             clients: spec.clients,
             timing,
+            deleted: false,
         };
         let view = at.to_json();
         self.with_world(|w| {
@@ -169,7 +439,10 @@ impl Core {
         Ok(view)
     }
 
-    /// CreateCustomActionType: idempotent for the same category/provider/version.
+    /// CreateCustomActionType: idempotent for the same category/provider/version. A type that
+    /// DeleteCustomActionType deleted is restored only by an identical declaration; any other is refused
+    /// (its version must be one never used before). At most `max_custom_action_types` custom types may
+    /// exist (LimitExceededException).
     pub fn create_custom_action_type(&self, input: &Value) -> Result<Value, ApiError> {
         let s = |k: &str| {
             input
@@ -184,13 +457,8 @@ impl Core {
             provider: s("provider"),
             version: s("version"),
         };
-        if let Some(existing) =
-            self.with_world(|w| w.action_types.get(&id).map(ActionType::to_json))
-        {
-            return Ok(json!({"actionType": existing}));
-        }
         let spec = ActionTypeSpec {
-            id: Some(id),
+            id: Some(id.clone()),
             settings: input.get("settings").cloned().unwrap_or(Value::Null),
             properties: parse_properties(input.get("configurationProperties"))?,
             input_artifacts: input
@@ -204,7 +472,81 @@ impl Core {
             clients: HashMap::new(),
             timing: TimingOverrides::default(),
         };
+        let limit = self.settings.max_custom_action_types;
+        let existing = self.with_world(|w| {
+            let live = w
+                .action_types
+                .values()
+                .filter(|t| t.id.owner == Owner::Custom && !t.deleted)
+                .count();
+            match w.action_types.get_mut(&id) {
+                Some(t) if !t.deleted => Ok(Some(t.to_json())),
+                Some(t) => {
+                    let same = t.properties == spec.properties
+                        && json_or_default(&spec.settings, json!({})) == t.settings
+                        && json_or_default(&spec.input_artifacts, json!({"minimumCount": 0, "maximumCount": 5}))
+                            == t.input_artifacts
+                        && json_or_default(&spec.output_artifacts, json!({"minimumCount": 0, "maximumCount": 5}))
+                            == t.output_artifacts;
+                    if !same {
+                        return Err(ApiError::validation(format!(
+                            "{} was deleted; re-create it under a version never used before, or restore it with a declaration identical to the deleted one",
+                            id.describe()
+                        )));
+                    }
+                    if live >= limit {
+                        return Err(custom_limit(limit));
+                    }
+                    t.deleted = false;
+                    let view = t.to_json();
+                    w.emit(
+                        NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::ActionTypeRegistered)
+                            .detail(format!("action type {id} restored"))
+                            .data(json!({"actionType": id.to_string(), "restored": true})),
+                    );
+                    Ok(Some(view))
+                }
+                None if live >= limit => Err(custom_limit(limit)),
+                None => Ok(None),
+            }
+        })?;
+        if let Some(view) = existing {
+            return Ok(json!({"actionType": view}));
+        }
         Ok(json!({"actionType": self.register_action_type(spec)?}))
+    }
+
+    /// DeleteCustomActionType: marks the custom type deleted. Polls for it then fail
+    /// (`ActionTypeNotFoundException`), ListActionTypes leaves it out and new pipelines cannot use it;
+    /// jobs already created go on. Deleting a type that does not exist, or again, succeeds (the model
+    /// gives the operation no not-found error).
+    pub fn delete_custom_action_type(
+        &self,
+        caller: Option<&str>,
+        category: &str,
+        provider: &str,
+        version: &str,
+    ) -> Result<(), ApiError> {
+        let id = ActionTypeId {
+            category: category.to_string(),
+            owner: Owner::Custom,
+            provider: provider.to_string(),
+            version: version.to_string(),
+        };
+        self.with_world(|w| {
+            if let Some(t) = w.action_types.get_mut(&id)
+                && !t.deleted
+            {
+                t.deleted = true;
+                w.emit(
+                    NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::ActionTypeDeleted)
+                        .replica_opt(caller)
+                        .detail(format!("action type {id} marked deleted"))
+                        .data(json!({"actionType": id.to_string()})),
+                );
+            }
+            Ok(())
+        })
     }
 
     /// ListActionTypes, optionally filtered by owner.
@@ -213,6 +555,7 @@ impl Core {
             let list: Vec<Value> = w
                 .action_types
                 .values()
+                .filter(|t| !t.deleted)
                 .filter(|t| owner.is_none_or(|o| t.id.owner.as_str() == o))
                 .map(ActionType::to_json)
                 .collect();
@@ -220,84 +563,22 @@ impl Core {
         })
     }
 
-    /// CreatePipeline.
+    /// CreatePipeline: at least two stages ([`MIN_STAGES`]), each action of an available type with its
+    /// required properties, queryable values within the CreatePipeline rule; `QUEUED` and `PARALLEL` need
+    /// `pipelineType` `V2`. The answer masks secret values.
     pub fn create_pipeline(&self, input: &Value) -> Result<Value, ApiError> {
-        let decl = input.get("pipeline").cloned().unwrap_or(Value::Null);
-        let name = decl
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        let mut stages = Vec::new();
-        for st in decl
-            .get("stages")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let sname = st
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            let mut actions = Vec::new();
-            for a in st
-                .get("actions")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                let aname = a
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string();
-                let at = a
-                    .get("actionTypeId")
-                    .map(ActionTypeId::from_json)
-                    .transpose()
-                    .map_err(ApiError::validation)?
-                    .ok_or_else(|| {
-                        ApiError::validation(format!("action '{aname}' has no actionTypeId"))
-                    })?;
-                actions.push(ActionDecl {
-                    name: aname,
-                    action_type: at,
-                    run_order: a.get("runOrder").and_then(Value::as_i64).unwrap_or(1),
-                    configuration: configuration_of(a.get("configuration")),
-                });
-            }
-            if actions.is_empty() {
-                return Err(ApiError::new(
-                    "InvalidStageDeclarationException",
-                    format!("Stage '{sname}' must have at least one action"),
-                ));
-            }
-            stages.push(StageDecl {
-                name: sname,
-                actions,
-            });
-        }
-        if stages.is_empty() {
-            return Err(ApiError::new(
-                "InvalidStructureException",
-                "A pipeline must have at least one stage",
-            ));
-        }
+        let declared = parse_declaration(input.get("pipeline").unwrap_or(&Value::Null))?;
         let now = self.sim.clock.now();
         self.with_world(|w| {
+            let name = declared.name.clone();
             if w.pipelines.contains_key(&name) {
                 return Err(ApiError::new(
                     "PipelineNameInUseException",
                     format!("A pipeline named '{name}' already exists"),
                 ));
             }
-            for st in &stages {
-                for a in &st.actions {
-                    self.check_action(w, a)?;
-                }
-            }
-            let mut stored = decl.clone();
+            self.check_declared(w, &declared)?;
+            let mut stored = declared.raw.clone();
             stored["version"] = json!(1);
             w.pipelines.insert(
                 name.clone(),
@@ -305,24 +586,142 @@ impl Core {
                     name: name.clone(),
                     version: 1,
                     declaration: stored.clone(),
-                    stages,
+                    stages: Arc::new(declared.stages),
+                    mode: declared.mode,
+                    pipeline_type: declared.pipeline_type,
                     created: now,
+                    updated: now,
                     synthetic: false,
+                    disabled_transitions: BTreeMap::new(),
                 },
             );
             w.emit(
                 NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::PipelineCreated)
                     .detail(format!("pipeline {name} created")),
             );
-            Ok(json!({"pipeline": stored}))
+            Ok(json!({"pipeline": masked_declaration(w, &stored)}))
         })
+    }
+
+    /// UpdatePipeline: the declaration replaces the pipeline's, checked as CreatePipeline checks it, and
+    /// the version goes up by one. Runs in progress keep the stages of the version they started with; the
+    /// next StartPipelineExecution uses the new one. A secret property sent back masked (`****`, as
+    /// GetPipeline shows it) keeps the value the same action had.
+    pub fn update_pipeline(&self, input: &Value) -> Result<Value, ApiError> {
+        let mut declared = parse_declaration(input.get("pipeline").unwrap_or(&Value::Null))?;
+        let now = self.sim.clock.now();
+        self.with_world(|w| {
+            let name = declared.name.clone();
+            // The model gives UpdatePipeline no PipelineNotFoundException.
+            let Some(old) = w.pipelines.get(&name) else {
+                return Err(ApiError::validation(format!(
+                    "Account does not have a pipeline with name '{name}' to update; create it with CreatePipeline"
+                )));
+            };
+            if old.synthetic {
+                return Err(synthetic_pipeline(&name));
+            }
+            keep_masked_secrets(w, old, &mut declared)?;
+            self.check_declared(w, &declared)?;
+            let version = old.version + 1;
+            let mut stored = declared.raw.clone();
+            stored["version"] = json!(version);
+            let p = w.pipelines.get_mut(&name).expect("found above");
+            p.version = version;
+            p.declaration = stored.clone();
+            p.stages = Arc::new(declared.stages);
+            p.mode = declared.mode;
+            p.pipeline_type = declared.pipeline_type;
+            p.updated = now;
+            w.emit(
+                NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::PipelineUpdated)
+                    .detail(format!("pipeline {name} updated to version {version}"))
+                    .data(json!({"pipeline": name, "version": version})),
+            );
+            Ok(json!({"pipeline": masked_declaration(w, &stored)}))
+        })
+    }
+
+    /// DeletePipeline: the pipeline and its runs are gone; the in-progress actions of its runs are
+    /// abandoned (their jobs end, a result for them is CP-ABANDONED). Deleting a pipeline that does not
+    /// exist succeeds (the model gives DeletePipeline no PipelineNotFoundException).
+    pub fn delete_pipeline(&self, caller: Option<&str>, name: &str) -> Result<(), ApiError> {
+        self.with_world(|w| {
+            match w.pipelines.get(name) {
+                None => return Ok(()),
+                Some(p) if p.synthetic => return Err(synthetic_pipeline(name)),
+                Some(_) => {}
+            }
+            let runs: Vec<String> = w
+                .pipeline_execution_order
+                .iter()
+                .filter(|id| {
+                    w.pipeline_executions
+                        .get(*id)
+                        .is_some_and(|pe| pe.pipeline == name)
+                })
+                .cloned()
+                .collect();
+            let now = self.now();
+            let mut abandoned = Vec::new();
+            // Every run ends first, so that abandoning actions starts nothing after them.
+            let mut labels = Vec::new();
+            for id in &runs {
+                if let Some(pe) = w.pipeline_executions.get_mut(id) {
+                    if !pe.status.is_finished() {
+                        pe.status = ExecutionStatus::Stopped;
+                        pe.updated = now;
+                    }
+                    labels.extend(pe.actions.values().cloned());
+                }
+            }
+            for label in labels {
+                if w.executions
+                    .get(&label)
+                    .is_some_and(|e| e.status == ExecutionStatus::InProgress)
+                {
+                    self.abandon_action(w, &label, now);
+                    abandoned.push(label);
+                }
+            }
+            // Their ids stay in `pipeline_execution_order` (skipped from now on), so that the positions
+            // other pipelines' ListPipelineExecutions tokens name do not move.
+            w.pipeline_executions.retain(|_, pe| pe.pipeline != name);
+            w.pipelines.remove(name);
+            w.emit(
+                NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::PipelineDeleted)
+                    .replica_opt(caller)
+                    .detail(format!(
+                        "pipeline {name} deleted with {} runs{}",
+                        runs.len(),
+                        if abandoned.is_empty() {
+                            String::new()
+                        } else {
+                            format!("; abandoned {}", abandoned.join(", "))
+                        }
+                    ))
+                    .data(json!({"pipeline": name, "runs": runs.len(), "abandoned": abandoned})),
+            );
+            Ok(())
+        })
+    }
+
+    /// Checks a parsed declaration against the registered action types.
+    fn check_declared(&self, w: &World, d: &Declared) -> Result<(), ApiError> {
+        for st in d.stages.iter() {
+            for a in &st.actions {
+                self.check_action(w, a)?;
+                check_queryable_value(w, a)?;
+            }
+        }
+        Ok(())
     }
 
     fn check_action(&self, w: &World, a: &ActionDecl) -> Result<(), ApiError> {
         if !a.action_type.owner.is_job_worker() {
             return Ok(());
         }
-        let Some(t) = w.action_types.get(&a.action_type) else {
+        let Some(t) = w.action_types.get(&a.action_type).filter(|t| !t.deleted) else {
             return Err(ApiError::new(
                 "InvalidActionDeclarationException",
                 format!(
@@ -346,18 +745,7 @@ impl Core {
         Ok(())
     }
 
-    fn pipeline_view(p: &Pipeline, region: &str, account: &str, now_secs: f64) -> Value {
-        json!({
-            "pipeline": p.declaration,
-            "metadata": {
-                "pipelineArn": format!("arn:aws:codepipeline:{region}:{account}:{}", p.name),
-                "created": p.created.epoch_seconds(),
-                "updated": now_secs.max(p.created.epoch_seconds()),
-            }
-        })
-    }
-
-    /// GetPipeline.
+    /// GetPipeline: the current declaration, secrets masked.
     pub fn get_pipeline(&self, name: &str) -> Result<Value, ApiError> {
         let (region, account) = (
             self.settings.region.clone(),
@@ -368,12 +756,14 @@ impl Core {
                 .pipelines
                 .get(name)
                 .ok_or_else(|| pipeline_not_found(name))?;
-            Ok(Self::pipeline_view(
-                p,
-                &region,
-                &account,
-                p.created.epoch_seconds(),
-            ))
+            Ok(json!({
+                "pipeline": masked_declaration(w, &p.declaration),
+                "metadata": {
+                    "pipelineArn": format!("arn:aws:codepipeline:{region}:{account}:{}", p.name),
+                    "created": p.created.epoch_seconds(),
+                    "updated": p.updated.epoch_seconds(),
+                }
+            }))
         })
     }
 
@@ -385,7 +775,8 @@ impl Core {
                 .values()
                 .map(|p| {
                     json!({"name": p.name, "version": p.version, "created": p.created.epoch_seconds(),
-                           "updated": p.created.epoch_seconds(), "pipelineType": "V1", "executionMode": "SUPERSEDED"})
+                           "updated": p.updated.epoch_seconds(), "pipelineType": p.pipeline_type.as_str(),
+                           "executionMode": p.mode.as_str()})
                 })
                 .collect();
             json!({"pipelines": list})
@@ -406,13 +797,20 @@ impl Core {
     fn begin_pipeline_execution(&self, w: &mut World, name: &str) -> String {
         let now = self.sim.clock.now();
         let id = w.new_uuid();
-        let version = w.pipelines.get(name).map(|p| p.version).unwrap_or(1);
+        let Some(p) = w.pipelines.get(name) else {
+            return id;
+        };
+        let (version, stages, mode) = (p.version, p.stages.clone(), p.mode);
         w.pipeline_executions.insert(
             id.clone(),
             PipelineExecution {
                 id: id.clone(),
                 pipeline: name.to_string(),
                 version,
+                stages,
+                mode,
+                entered: false,
+                waiting: false,
                 status: ExecutionStatus::InProgress,
                 started: now,
                 updated: now,
@@ -491,12 +889,16 @@ impl Core {
                     name: pipeline.clone(),
                     version: 1,
                     declaration,
-                    stages: vec![StageDecl {
+                    stages: Arc::new(vec![StageDecl {
                         name: at.category.clone(),
                         actions: vec![decl],
-                    }],
+                    }]),
+                    mode: ExecutionMode::Superseded,
+                    pipeline_type: PipelineType::V1,
                     created: now,
+                    updated: now,
                     synthetic: true,
+                    disabled_transitions: BTreeMap::new(),
                 },
             );
             w.pending_label = Some((label.clone(), client_id));
@@ -505,8 +907,9 @@ impl Core {
         })
     }
 
-    /// Moves a pipeline run on: starts the next runOrder group or stage, or ends the run.
-    pub(crate) fn advance_pipeline(&self, w: &mut World, pe_id: &str) {
+    /// Moves one pipeline run on: enters its stage if it may (CP-STAGE-LOCK), starts the next runOrder
+    /// group or stage, or ends the run. [`Core::advance_pipeline`] also moves on the runs this frees.
+    pub(crate) fn advance_run(&self, w: &mut World, pe_id: &str) {
         loop {
             let Some(pe) = w.pipeline_executions.get(pe_id) else {
                 return;
@@ -528,11 +931,16 @@ impl Core {
                 }
                 _ => return,
             }
-            let Some(pipeline) = w.pipelines.get(&pe.pipeline).cloned() else {
+            let stages = pe.stages.clone();
+            let pipeline = pe.pipeline.clone();
+            let Some(stage) = stages.get(pe.stage) else {
+                self.end_pipeline(w, pe_id, ExecutionStatus::Succeeded);
                 return;
             };
-            let Some(stage) = pipeline.stages.get(pe.stage) else {
-                self.end_pipeline(w, pe_id, ExecutionStatus::Succeeded);
+            if !pe.entered && !self.try_enter(w, pe_id) {
+                return;
+            }
+            let Some(pe) = w.pipeline_executions.get(pe_id) else {
                 return;
             };
             // The state of the current group, if one is running.
@@ -561,8 +969,10 @@ impl Core {
             let pe = w.pipeline_executions.get_mut(pe_id).expect("checked above");
             match next_order {
                 None => {
+                    // The stage is done: the run leaves it and comes to the next stage's boundary.
                     pe.stage += 1;
                     pe.run_order = None;
+                    pe.entered = false;
                     continue;
                 }
                 Some(order) => {
@@ -586,7 +996,7 @@ impl Core {
         &self,
         w: &mut World,
         pe_id: &str,
-        pipeline: &Pipeline,
+        pipeline: &str,
         stage: &str,
         a: ActionDecl,
     ) {
@@ -632,7 +1042,7 @@ impl Core {
             action_type: a.action_type.clone(),
             configuration: a.configuration.clone(),
             client_id,
-            pipeline: pipeline.name.clone(),
+            pipeline: pipeline.to_string(),
             stage: stage.to_string(),
             action: a.name.clone(),
             pipeline_execution_id: pe_id.to_string(),
@@ -693,38 +1103,36 @@ impl Core {
             })?;
             Ok(json!({"pipelineExecution": {
                 "pipelineName": name, "pipelineVersion": pe.version, "pipelineExecutionId": pe.id,
-                "status": pe.status.as_str(), "artifactRevisions": [], "executionMode": "SUPERSEDED",
+                "status": pe.status.as_str(), "artifactRevisions": [], "executionMode": pe.mode.as_str(),
                 "executionType": "STANDARD", "trigger": {"triggerType": "StartPipelineExecution"},
             }}))
         })
     }
 
-    /// GetPipelineState: per action, its latest execution with status, summary, percentComplete,
-    /// externalExecutionId, the filled Details link and errorDetails.
+    /// GetPipelineState: per stage, the latest run that entered it (a run waiting at its boundary has
+    /// not) with the stage's status, the inbound transition's state, and per action its latest execution
+    /// with status, summary, percentComplete, externalExecutionId, the filled Details link and errorDetails.
     pub fn get_pipeline_state(&self, name: &str) -> Result<Value, ApiError> {
         self.with_world(|w| {
             let p = w
                 .pipelines
                 .get(name)
                 .ok_or_else(|| pipeline_not_found(name))?;
-            let latest = w
+            let runs: Vec<&PipelineExecution> = w
                 .pipeline_execution_order
                 .iter()
                 .rev()
                 .filter_map(|id| w.pipeline_executions.get(id))
-                .find(|pe| pe.pipeline == name);
+                .filter(|pe| pe.pipeline == name)
+                .collect();
             let mut stages = Vec::new();
-            for st in &p.stages {
+            for (index, st) in p.stages.iter().enumerate() {
                 let mut actions = Vec::new();
                 for a in &st.actions {
                     let mut state = json!({"actionName": a.name});
                     // The latest run that reached this action.
-                    let exec = w
-                        .pipeline_execution_order
+                    let exec = runs
                         .iter()
-                        .rev()
-                        .filter_map(|id| w.pipeline_executions.get(id))
-                        .filter(|pe| pe.pipeline == name)
                         .find_map(|pe| pe.actions.get(&(st.name.clone(), a.name.clone())))
                         .and_then(|l| w.executions.get(l));
                     if let Some(t) = w.action_types.get(&a.action_type)
@@ -738,18 +1146,20 @@ impl Core {
                     actions.push(state);
                 }
                 let mut stage = json!({"stageName": st.name, "actionStates": actions});
-                if let Some(pe) = latest {
-                    let reached = p
-                        .stages
-                        .iter()
-                        .position(|s| s.name == st.name)
-                        .is_some_and(|i| i <= pe.stage);
-                    if reached {
-                        let current = p.stages.get(pe.stage).is_some_and(|s| s.name == st.name);
-                        let status = stage_status(w, pe, st, current);
-                        stage["latestExecution"] =
-                            json!({"pipelineExecutionId": pe.id, "status": status});
-                    }
+                if let Some(t) =
+                    crate::stages::inbound_transition_state(self, w, name, index, &st.name)
+                {
+                    stage["inboundTransitionState"] = t;
+                }
+                // The latest run that entered this stage, by the run's own version of the pipeline.
+                let entered = runs.iter().find_map(|pe| {
+                    let i = pe.stages.iter().position(|s| s.name == st.name)?;
+                    (i < pe.stage || (i == pe.stage && pe.entered)).then_some((pe, i))
+                });
+                if let Some((pe, i)) = entered {
+                    let status = stage_status(w, pe, &pe.stages[i], i == pe.stage);
+                    stage["latestExecution"] =
+                        json!({"pipelineExecutionId": pe.id, "status": status});
                 }
                 stages.push(stage);
             }
@@ -758,7 +1168,7 @@ impl Core {
                 "pipelineVersion": p.version,
                 "stageStates": stages,
                 "created": p.created.epoch_seconds(),
-                "updated": p.created.epoch_seconds(),
+                "updated": p.updated.epoch_seconds(),
             }))
         })
     }
@@ -797,10 +1207,12 @@ impl Core {
             if !w.pipelines.contains_key(name) {
                 return Err(pipeline_not_found(name));
             }
+            // Runs of a deleted pipeline are gone, even if a pipeline of the same name was created since.
             let mut list: Vec<&ActionExecution> = w
                 .executions
                 .values()
                 .filter(|e| e.pipeline == name)
+                .filter(|e| w.pipeline_executions.contains_key(&e.pipeline_execution_id))
                 .filter(|e| pipeline_execution_id.is_none_or(|id| e.pipeline_execution_id == id))
                 .collect();
             list.sort_by_key(|e| std::cmp::Reverse(e.order));
@@ -823,13 +1235,13 @@ impl Core {
                     json!({
                         "pipelineExecutionId": e.pipeline_execution_id,
                         "actionExecutionId": e.aws_id,
-                        "pipelineVersion": 1,
+                        "pipelineVersion": w.pipeline_executions.get(&e.pipeline_execution_id).map_or(1, |pe| pe.version),
                         "stageName": e.stage,
                         "actionName": e.action,
                         "startTime": e.started.epoch_seconds(),
                         "lastUpdateTime": e.updated.epoch_seconds(),
                         "status": e.status.as_str(),
-                        "input": {"actionTypeId": e.action_type.to_json(), "configuration": e.configuration},
+                        "input": {"actionTypeId": e.action_type.to_json(), "configuration": masked_configuration(w, e)},
                         "output": {"executionResult": result, "outputVariables": e.output_variables},
                     })
                 })
@@ -963,4 +1375,268 @@ pub(crate) fn masked_configuration(
             (k.clone(), shown)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::engine::{Core, SuccessResult};
+    use crate::settings::Settings;
+
+    const KEY: &str = "AKIDUNIT";
+
+    fn custom() -> ActionTypeId {
+        "Build/Custom/Unit/1".parse().unwrap()
+    }
+
+    /// CreateCustomActionType's input for `version` with a secret `Token` and a queryable `Queue`.
+    fn type_input(version: &str) -> Value {
+        json!({"category": "Build", "provider": "Unit", "version": version,
+        "configurationProperties": [
+            {"name": "Queue", "required": true, "key": true, "secret": false, "queryable": true},
+            {"name": "Token", "required": false, "key": false, "secret": true},
+        ]})
+    }
+
+    fn action(name: &str, queue: &str, token: &str) -> Value {
+        json!({"name": name, "actionTypeId": custom().to_json(), "runOrder": 1,
+               "configuration": {"Queue": queue, "Token": token}})
+    }
+
+    fn source() -> Value {
+        json!({"name": "Source", "actions": [{"name": "S", "actionTypeId":
+            {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"}, "configuration": {}}]})
+    }
+
+    fn decl(build: Value) -> Value {
+        json!({"pipeline": {"name": "p", "stages": [source(), {"name": "Build", "actions": [build]}]}})
+    }
+
+    fn world() -> Arc<Core> {
+        let core = Core::new(sim_core::Sim::manual(), Settings::default());
+        core.create_custom_action_type(&type_input("1")).unwrap();
+        core.create_pipeline(&decl(action("Make", "q1", "s3cret")))
+            .unwrap();
+        core
+    }
+
+    fn poll(core: &Core, queue: Option<&str>) -> Result<Vec<crate::engine::Dispatched>, ApiError> {
+        core.poll(
+            Some(KEY),
+            Owner::Custom,
+            &custom(),
+            10,
+            queue.map(|q| ("Queue", q)),
+        )
+    }
+
+    #[test]
+    fn a_pipeline_needs_two_stages_and_unique_names() {
+        let core = world();
+        let one = json!({"pipeline": {"name": "one", "stages": [{"name": "Build", "actions": [action("A", "q", "t")]}]}});
+        let e = core.create_pipeline(&one).unwrap_err();
+        assert_eq!(e.type_name, "InvalidStructureException");
+        assert!(e.message.contains("at least 2 stages"), "{}", e.message);
+        let twice = json!({"pipeline": {"name": "two", "stages": [source(), source()]}});
+        assert_eq!(
+            core.create_pipeline(&twice).unwrap_err().type_name,
+            "InvalidStructureException"
+        );
+    }
+
+    #[test]
+    fn secrets_are_masked_except_in_the_job_calls_and_an_update_with_the_mask_keeps_them() {
+        let core = world();
+        let got = core.get_pipeline("p").unwrap();
+        let conf = &got["pipeline"]["stages"][1]["actions"][0]["configuration"];
+        assert_eq!(conf["Token"], SECRET_MASK);
+        assert_eq!(conf["Queue"], "q1");
+        assert_eq!(got["pipeline"]["executionMode"], "SUPERSEDED");
+        assert_eq!(got["pipeline"]["pipelineType"], "V1");
+        let pe = core.start_pipeline_execution("p").unwrap()["pipelineExecutionId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let listed = core.list_action_executions("p", Some(&pe)).unwrap();
+        assert_eq!(
+            listed["actionExecutionDetails"][0]["input"]["configuration"]["Token"],
+            SECRET_MASK
+        );
+        let state = core.get_pipeline_state("p").unwrap().to_string();
+        assert!(!state.contains("s3cret"), "{state}");
+        // The job calls hand the secret out in clear.
+        let d = poll(&core, Some("q1")).unwrap().pop().unwrap();
+        let job = core
+            .with_world(|w| core.job_view(w, w.jobs.get(&d.job_id).unwrap(), Owner::Custom, None));
+        assert_eq!(
+            job["data"]["actionConfiguration"]["configuration"]["Token"],
+            "s3cret"
+        );
+        // GetPipeline -> edit -> UpdatePipeline with the mask: the secret stays, the edit applies.
+        let mut edited = got["pipeline"].clone();
+        edited["stages"][1]["actions"][0]["configuration"]["Queue"] = json!("q2");
+        let out = core.update_pipeline(&json!({"pipeline": edited})).unwrap();
+        assert_eq!(out["pipeline"]["version"], 2);
+        assert_eq!(
+            out["pipeline"]["stages"][1]["actions"][0]["configuration"]["Token"],
+            SECRET_MASK
+        );
+        let kept = core.with_world(|w| w.pipelines["p"].stages[1].actions[0].configuration.clone());
+        assert_eq!(kept["Token"], "s3cret");
+        assert_eq!(kept["Queue"], "q2");
+        // A mask for an action that had no secret before is refused.
+        let mut renamed = got["pipeline"].clone();
+        renamed["stages"][1]["actions"][0]["name"] = json!("Other");
+        let e = core
+            .update_pipeline(&json!({"pipeline": renamed}))
+            .unwrap_err();
+        assert_eq!(e.type_name, "InvalidActionDeclarationException");
+    }
+
+    #[test]
+    fn an_update_changes_the_next_run_not_the_running_one() {
+        let core = world();
+        let first = core.start_pipeline_execution("p").unwrap()["pipelineExecutionId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let d = poll(&core, Some("q1")).unwrap().pop().unwrap();
+        core.acknowledge(Some(KEY), Owner::Custom, &d.job_id, &d.nonce, None)
+            .unwrap();
+        core.update_pipeline(&decl(action("Make", "q2", "new")))
+            .unwrap();
+        assert_eq!(core.get_pipeline_state("p").unwrap()["pipelineVersion"], 2);
+        // The running one keeps version 1: its action finishes with it.
+        core.put_success(
+            Some(KEY),
+            Owner::Custom,
+            &d.job_id,
+            None,
+            SuccessResult {
+                percent_complete: Some(100),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let pe = core.get_pipeline_execution("p", &first).unwrap();
+        assert_eq!(pe["pipelineExecution"]["pipelineVersion"], 1);
+        assert_eq!(pe["pipelineExecution"]["status"], "Succeeded");
+        core.start_pipeline_execution("p").unwrap();
+        assert!(poll(&core, Some("q1")).unwrap().is_empty());
+        assert_eq!(poll(&core, Some("q2")).unwrap().len(), 1);
+        let e = core
+            .update_pipeline(&json!({"pipeline": {"name": "nope", "stages": [source(), {"name": "Build", "actions": [action("Make", "q", "t")]}]}}))
+            .unwrap_err();
+        assert_eq!(e.type_name, "ValidationException");
+    }
+
+    #[test]
+    fn delete_pipeline_abandons_its_runs_and_forgets_them() {
+        let core = world();
+        core.start_pipeline_execution("p").unwrap();
+        let d = poll(&core, Some("q1")).unwrap().pop().unwrap();
+        core.acknowledge(Some(KEY), Owner::Custom, &d.job_id, &d.nonce, None)
+            .unwrap();
+        core.delete_pipeline(None, "p").unwrap();
+        assert_eq!(
+            core.get_pipeline("p").unwrap_err().type_name,
+            "PipelineNotFoundException"
+        );
+        let e = core
+            .put_success(
+                Some(KEY),
+                Owner::Custom,
+                &d.job_id,
+                None,
+                SuccessResult::default(),
+            )
+            .unwrap_err();
+        assert_eq!(e.type_name, "InvalidJobStateException");
+        // Again, or a pipeline that never existed: nothing to do.
+        core.delete_pipeline(None, "p").unwrap();
+        // A new pipeline of the same name starts with no history.
+        core.create_pipeline(&decl(action("Make", "q1", "t")))
+            .unwrap();
+        let listed = core.list_action_executions("p", None).unwrap();
+        assert_eq!(listed["actionExecutionDetails"], json!([]));
+        let runs = core
+            .list_pipeline_executions("p", None, None, None)
+            .unwrap();
+        assert_eq!(runs["pipelineExecutionSummaries"], json!([]));
+    }
+
+    #[test]
+    fn a_deleted_custom_type_cannot_be_polled_nor_recreated_with_its_version() {
+        let core = world();
+        core.delete_custom_action_type(None, "Build", "Unit", "1")
+            .unwrap();
+        let e = poll(&core, Some("q1")).unwrap_err();
+        assert_eq!(e.type_name, "ActionTypeNotFoundException");
+        assert!(e.message.contains("deleted"), "{}", e.message);
+        assert_eq!(core.list_action_types(None)["actionTypes"], json!([]));
+        let e = core
+            .create_pipeline(&json!({"pipeline": {"name": "q", "stages": [source(), {"name": "B", "actions": [action("A", "q", "t")]}]}}))
+            .unwrap_err();
+        assert_eq!(e.type_name, "InvalidActionDeclarationException");
+        let mut changed = type_input("1");
+        changed["configurationProperties"][1]["secret"] = json!(false);
+        let e = core.create_custom_action_type(&changed).unwrap_err();
+        assert_eq!(e.type_name, "ValidationException");
+        assert!(e.message.contains("never used before"), "{}", e.message);
+        // An identical declaration restores it.
+        core.create_custom_action_type(&type_input("1")).unwrap();
+        assert!(poll(&core, Some("q1")).is_ok());
+        // Deleting what does not exist succeeds.
+        core.delete_custom_action_type(None, "Build", "Nope", "9")
+            .unwrap();
+    }
+
+    #[test]
+    fn custom_action_types_are_limited_per_region() {
+        let core = Core::new(
+            sim_core::Sim::manual(),
+            Settings {
+                max_custom_action_types: 2,
+                ..Settings::default()
+            },
+        );
+        core.create_custom_action_type(&type_input("1")).unwrap();
+        core.create_custom_action_type(&type_input("2")).unwrap();
+        // The same type again is no new type.
+        core.create_custom_action_type(&type_input("2")).unwrap();
+        let e = core
+            .create_custom_action_type(&type_input("3"))
+            .unwrap_err();
+        assert_eq!(e.type_name, "LimitExceededException");
+        core.delete_custom_action_type(None, "Build", "Unit", "1")
+            .unwrap();
+        core.create_custom_action_type(&type_input("3")).unwrap();
+    }
+
+    #[test]
+    fn query_param_is_required_and_queryable_values_follow_the_create_pipeline_rule() {
+        let core = world();
+        let e = poll(&core, None).unwrap_err();
+        assert_eq!(e.type_name, "ValidationException");
+        assert!(e.message.contains("Queue"), "{}", e.message);
+        for bad in [
+            "q".repeat(21),
+            "has space".to_string(),
+            "dot.ted".to_string(),
+        ] {
+            let e = core
+                .update_pipeline(&decl(action("Make", &bad, "t")))
+                .unwrap_err();
+            assert_eq!(e.type_name, "InvalidActionDeclarationException", "{bad}");
+            assert!(e.message.contains("Queue"), "{}", e.message);
+        }
+        core.update_pipeline(&decl(action("Make", &"q".repeat(20), "t")))
+            .unwrap();
+        core.update_pipeline(&decl(action("Make", "a_b-C9", "t")))
+            .unwrap();
+    }
 }

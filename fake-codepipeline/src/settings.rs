@@ -138,6 +138,9 @@ pub struct Settings {
     /// What a result identical to the one its job already took gets (CP-REPEAT; inferred, default
     /// `Refuse`).
     pub repeated_results: RepeatedResults,
+    /// The most custom action types CreateCustomActionType lets exist at once (the Quotas page: 50 per
+    /// Region). Types registered through the admin API do not count against it.
+    pub max_custom_action_types: usize,
 }
 
 impl Default for Settings {
@@ -155,6 +158,7 @@ impl Default for Settings {
             admin: sim_core::AdminGuard::new(),
             abandoned_results: AbandonedResults::Refuse,
             repeated_results: RepeatedResults::Refuse,
+            max_custom_action_types: 50,
         }
     }
 }

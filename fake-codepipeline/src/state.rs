@@ -5,6 +5,7 @@
 //! (the scenario runner) may call back into the fake.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -12,7 +13,7 @@ use serde_json::{Value, json};
 use sim_core::{NewEvent, SimTime, TimerId};
 
 use crate::settings::Timing;
-use crate::types::{ActionTypeId, ExecutionStatus, JobStatus};
+use crate::types::{ActionTypeId, ExecutionMode, ExecutionStatus, JobStatus, PipelineType};
 
 /// One configuration property of an action type.
 #[derive(Clone, Debug, PartialEq)]
@@ -50,6 +51,9 @@ pub struct ActionType {
     pub clients: HashMap<String, String>,
     /// Protocol timings for this type.
     pub timing: Timing,
+    /// Marked deleted by DeleteCustomActionType: polls for it fail, new pipelines cannot use it, and only
+    /// an identical CreateCustomActionType restores it.
+    pub deleted: bool,
 }
 
 impl ActionType {
@@ -149,14 +153,33 @@ pub struct Pipeline {
     pub name: String,
     /// Bumped on update.
     pub version: i64,
-    /// The declaration as sent (returned by GetPipeline).
+    /// The declaration as sent (returned by GetPipeline, with secrets masked).
     pub declaration: Value,
-    /// Parsed stages.
-    pub stages: Vec<StageDecl>,
+    /// Parsed stages of the current version (a run keeps the stages of the version it started with).
+    pub stages: Arc<Vec<StageDecl>>,
+    /// How the current version handles several runs (CP-STAGE-LOCK).
+    pub mode: ExecutionMode,
+    /// `V1` or `V2`.
+    pub pipeline_type: PipelineType,
     /// When it was created.
     pub created: SimTime,
+    /// When it was last updated (UpdatePipeline).
+    pub updated: SimTime,
     /// Made by the admin API for a bare action execution.
     pub synthetic: bool,
+    /// Stage name -> its inbound transition, while disabled (EnableStageTransition removes it).
+    pub disabled_transitions: BTreeMap<String, DisabledTransition>,
+}
+
+/// A disabled inbound transition of a stage (DisableStageTransition).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DisabledTransition {
+    /// The caller's reason (`disabledReason`).
+    pub reason: String,
+    /// Who disabled it (the access key, when signed).
+    pub by: Option<String>,
+    /// When.
+    pub at: SimTime,
 }
 
 /// One run of a pipeline.
@@ -168,6 +191,14 @@ pub struct PipelineExecution {
     pub pipeline: String,
     /// The pipeline version it runs.
     pub version: i64,
+    /// The stages of that version (an update does not change a run in progress).
+    pub stages: Arc<Vec<StageDecl>>,
+    /// The execution mode of that version (CP-STAGE-LOCK).
+    pub mode: ExecutionMode,
+    /// Whether the run has entered `stage` (holds it); false while it waits at the stage's boundary.
+    pub entered: bool,
+    /// Whether it waits at the boundary of `stage` (and has said so in the event log).
+    pub waiting: bool,
     /// Overall status.
     pub status: ExecutionStatus,
     /// When it started.

@@ -201,6 +201,9 @@ pub enum ExecutionStatus {
     Stopped,
     /// An action execution whose pipeline execution was stopped with `abandon` (CP-STOP).
     Abandoned,
+    /// A pipeline execution that waited at a stage boundary and was replaced by a newer one
+    /// (CP-STAGE-LOCK, `SUPERSEDED` mode).
+    Superseded,
 }
 
 impl ExecutionStatus {
@@ -213,6 +216,7 @@ impl ExecutionStatus {
             ExecutionStatus::Stopping => "Stopping",
             ExecutionStatus::Stopped => "Stopped",
             ExecutionStatus::Abandoned => "Abandoned",
+            ExecutionStatus::Superseded => "Superseded",
         }
     }
 
@@ -264,6 +268,80 @@ impl FromStr for RetryMode {
 impl fmt::Display for RetryMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// How a pipeline handles several executions (the model's `ExecutionMode`, CP-STAGE-LOCK).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum ExecutionMode {
+    /// A stage holds one execution; a later one waits at the stage boundary, and a waiting one is
+    /// superseded by a newer one arriving there. The default.
+    #[default]
+    #[serde(rename = "SUPERSEDED")]
+    Superseded,
+    /// A stage holds one execution; the others wait and enter in order (V2 pipelines only).
+    #[serde(rename = "QUEUED")]
+    Queued,
+    /// Executions run independently; no stage is locked (V2 pipelines only).
+    #[serde(rename = "PARALLEL")]
+    Parallel,
+}
+
+impl ExecutionMode {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutionMode::Superseded => "SUPERSEDED",
+            ExecutionMode::Queued => "QUEUED",
+            ExecutionMode::Parallel => "PARALLEL",
+        }
+    }
+}
+
+impl FromStr for ExecutionMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "SUPERSEDED" => Ok(ExecutionMode::Superseded),
+            "QUEUED" => Ok(ExecutionMode::Queued),
+            "PARALLEL" => Ok(ExecutionMode::Parallel),
+            other => Err(format!(
+                "executionMode `{other}` is not SUPERSEDED, QUEUED or PARALLEL"
+            )),
+        }
+    }
+}
+
+/// The model's `PipelineType`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum PipelineType {
+    /// The default when a declaration names none.
+    #[default]
+    V1,
+    /// Needed for the `QUEUED` and `PARALLEL` execution modes.
+    V2,
+}
+
+impl PipelineType {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PipelineType::V1 => "V1",
+            PipelineType::V2 => "V2",
+        }
+    }
+}
+
+impl FromStr for PipelineType {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "V1" => Ok(PipelineType::V1),
+            "V2" => Ok(PipelineType::V2),
+            other => Err(format!("pipelineType `{other}` is not V1 or V2")),
+        }
     }
 }
 

@@ -139,6 +139,19 @@ string_enum! {
         ResultRepeated = "result_repeated",
         /// RetryStageExecution started the failed (or all) actions of a stage again.
         StageRetried = "stage_retried",
+        /// A pipeline execution waits at a stage boundary: the stage holds another execution, or its
+        /// inbound transition is disabled.
+        ExecutionWaiting = "execution_waiting",
+        /// A waiting pipeline execution was superseded by a newer one (`SUPERSEDED` mode).
+        ExecutionSuperseded = "execution_superseded",
+        /// A stage's inbound transition was disabled or enabled.
+        TransitionChanged = "transition_changed",
+        /// UpdatePipeline stored a new version of a pipeline.
+        PipelineUpdated = "pipeline_updated",
+        /// DeletePipeline removed a pipeline.
+        PipelineDeleted = "pipeline_deleted",
+        /// DeleteCustomActionType marked a custom action type deleted.
+        ActionTypeDeleted = "action_type_deleted",
         /// A request failed SigV4 verification.
         AuthRefused = "auth_refused",
         /// A request failed validation or the wire rules.

@@ -63,6 +63,9 @@ rules! {
     CpAbandoned = "CP-ABANDONED",
     /// RetryStageExecution: failed (or all) actions of a stage run again as new action executions.
     CpRetry = "CP-RETRY",
+    /// A stage holds one pipeline execution at a time: later ones wait at its boundary (and, in
+    /// `SUPERSEDED` mode, a newer one supersedes a waiting one).
+    CpStageLock = "CP-STAGE-LOCK",
     /// A request refused by the wire rules or the model's validation.
     CpValidation = "CP-VALIDATION",
     /// A final success that still carries a token, or lacks 100.

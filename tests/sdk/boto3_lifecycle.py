@@ -1,5 +1,6 @@
 """Pipeline-execution lifecycle through boto3 (run by tests/tests/lifecycle.rs): StopPipelineExecution
-(stop and wait, stop and abandon), RetryStageExecution and ListPipelineExecutions, as a boto3 user
+(stop and wait, stop and abandon), RetryStageExecution, ListPipelineExecutions, stage locking,
+Enable/DisableStageTransition, UpdatePipeline (a masked secret kept) and DeletePipeline, as a boto3 user
 calls them, against an in-process fake with a manual clock.
 
 Each section asserts what a user relies on and the script exits non-zero with the traceback on the
@@ -8,7 +9,7 @@ again.
 
 Inputs come from the environment: CP_ENDPOINT (the fake; its admin API is under /_sim/), CP_KEY_ID,
 CP_KEY_SECRET, CP_CUSTOM (Category/Owner/Provider/Version of a registered custom action type whose
-properties are PresetName and RunnableFile).
+properties are PresetName and RunnableFile, and ApiToken, a secret).
 """
 
 import json
@@ -189,6 +190,74 @@ assert out["retry"]["listed"] == [(new_id, "InProgress"), (first_id, "Failed")],
 assert out["retry"]["latest"] == new_id, out["retry"]
 CP.put_job_success_result(jobId=job["id"], executionDetails={"summary": "done", "percentComplete": 100})
 assert pe_status(run) == "Succeeded"
+
+# --- A pipeline made through the API: two stages at least, the secret masked, UpdatePipeline keeps it,
+# a stage holds one run, a disabled transition holds runs at its boundary, DeletePipeline removes it.
+def stage(name, preset):
+    return {
+        "name": name,
+        "actions": [
+            {
+                "name": "Load",
+                "actionTypeId": CUSTOM,
+                "configuration": {"PresetName": preset, "RunnableFile": preset + ".jmx", "ApiToken": "tok-123"},
+            }
+        ],
+    }
+
+
+SOURCE = {
+    "name": "Source",
+    "actions": [
+        {
+            "name": "Source",
+            "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
+            "configuration": {"S3Bucket": "b", "S3ObjectKey": "k"},
+        }
+    ],
+}
+DECL = {
+    "name": "boto-shop",
+    "roleArn": "arn:aws:iam::111111111111:role/pipeline",
+    "artifactStore": {"type": "S3", "location": "bucket"},
+    "stages": [SOURCE, stage("Test", "p1"), stage("Deploy", "p2")],
+}
+code, _ = error_of(CP.create_pipeline, pipeline=dict(DECL, name="boto-one", stages=[stage("Test", "p1")]))
+assert code == "InvalidStructureException", code
+created = CP.create_pipeline(pipeline=DECL)["pipeline"]
+assert created["stages"][1]["actions"][0]["configuration"]["ApiToken"] == "****", created
+got = CP.get_pipeline(name="boto-shop")["pipeline"]
+assert got["stages"][1]["actions"][0]["configuration"]["ApiToken"] == "****", got
+assert got["executionMode"] == "SUPERSEDED" and got["pipelineType"] == "V1", got
+got["stages"][1]["actions"][0]["configuration"]["PresetName"] = "p3"
+updated = CP.update_pipeline(pipeline=got)["pipeline"]
+assert updated["version"] == 2, updated
+CP.disable_stage_transition(pipelineName="boto-shop", stageName="Deploy", transitionType="Inbound", reason="freeze")
+deploy_state = CP.get_pipeline_state(name="boto-shop")["stageStates"][2]["inboundTransitionState"]
+assert deploy_state["enabled"] is False and deploy_state["disabledReason"] == "freeze", deploy_state
+first = CP.start_pipeline_execution(name="boto-shop")["pipelineExecutionId"]
+second = CP.start_pipeline_execution(name="boto-shop")["pipelineExecutionId"]
+jobs = CP.poll_for_jobs(actionTypeId=CUSTOM, maxBatchSize=10)["jobs"]
+assert len(jobs) == 1, jobs
+config = jobs[0]["data"]["actionConfiguration"]["configuration"]
+assert config["ApiToken"] == "tok-123" and config["PresetName"] == "p3", config
+CP.acknowledge_job(jobId=jobs[0]["id"], nonce=jobs[0]["nonce"])
+CP.put_job_success_result(jobId=jobs[0]["id"], executionDetails={"summary": "done", "percentComplete": 100})
+# The first run waits before Deploy; the second entered Test.
+jobs = CP.poll_for_jobs(actionTypeId=CUSTOM, maxBatchSize=10)["jobs"]
+assert [j["data"]["pipelineContext"]["stage"]["name"] for j in jobs] == ["Test"], jobs
+assert jobs[0]["data"]["pipelineContext"]["pipelineExecutionId"] == second, jobs
+CP.enable_stage_transition(pipelineName="boto-shop", stageName="Deploy", transitionType="Inbound")
+deploy_jobs = CP.poll_for_jobs(actionTypeId=CUSTOM, maxBatchSize=10)["jobs"]
+assert [j["data"]["pipelineContext"]["pipelineExecutionId"] for j in deploy_jobs] == [first], deploy_jobs
+CP.delete_pipeline(name="boto-shop")
+code, _ = error_of(CP.get_pipeline, name="boto-shop")
+assert code == "PipelineNotFoundException", code
+out["pipelines"] = {
+    "version": updated["version"],
+    "masked": got["stages"][1]["actions"][0]["configuration"]["ApiToken"],
+    "deleted": code,
+}
 
 # --- ListPipelineExecutions: pages of maxResults, newest first, by nextToken and by the paginator.
 ids = [run["pipelineExecutionId"]]

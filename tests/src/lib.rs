@@ -42,6 +42,16 @@ pub const THIRD_PARTY: &str = "Test/ThirdParty/ApicaLoadtest/1";
 /// The custom action type tests use.
 pub const CUSTOM: &str = "Test/Custom/ApicaLoadtest/1";
 
+/// The Apica action's configuration properties: PresetName (required, key; `queryable` as asked: a custom
+/// poll must then name it in `queryParam`), RunnableFile (required), ApiToken (secret).
+pub fn apica_properties(queryable: bool) -> Value {
+    json!([
+        {"name": "PresetName", "required": true, "key": true, "secret": false, "queryable": queryable},
+        {"name": "RunnableFile", "required": true, "key": false, "secret": false},
+        {"name": "ApiToken", "required": false, "key": false, "secret": true},
+    ])
+}
+
 /// A fake CodePipeline served on 127.0.0.1 with a manual clock.
 pub struct TestCp {
     /// The fake.
@@ -107,16 +117,14 @@ impl TestCp {
         Client::from_conf(conf)
     }
 
-    /// Registers an action type through the library (what `POST /_sim/action-types` does).
+    /// Registers an action type through the library (what `POST /_sim/action-types` does), with the Apica
+    /// properties ([`apica_properties`], PresetName not queryable: a poll then needs no `queryParam`).
+    /// `extra` replaces members, e.g. `{"configurationProperties": apica_properties(true)}`.
     pub fn register(&self, action_type: &str, extra: Value) {
         let mut body = json!({
             "actionType": action_type,
             "settings": {"executionUrlTemplate": "http://apica.test/jobs/{ExternalExecutionId}?preset={Config:PresetName}"},
-            "configurationProperties": [
-                {"name": "PresetName", "required": true, "key": true, "secret": false, "queryable": action_type.contains("/Custom/")},
-                {"name": "RunnableFile", "required": true, "key": false, "secret": false},
-                {"name": "ApiToken", "required": false, "key": false, "secret": true},
-            ],
+            "configurationProperties": apica_properties(false),
             "clients": {CLIENT.0: CLIENT.1},
         });
         if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {

@@ -132,7 +132,11 @@ pub async fn smoke(script: Script) {
     let sdk = script.sdk.clone();
     let cp = TestCp::start().await;
     cp.register(THIRD_PARTY, json!({}));
-    cp.register(CUSTOM, json!({}));
+    // PresetName queryable: custom polls name it in queryParam.
+    cp.register(
+        CUSTOM,
+        json!({"configurationProperties": crate::apica_properties(true)}),
+    );
     let tp = cp.start_execution(THIRD_PARTY, TP_PRESET);
     let custom = cp.start_execution(CUSTOM, CUSTOM_PRESET);
     let pipeline = cp.execution(&tp)["pipelineName"]

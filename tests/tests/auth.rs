@@ -202,6 +202,14 @@ fn amz_date(t: SystemTime) -> String {
 
 // ----- helpers on the fake -----
 
+/// The custom type with PresetName queryable: these tests poll it by preset (`queryParam`).
+fn register_custom(cp: &TestCp) {
+    cp.register(
+        CUSTOM,
+        json!({"configurationProperties": tests::apica_properties(true)}),
+    );
+}
+
 /// Starts an execution of `action_type` and takes its first job to InProgress through the engine.
 fn in_progress_job(cp: &TestCp, action_type: &str, preset: &str) -> String {
     cp.start_execution(action_type, preset);
@@ -333,7 +341,7 @@ async fn sdk_call_signed_with_the_wrong_secret_is_invalid_signature() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_signature_changes_no_job_state() {
     let cp = TestCp::start().await;
-    cp.register(CUSTOM, json!({}));
+    register_custom(&cp);
     let label = cp.start_execution(CUSTOM, "p1");
     let before = cp.execution(&label);
     let bad = cp.client((KEY1.0, "not-the-secret"));
@@ -701,7 +709,7 @@ async fn unknown_target_is_unknown_operation() {
     let cp = TestCp::start().await;
     for target in [
         Some(format!("{TARGET}DoesNotExist")),
-        Some(format!("{TARGET}DeletePipeline")), // in the model, not in the fake
+        Some(format!("{TARGET}ListWebhooks")), // in the model, not in the fake
         Some("SomethingElse_20200101.ListPipelines".to_string()),
         None,
     ] {
@@ -720,7 +728,7 @@ async fn unknown_target_is_unknown_operation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_json_is_a_serialization_exception() {
     let cp = TestCp::start().await;
-    cp.register(CUSTOM, json!({}));
+    register_custom(&cp);
     let label = cp.start_execution(CUSTOM, "p1");
     let before = cp.execution(&label);
     for body in [
@@ -823,7 +831,7 @@ async fn body_over_one_mebibyte_is_413_with_a_json_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_error_is_json_with_type_message_and_a_matching_errortype_header() {
     let cp = TestCp::start().await;
-    cp.register(CUSTOM, json!({}));
+    register_custom(&cp);
     let t = |op: &str| format!("{TARGET}{op}");
     let unknown_job = json!({"jobId": "00000000-0000-4000-8000-000000000000"}).to_string();
     let cases: Vec<(&str, RawResponse)> = vec![
@@ -876,7 +884,7 @@ async fn every_error_is_json_with_type_message_and_a_matching_errortype_header()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_success_carries_request_id_content_type_and_a_real_time_date() {
     let cp = TestCp::start().await;
-    cp.register(CUSTOM, json!({}));
+    register_custom(&cp);
     cp.register(THIRD_PARTY, json!({}));
     // Six simulated hours in: the Date header must still be real time (SDKs correct their skew from it).
     cp.advance(Duration::from_secs(6 * 3600));
@@ -925,7 +933,7 @@ async fn every_success_carries_request_id_content_type_and_a_real_time_date() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn put_result_success_answers_an_empty_body() {
     let cp = TestCp::start().await;
-    cp.register(CUSTOM, json!({}));
+    register_custom(&cp);
     cp.register(THIRD_PARTY, json!({}));
     let t = |op: &str| format!("{TARGET}{op}");
     let c1 = in_progress_job(&cp, CUSTOM, "p1");
@@ -987,7 +995,7 @@ async fn with_verification_off_an_unsigned_put_result_answers_an_empty_body() {
         ..Default::default()
     })
     .await;
-    cp.register(CUSTOM, json!({}));
+    register_custom(&cp);
     let job = in_progress_job(&cp, CUSTOM, "p1");
     let body = json!({"jobId": job, "executionDetails": {"percentComplete": 100}}).to_string();
     let resp = post(

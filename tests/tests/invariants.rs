@@ -431,6 +431,18 @@ impl Run {
                 } else {
                     query.map(|q| ("PresetName", PRESETS[q]))
                 };
+                if !*third_party && query.is_none() {
+                    // The custom type has a queryable property: a poll must name it.
+                    let err = core
+                        .poll(Some(KEYS[*replica].0), owner, &id, *max, None)
+                        .err()
+                        .ok_or("a custom poll without queryParam was accepted")?;
+                    check(
+                        err.type_name == "ValidationException",
+                        &format!("a poll without queryParam got {}", err.type_name),
+                    )?;
+                    return Ok(());
+                }
                 let ack_zero = before.timing[&id].ack_window.is_zero();
                 // CP-LEASE: Queued jobs, and (ack window 0) Dispatched ones, of this type matching the query.
                 let eligible = before
@@ -979,14 +991,14 @@ fn the_operations_reach_every_job_status() {
             third_party: false,
             replica: 1,
             max: 1,
-            query: None,
+            query: Some(0),
         },
         Op::Advance { secs: 300 },
         Op::Poll {
             third_party: false,
             replica: 0,
             max: 1,
-            query: None,
+            query: Some(0),
         },
         Op::Ack {
             job: Pick::Any(1),

@@ -573,7 +573,7 @@ async fn list_pipeline_executions_pages_newest_first() {
 const MISSING: &str = "the boto3 lifecycle test needs Python 3 (>= 3.9) with pip: install them (Debian/Ubuntu: apt-get install python3 python3-pip)";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn boto3_stops_retries_and_lists_pipeline_executions() {
+async fn boto3_stops_retries_lists_and_changes_pipelines() {
     let python = "python3";
     let site = install_pip(python, "requirements.txt", "sdk-py", "boto3", MISSING).await;
     let cp = TestCp::start().await;
@@ -614,8 +614,23 @@ async fn boto3_stops_retries_and_lists_pipeline_executions() {
     assert_eq!(v["abandon"]["polled_after"], 0);
     assert_ne!(v["retry"]["first"], v["retry"]["new"]);
     assert_eq!(v["list"]["pages"].as_array().map(Vec::len), Some(3));
+    assert_eq!(
+        v["pipelines"],
+        json!({"version": 2, "masked": "****", "deleted": "PipelineNotFoundException"})
+    );
     // What boto3 did is what the fake recorded.
     assert_eq!(cp.events_with_rule("CP-STOP").len(), 2);
     assert_eq!(cp.events_with_rule("CP-RETRY").len(), 1);
     assert_eq!(cp.events_with_rule("CP-ABANDONED").len(), 1);
+    // One wait before Test (the second run) and one before the closed Deploy, one transition closed and
+    // opened, and the waits of the runs ListPipelineExecutions started back to back.
+    let locks = cp.events_with_rule("CP-STAGE-LOCK");
+    assert!(
+        locks
+            .iter()
+            .filter(|e| e.kind == sim_core::EventKind::TransitionChanged)
+            .count()
+            == 2,
+        "{locks:?}"
+    );
 }

@@ -55,7 +55,11 @@ impl Intercept for SentBodies {
 /// A fake with both test action types and a client for the first replica.
 async fn setup() -> (TestCp, Client) {
     let cp = TestCp::start().await;
-    cp.register(CUSTOM, json!({}));
+    // PresetName queryable: custom polls name it in queryParam.
+    cp.register(
+        CUSTOM,
+        json!({"configurationProperties": tests::apica_properties(true)}),
+    );
     cp.register(THIRD_PARTY, json!({}));
     let client = cp.client(KEY1);
     (cp, client)
@@ -225,6 +229,7 @@ async fn max_batch_size_zero_is_sent_by_the_sdk_and_refused() {
     let polled = client
         .poll_for_jobs()
         .action_type_id(sdk_type(CUSTOM))
+        .query_param("PresetName", "p1")
         .max_batch_size(1)
         .send()
         .await
