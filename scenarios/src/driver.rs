@@ -181,7 +181,9 @@ impl<'a> Driver<'a> {
                     world.sim.events.add_listener(move |e| {
                         if e.name() != event
                             || after.is_some_and(|a| Duration::from_millis(e.sim_ms) < a.get())
-                            || only.as_ref().is_some_and(|x| e.execution.as_ref() != Some(x))
+                            || only
+                                .as_ref()
+                                .is_some_and(|x| e.execution.as_ref() != Some(x))
                         {
                             return;
                         }

@@ -204,7 +204,10 @@ async fn the_report_measures_the_fakes_non_default_settings_and_the_profile_give
     assert_eq!(retried["observed"]["first"]["accepted"], true);
     // --repeated-results accept: the identical repeat of an applied result gets a 200 (the default refuses
     // it with InvalidJobStateException, CP-REPEAT).
-    assert_eq!(retried["observed"]["second"]["accepted"], true, "{retried:#}");
+    assert_eq!(
+        retried["observed"]["second"]["accepted"], true,
+        "{retried:#}"
+    );
 
     let profile = &report["profile"];
     let ack = seconds(profile["ackWindow"].as_str().expect("profile.ackWindow"));
