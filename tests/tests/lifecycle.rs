@@ -3,7 +3,6 @@
 //! (CP-ABANDONED), RetryStageExecution (CP-RETRY) and ListPipelineExecutions, and what
 //! GetPipelineExecution, GetPipelineState and ListActionExecutions show of them.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use aws_sdk_codepipeline::Client;
@@ -11,8 +10,8 @@ use aws_sdk_codepipeline::types::{
     ActionExecutionFilter, ActionExecutionStatus, ExecutionDetails, FailureDetails, FailureType,
     PipelineExecutionStatus, StageExecutionStatus, StageRetryMode,
 };
-use serde_json::{Value, json};
-use tests::sdk::{install_pip, run_checked, sdk_dir};
+use serde_json::json;
+use tests::sdk::run_boto3_script;
 use tests::{CUSTOM, KEY1, TestCp, error_code, error_message, sdk_type, take_custom};
 
 /// A bare custom action execution: its label, synthetic pipeline and pipelineExecutionId.
@@ -570,42 +569,21 @@ async fn list_pipeline_executions_pages_newest_first() {
     assert_eq!(error_code(&err), "PipelineNotFoundException");
 }
 
-const MISSING: &str = "the boto3 lifecycle test needs Python 3 (>= 3.9) with pip: install them (Debian/Ubuntu: apt-get install python3 python3-pip)";
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn boto3_stops_retries_lists_and_changes_pipelines() {
-    let python = "python3";
-    let site = install_pip(python, "requirements.txt", "sdk-py", "boto3", MISSING).await;
     let cp = TestCp::start().await;
     cp.register(CUSTOM, json!({}));
-    let mut cmd = tokio::process::Command::new(python);
-    cmd.arg("-s")
-        .arg(sdk_dir().join("boto3_lifecycle.py"))
-        .env_clear()
-        .current_dir(sdk_dir())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for var in ["PATH", "HOME", "TMPDIR"] {
-        if let Some(v) = std::env::var_os(var) {
-            cmd.env(var, v);
-        }
-    }
-    cmd.env("PYTHONPATH", site)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("PYTHONNOUSERSITE", "1")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("CP_ENDPOINT", cp.url())
-        .env("CP_KEY_ID", KEY1.0)
-        .env("CP_KEY_SECRET", KEY1.1)
-        .env("CP_CUSTOM", CUSTOM);
-    let out = run_checked(&mut cmd, "boto3 lifecycle script", Duration::from_secs(120)).await;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().rev().find(|l| !l.trim().is_empty());
-    let v: Value = line
-        .and_then(|l| serde_json::from_str(l).ok())
-        .unwrap_or_else(|| panic!("stdout is not one JSON object:\n{stdout}"));
+    let v = run_boto3_script(
+        "boto3_lifecycle.py",
+        &cp.url(),
+        &[
+            ("CP_KEY_ID", KEY1.0),
+            ("CP_KEY_SECRET", KEY1.1),
+            ("CP_CUSTOM", CUSTOM),
+        ],
+        Duration::from_secs(120),
+    )
+    .await;
     assert_eq!(
         v["wait"],
         json!({"status": "Stopped", "action": "Succeeded"})
