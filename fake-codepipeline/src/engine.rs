@@ -1163,12 +1163,12 @@ impl Core {
     /// Records that the response to a request the fake handled was dropped by a `lost-response` fault.
     pub fn record_lost_response(&self, operation: &str, caller: Option<&str>, status: u16) {
         self.sim.events.record(
-            NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::FaultInjected)
+            NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::ResponseLost)
                 .replica_opt(caller)
                 .detail(format!(
                     "{operation} handled (HTTP {status}), then its response lost by an injected fault: the connection was closed"
                 ))
-                .data(json!({"operation": operation, "error": "lost-response", "status": status})),
+                .data(json!({"operation": operation, "status": status})),
         );
     }
 

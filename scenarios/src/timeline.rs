@@ -33,16 +33,13 @@ const SHOWN: &[EventKind] = &[
     EventKind::StageRetried,
     EventKind::ResultDiscarded,
     EventKind::ResultRepeated,
+    EventKind::ResponseLost,
 ];
 
 /// Whether an event belongs on the timeline.
 pub fn shown(e: &Event) -> bool {
     if e.kind == EventKind::CallRefused && e.severity != Severity::Error {
         return false;
-    }
-    // A lost response changes what the agent knows; a refused call (throttling) is shown by its rule.
-    if e.kind == EventKind::FaultInjected {
-        return e.data.get("error").and_then(|v| v.as_str()) == Some("lost-response");
     }
     SHOWN.contains(&e.kind) || (e.severity == Severity::Error && e.rule.is_some())
 }

@@ -852,9 +852,7 @@ pub fn throttled_rates(events: &[Event]) -> std::collections::BTreeMap<String, f
     let mut by_replica: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
     for e in events
         .iter()
-        // Refused calls only: a lost response was a call the fake applied.
         .filter(|e| e.source == Source::Cp && e.kind == EventKind::FaultInjected)
-        .filter(|e| e.data.get("error").and_then(|v| v.as_str()) != Some("lost-response"))
     {
         if let Some(r) = &e.replica {
             by_replica.entry(r.clone()).or_default().push(e.real_ms);

@@ -158,6 +158,9 @@ string_enum! {
         ValidationRefused = "validation_refused",
         /// A scripted fault refused a request (both fakes).
         FaultInjected = "fault_injected",
+        /// A `lost-response` fault: the fake handled a request, then closed its connection instead of
+        /// answering.
+        ResponseLost = "response_lost",
         /// A CodePipeline fault rule was set.
         FaultSet = "fault_set",
         /// Every CodePipeline fault rule was removed.

@@ -50,6 +50,22 @@ fn running(pct: i32) -> ExecutionDetails {
         .build()
 }
 
+type PutSuccessError = aws_sdk_codepipeline::error::SdkError<
+    aws_sdk_codepipeline::operation::put_job_success_result::PutJobSuccessResultError,
+>;
+
+/// The first answer: still running, with `token` and the Details link.
+async fn answer_running(client: &Client, job: &str, token: &str) -> Result<(), PutSuccessError> {
+    client
+        .put_job_success_result()
+        .job_id(job)
+        .continuation_token(token)
+        .execution_details(running(0))
+        .send()
+        .await
+        .map(|_| ())
+}
+
 fn count(cp: &TestCp, kind: EventKind) -> usize {
     cp.sim
         .events
@@ -75,12 +91,7 @@ async fn the_sdk_retry_of_a_lost_answer_is_refused_as_a_repeat_not_as_a_violatio
     let client = retrying(&cp);
     let job = take_custom(&client).await;
     cp.fake.core().add_fault(lost("PutJobSuccessResult", 1));
-    let err = client
-        .put_job_success_result()
-        .job_id(&job)
-        .continuation_token("4242")
-        .execution_details(running(0))
-        .send()
+    let err = answer_running(&client, &job, "4242")
         .await
         .expect_err("the retry of an applied result is refused by default");
     assert_eq!(error_code(&err), "InvalidJobStateException");
@@ -89,7 +100,9 @@ async fn the_sdk_retry_of_a_lost_answer_is_refused_as_a_repeat_not_as_a_violatio
         "{}",
         error_message(&err)
     );
-    // The first attempt was applied, once: one continuation job follows, the fault is spent.
+    // The first attempt was applied, once, and its response lost; one continuation job follows, the fault
+    // is spent.
+    assert_eq!(count(&cp, EventKind::ResponseLost), 1);
     assert_eq!(count(&cp, EventKind::ResultApplied), 1);
     assert_eq!(count(&cp, EventKind::ResultRepeated), 1);
     assert_eq!(cp.events_with_rule("CP-REPEAT").len(), 1);
@@ -147,12 +160,7 @@ async fn a_different_result_after_a_lost_response_is_cp_terminal() {
     let client = cp.client(KEY1); // no retries: the lost response surfaces
     let job = take_custom(&client).await;
     cp.fake.core().add_fault(lost("PutJobSuccessResult", 1));
-    let err = client
-        .put_job_success_result()
-        .job_id(&job)
-        .continuation_token("4242")
-        .execution_details(running(0))
-        .send()
+    let err = answer_running(&client, &job, "4242")
         .await
         .expect_err("the response is lost");
     assert!(
@@ -163,12 +171,7 @@ async fn a_different_result_after_a_lost_response_is_cp_terminal() {
         "a closed connection, not a response: {err:?}"
     );
     // An agent that takes the lost response for "not applied" and answers differently (a new test).
-    let err = client
-        .put_job_success_result()
-        .job_id(&job)
-        .continuation_token("4343")
-        .execution_details(running(0))
-        .send()
+    let err = answer_running(&client, &job, "4343")
         .await
         .expect_err("a job takes one result");
     assert_eq!(error_code(&err), "InvalidJobStateException");
