@@ -15,7 +15,7 @@
 //! | `no-backoff` | no SDK retries and no pause after a refused call: a throttled API is hammered | AG-BACKOFF |
 //! | `never-polls` | starts and then never makes a request | AG-START |
 //! | `exits-after-first-job` | acknowledges the first job, then exits (status 3) as a crashing worker would | AG-EXITED |
-//! | `restart-on-lost-answer` | when its first answer fails (a lost response, then the retry refused), starts a second test and answers with it | AG-ONE-TEST |
+//! | `restart-on-lost-answer` | when its first answer fails (its response lost; SDK retries off), takes it for not applied, starts a second test and answers with it | AG-ONE-TEST |
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -388,7 +388,10 @@ async fn main() -> Result<()> {
         Err(_) => HashMap::new(),
     };
     let mut conf = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    if mode == Mode::NoBackoff {
+    // no-backoff: no SDK retries and no pause. restart-on-lost-answer: no SDK retries either, so that a
+    // lost response reaches the agent's own (wrong) handling at once, on the simulated instant it was
+    // lost, rather than after a real-time SDK backoff during which other replicas move the clock.
+    if matches!(mode, Mode::NoBackoff | Mode::RestartOnLostAnswer) {
         conf = conf.retry_config(aws_config::retry::RetryConfig::disabled());
     }
     let conf = conf.load().await;
