@@ -156,6 +156,10 @@ struct ExecutionBody {
     client_id: Option<String>,
     #[serde(alias = "executionId")]
     id: Option<String>,
+    /// A synthetic pipeline to share with other executions that name it (CP-STAGE-LOCK).
+    pipeline: Option<String>,
+    /// `SUPERSEDED`, `QUEUED` or `PARALLEL`, for the pipeline this execution makes.
+    execution_mode: Option<String>,
 }
 
 async fn start_execution(State(core): State<Arc<Core>>, body: Bytes) -> Response {
@@ -167,11 +171,20 @@ async fn start_execution(State(core): State<Arc<Core>>, body: Bytes) -> Response
         Ok(id) => id,
         Err(e) => return admin_error(StatusCode::UNPROCESSABLE_ENTITY, "BadActionType", e),
     };
+    let execution_mode = match b.execution_mode.as_deref().map(str::parse) {
+        None => None,
+        Some(Ok(m)) => Some(m),
+        Some(Err(e)) => {
+            return admin_error(StatusCode::UNPROCESSABLE_ENTITY, "BadExecutionMode", e);
+        }
+    };
     let spec = ExecutionSpec {
         action_type: Some(id),
         configuration: b.configuration,
         client_id: b.client_id,
         label: b.id,
+        pipeline: b.pipeline,
+        execution_mode,
     };
     match core.start_execution(spec) {
         Ok(v) => (StatusCode::CREATED, Json(v)).into_response(),

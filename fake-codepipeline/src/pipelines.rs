@@ -11,7 +11,7 @@ use crate::engine::Core;
 use crate::error::ApiError;
 use crate::settings::TimingOverrides;
 use crate::state::{
-    ActionDecl, ActionExecution, ActionType, ConfigProperty, Pipeline, PipelineExecution,
+    ActionDecl, ActionExecution, ActionType, BareRun, ConfigProperty, Pipeline, PipelineExecution,
     StageDecl, World,
 };
 use crate::types::{ActionTypeId, ExecutionMode, ExecutionStatus, Owner, PipelineType};
@@ -46,6 +46,13 @@ pub struct ExecutionSpec {
     pub client_id: Option<String>,
     /// A label of the caller's choosing (`e-1`); generated when absent.
     pub label: Option<String>,
+    /// The synthetic pipeline to run on: made on first use, and a new run of it for each later execution
+    /// that names it, so that executions share its stage lock (CP-STAGE-LOCK). `None`: a pipeline of its
+    /// own, `sim-<label>`.
+    pub pipeline: Option<String>,
+    /// The execution mode of a pipeline this execution makes (default `SUPERSEDED`); an execution that
+    /// joins a pipeline must name its mode or none.
+    pub execution_mode: Option<ExecutionMode>,
 }
 
 /// Parses `configurationProperties` (wire form) into properties, with the model's rules checked.
@@ -819,6 +826,7 @@ impl Core {
                 actions: BTreeMap::new(),
                 previous: BTreeMap::new(),
                 stop: None,
+                bare: w.pending_bare.take(),
             },
         );
         w.pipeline_execution_order.push(id.clone());
@@ -834,7 +842,8 @@ impl Core {
         id
     }
 
-    /// Starts a bare action execution on a synthetic one-stage pipeline (the admin API's way).
+    /// Starts a bare action execution on a synthetic pipeline (the admin API's way): a Source stage, then
+    /// a stage with the one action.
     pub fn start_execution(&self, spec: ExecutionSpec) -> Result<Value, ApiError> {
         let at = spec
             .action_type
@@ -859,9 +868,6 @@ impl Core {
                 _ => None,
             };
             let label = match spec.label.clone() {
-                Some(l) if w.executions.contains_key(&l) => {
-                    return Err(ApiError::validation(format!("an execution labelled '{l}' already exists")));
-                }
                 Some(l) => l,
                 None => w.next_execution_label(),
             };
@@ -872,36 +878,106 @@ impl Core {
                 configuration: spec.configuration.clone(),
             };
             self.check_action(w, &decl)?;
-            let pipeline = format!("sim-{label}");
-            let now = self.sim.clock.now();
-            let declaration = json!({
-                "name": pipeline, "roleArn": format!("arn:aws:iam::{}:role/sim", self.settings.account_id),
-                "artifactStore": {"type": "S3", "location": "sim-artifacts"},
-                "stages": [{"name": at.category, "actions": [{
-                    "name": decl.name, "actionTypeId": at.to_json(), "runOrder": 1,
-                    "configuration": spec.configuration,
-                }]}],
-                "version": 1,
-            });
-            w.pipelines.insert(
-                pipeline.clone(),
-                Pipeline {
-                    name: pipeline.clone(),
-                    version: 1,
-                    declaration,
-                    stages: Arc::new(vec![StageDecl {
-                        name: at.category.clone(),
-                        actions: vec![decl],
-                    }]),
-                    mode: ExecutionMode::Superseded,
-                    pipeline_type: PipelineType::V1,
-                    created: now,
-                    updated: now,
-                    synthetic: true,
-                    disabled_transitions: BTreeMap::new(),
+            // Like a pipeline made through the API (at least two stages), it starts with a Source
+            // stage, whose AWS-owned action succeeds at once.
+            let source = ActionDecl {
+                name: "Source".into(),
+                action_type: ActionTypeId {
+                    category: "Source".into(),
+                    owner: Owner::Aws,
+                    provider: "S3".into(),
+                    version: "1".into(),
                 },
-            );
-            w.pending_label = Some((label.clone(), client_id));
+                run_order: 1,
+                configuration: BTreeMap::new(),
+            };
+            let pipeline = spec.pipeline.clone().unwrap_or_else(|| format!("sim-{label}"));
+            let now = self.sim.clock.now();
+            match w.pipelines.get(&pipeline) {
+                Some(p) if !p.synthetic => {
+                    return Err(ApiError::validation(format!(
+                        "pipeline {pipeline} was made through the API; a bare execution runs on a pipeline of the admin API's own"
+                    )));
+                }
+                Some(p) => {
+                    let declared = p.stages.last().and_then(|s| s.actions.first());
+                    if declared.map(|a| &a.action_type) != Some(&at) {
+                        return Err(ApiError::validation(format!(
+                            "pipeline {pipeline} runs {}, not {at}",
+                            declared.map_or("nothing".to_string(), |a| a.action_type.to_string())
+                        )));
+                    }
+                    if let Some(m) = spec.execution_mode.filter(|m| *m != p.mode) {
+                        return Err(ApiError::validation(format!(
+                            "pipeline {pipeline} has execution mode {}, not {}",
+                            p.mode.as_str(),
+                            m.as_str()
+                        )));
+                    }
+                }
+                None => {
+                    let mode = spec.execution_mode.unwrap_or(ExecutionMode::Superseded);
+                    let pipeline_type = if mode == ExecutionMode::Superseded {
+                        PipelineType::V1
+                    } else {
+                        PipelineType::V2
+                    };
+                    let mut declaration = json!({
+                        "name": pipeline, "roleArn": format!("arn:aws:iam::{}:role/sim", self.settings.account_id),
+                        "artifactStore": {"type": "S3", "location": "sim-artifacts"},
+                        "stages": [
+                            {"name": "Source", "actions": [{
+                                "name": "Source", "actionTypeId": source.action_type.to_json(), "runOrder": 1,
+                                "configuration": {},
+                            }]},
+                            {"name": at.category, "actions": [{
+                                "name": decl.name, "actionTypeId": at.to_json(), "runOrder": 1,
+                                "configuration": spec.configuration,
+                            }]},
+                        ],
+                        "version": 1,
+                    });
+                    if pipeline_type == PipelineType::V2 {
+                        declaration["pipelineType"] = json!("V2");
+                        declaration["executionMode"] = json!(mode.as_str());
+                    }
+                    w.pipelines.insert(
+                        pipeline.clone(),
+                        Pipeline {
+                            name: pipeline.clone(),
+                            version: 1,
+                            declaration,
+                            stages: Arc::new(vec![
+                                StageDecl {
+                                    name: "Source".into(),
+                                    actions: vec![source],
+                                },
+                                StageDecl {
+                                    name: at.category.clone(),
+                                    actions: vec![decl],
+                                },
+                            ]),
+                            mode,
+                            pipeline_type,
+                            created: now,
+                            updated: now,
+                            synthetic: true,
+                            disabled_transitions: BTreeMap::new(),
+                        },
+                    );
+                }
+            }
+            if w.executions.contains_key(&label)
+                || w.pipeline_executions.values().any(|pe| pe.bare.as_ref().is_some_and(|b| b.label == label))
+            {
+                return Err(ApiError::validation(format!("an execution labelled '{label}' already exists")));
+            }
+            w.pending_bare = Some(BareRun {
+                label: label.clone(),
+                client_id,
+                configuration: spec.configuration.clone(),
+                started: false,
+            });
             let pe = self.begin_pipeline_execution(w, &pipeline);
             Ok(json!({"executionId": label, "pipelineName": pipeline, "pipelineExecutionId": pe}))
         })
@@ -1018,11 +1094,29 @@ impl Core {
         let retry = earlier
             .as_ref()
             .map(|(first, attempt, _)| (first.clone(), *attempt));
-        let (label, client_id) = match (earlier, w.pending_label.take()) {
-            (Some((first, attempt, client)), pending) => {
-                // A pending label belongs to a new bare execution, not to this retry.
-                w.pending_label = pending;
-                (w.retry_label(&first, attempt), client)
+        // A bare execution's run (the admin API's) gives its one job-worker action the label, clientId
+        // and configuration the execution asked for; a retry keeps that configuration.
+        let bare = w
+            .pipeline_executions
+            .get_mut(pe_id)
+            .and_then(|pe| pe.bare.as_mut())
+            .filter(|_| a.action_type.owner.is_job_worker());
+        let configuration = bare
+            .as_ref()
+            .map_or_else(|| a.configuration.clone(), |b| b.configuration.clone());
+        let unstarted = bare.filter(|b| !b.started).map(|b| {
+            b.started = true;
+            (b.label.clone(), b.client_id.clone())
+        });
+        let (label, client_id) = match (earlier, unstarted) {
+            (Some((first, attempt, client)), _) => (w.retry_label(&first, attempt), client),
+            (None, _) if !a.action_type.owner.is_job_worker() => {
+                // An AWS-owned action (a Source stage) is no job worker's business: it takes none of
+                // the `e-N` numbers.
+                (
+                    format!("{pipeline}/{stage}/{}#{}", a.name, w.next_seq()),
+                    None,
+                )
             }
             (None, Some(x)) => x,
             (None, None) => {
@@ -1040,7 +1134,7 @@ impl Core {
             aws_id,
             order,
             action_type: a.action_type.clone(),
-            configuration: a.configuration.clone(),
+            configuration,
             client_id,
             pipeline: pipeline.to_string(),
             stage: stage.to_string(),
@@ -1300,8 +1394,22 @@ impl Core {
     }
 
     /// The status of an action execution (cheap: no view is built).
+    ///
+    /// A bare execution whose action has not started yet (its run waits at a stage boundary) is
+    /// `InProgress`, and one whose run ended before it started (`Superseded`, `Stopped`) has the run's
+    /// status.
     pub fn execution_status(&self, label: &str) -> Option<ExecutionStatus> {
-        self.with_world(|w| w.executions.get(label).map(|e| e.status))
+        self.with_world(|w| {
+            w.executions.get(label).map(|e| e.status).or_else(|| {
+                w.pipeline_executions
+                    .values()
+                    .find(|pe| pe.bare.as_ref().is_some_and(|b| b.label == label))
+                    .map(|pe| match pe.status {
+                        ExecutionStatus::Stopping => ExecutionStatus::InProgress,
+                        s => s,
+                    })
+            })
+        })
     }
 
     /// Labels of every action execution, in label order.

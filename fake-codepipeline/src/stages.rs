@@ -144,14 +144,20 @@ impl Core {
         pe.updated = now;
         let why = match (&disabled, &holder) {
             (Some(d), _) => format!("its inbound transition is disabled ({})", d.reason),
-            (None, Some(h)) => format!("it holds execution {h}"),
+            (None, Some(h)) => format!("the stage holds execution {h}"),
             (None, None) => format!(
                 "execution {} waits before it (QUEUED)",
                 older_waiting.as_deref().unwrap_or("-")
             ),
         };
+        let bare = pe.bare.as_ref().map(|b| b.label.clone());
+        let mut event = NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::ExecutionWaiting);
+        if let Some(label) = bare {
+            // A bare execution's run (the admin API's): the event belongs to that execution.
+            event = event.execution(label);
+        }
         w.emit(
-            NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::ExecutionWaiting)
+            event
                 .rule(Rule::CpStageLock, Severity::Info)
                 .detail(format!(
                     "pipeline {pipeline} execution {pe_id} waits to enter stage {stage}: {why}"
@@ -176,11 +182,18 @@ impl Core {
                 None => Vec::new(),
             };
             for id in older {
+                let mut event = NewEvent::new(
+                    sim_core::Source::Cp,
+                    sim_core::EventKind::ExecutionSuperseded,
+                );
                 if let Some(o) = w.pipeline_executions.get_mut(&id) {
                     o.waiting = false;
+                    if let Some(b) = &o.bare {
+                        event = event.execution(b.label.clone());
+                    }
                 }
                 w.emit(
-                    NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::ExecutionSuperseded)
+                    event
                         .rule(Rule::CpStageLock, Severity::Info)
                         .detail(format!(
                             "pipeline {pipeline} execution {id} superseded at stage {stage} by the newer execution {pe_id}"
@@ -630,5 +643,72 @@ mod tests {
             .unwrap();
         let j = take_all(&core);
         assert_eq!((j.len(), j[0].2.as_str()), (1, second.as_str()));
+    }
+
+    fn bare(
+        core: &Core,
+        label: &str,
+        file: &str,
+        mode: Option<ExecutionMode>,
+    ) -> Result<Value, crate::ApiError> {
+        core.start_execution(crate::ExecutionSpec {
+            action_type: Some(custom()),
+            configuration: [("RunnableFile".to_string(), file.to_string())].into(),
+            label: Some(label.into()),
+            pipeline: Some("shared".into()),
+            execution_mode: mode,
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn bare_executions_naming_one_pipeline_share_its_stage_lock_and_keep_their_labels() {
+        let core = Core::new(sim_core::Sim::manual(), Settings::default());
+        core.register_action_type(ActionTypeSpec {
+            id: Some(custom()),
+            ..Default::default()
+        })
+        .unwrap();
+        bare(&core, "e-1", "one.jmx", None).unwrap();
+        bare(&core, "e-2", "two.jmx", None).unwrap();
+        assert_eq!(
+            core.execution_status("e-2"),
+            Some(ExecutionStatus::InProgress)
+        );
+        bare(&core, "e-3", "three.jmx", None).unwrap();
+        // e-2 waited behind e-1 and was replaced by e-3: no action execution, the run's status.
+        assert_eq!(
+            core.execution_status("e-2"),
+            Some(ExecutionStatus::Superseded)
+        );
+        assert!(core.inspect(|w| w.execution("e-2").is_none()));
+        let events = core.sim.events.all();
+        let superseded = events
+            .iter()
+            .find(|e| e.kind == sim_core::EventKind::ExecutionSuperseded)
+            .expect("a superseded event");
+        assert_eq!(superseded.execution.as_deref(), Some("e-2"));
+        // The synthetic pipeline has a Source stage before the action's, and one job waits: e-1's.
+        let state = core.get_pipeline_state("shared").unwrap();
+        assert_eq!(state["stageStates"][0]["stageName"], "Source");
+        let jobs = take_all(&core);
+        assert_eq!(jobs.len(), 1);
+        finish(&core, &jobs[0].0);
+        // e-3 runs with its own configuration, under its own label.
+        let jobs = take_all(&core);
+        assert_eq!(jobs.len(), 1);
+        let (label, file) = core.inspect(|w| {
+            let e = w.execution(&w.job(&jobs[0].0).unwrap().execution).unwrap();
+            (e.label.clone(), e.configuration["RunnableFile"].clone())
+        });
+        assert_eq!((label.as_str(), file.as_str()), ("e-3", "three.jmx"));
+        // Refused: a label in use (even by a superseded run), another mode for the same pipeline.
+        let dup = bare(&core, "e-2", "again.jmx", None).unwrap_err();
+        assert!(dup.to_string().contains("'e-2' already exists"), "{dup}");
+        let mode = bare(&core, "e-4", "four.jmx", Some(ExecutionMode::Queued)).unwrap_err();
+        assert!(
+            mode.to_string().contains("SUPERSEDED, not QUEUED"),
+            "{mode}"
+        );
     }
 }

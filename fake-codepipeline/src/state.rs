@@ -216,6 +216,23 @@ pub struct PipelineExecution {
     pub previous: BTreeMap<(String, String), Vec<String>>,
     /// The last StopPipelineExecution accepted for this run (cleared by a retry).
     pub stop: Option<StopRequest>,
+    /// The bare execution (admin API) this run of a synthetic pipeline is for.
+    pub bare: Option<BareRun>,
+}
+
+/// A bare action execution started through the admin API, carried by its pipeline run until the run's
+/// job-worker action starts: a run that waits at a stage boundary may be superseded before then.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BareRun {
+    /// The label its action execution gets (`e-1`).
+    pub label: String,
+    /// The clientId its third-party jobs carry.
+    pub client_id: Option<String>,
+    /// Its action configuration: each run of a shared synthetic pipeline has its own, as variables
+    /// resolved per run would give it.
+    pub configuration: BTreeMap<String, String>,
+    /// Whether its action execution has started (under `label`).
+    pub started: bool,
 }
 
 /// A StopPipelineExecution request that was accepted (CP-STOP).
@@ -394,9 +411,9 @@ pub(crate) struct World {
     pub faults: Vec<FaultRule>,
     /// Events to record once the lock is released.
     pub pending_events: Vec<NewEvent>,
-    /// Label and clientId for the next action execution a pipeline run starts (set by the admin API's
-    /// bare executions, whose synthetic pipeline has exactly one action).
-    pub pending_label: Option<(String, Option<String>)>,
+    /// The bare execution the next pipeline run is for (set by the admin API just before it begins the
+    /// run on a synthetic pipeline, whose one job-worker action it labels).
+    pub pending_bare: Option<BareRun>,
     next_seq: u64,
     next_execution: u64,
 }
@@ -415,7 +432,7 @@ impl World {
             pollable: BTreeMap::new(),
             faults: Vec::new(),
             pending_events: Vec::new(),
-            pending_label: None,
+            pending_bare: None,
             next_seq: 0,
             next_execution: 0,
         }

@@ -235,6 +235,21 @@ pub struct ExecutionSection {
     /// The action configuration; `RunnableFile` is made unique per execution.
     #[serde(default)]
     pub configuration: BTreeMap<String, String>,
+    /// A pipeline shared with the other executions that name it: each execution is a new run of it, and
+    /// its stage holds one run at a time as its execution mode says (CP-STAGE-LOCK). Without it each
+    /// execution has a pipeline of its own.
+    #[serde(default)]
+    pub pipeline: Option<String>,
+    /// The shared pipeline's execution mode: `SUPERSEDED` (the default), `QUEUED` or `PARALLEL`.
+    #[serde(default, deserialize_with = "execution_mode")]
+    pub execution_mode: Option<fake_codepipeline::ExecutionMode>,
+}
+
+fn execution_mode<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<fake_codepipeline::ExecutionMode>, D::Error> {
+    let s = String::deserialize(d)?;
+    s.parse().map(Some).map_err(serde::de::Error::custom)
 }
 
 impl ExecutionSection {
@@ -614,6 +629,9 @@ pub enum AllowedOutcome {
     Succeeded,
     /// `Abandoned`: its pipeline execution was stopped with abandon while it ran.
     Abandoned,
+    /// `Superseded`: its pipeline run waited at the stage boundary and a newer run replaced it, so its
+    /// action never started (CP-STAGE-LOCK).
+    Superseded,
     /// `Failed` (any type) or `Failed:TYPE`.
     Failed(Option<String>),
 }
@@ -634,6 +652,7 @@ impl AllowedOutcome {
         match self {
             AllowedOutcome::Succeeded => status == "Succeeded",
             AllowedOutcome::Abandoned => status == "Abandoned",
+            AllowedOutcome::Superseded => status == "Superseded",
             AllowedOutcome::Failed(None) => status == "Failed",
             AllowedOutcome::Failed(Some(t)) => status == "Failed" && failure_type == Some(t),
         }
@@ -645,6 +664,7 @@ impl std::fmt::Display for AllowedOutcome {
         match self {
             AllowedOutcome::Succeeded => f.write_str("Succeeded"),
             AllowedOutcome::Abandoned => f.write_str("Abandoned"),
+            AllowedOutcome::Superseded => f.write_str("Superseded"),
             AllowedOutcome::Failed(None) => f.write_str("Failed"),
             AllowedOutcome::Failed(Some(t)) => write!(f, "Failed:{t}"),
         }
@@ -659,12 +679,13 @@ impl FromStr for AllowedOutcome {
         match s.split_once(':') {
             None if s == "Succeeded" => Ok(AllowedOutcome::Succeeded),
             None if s == "Abandoned" => Ok(AllowedOutcome::Abandoned),
+            None if s == "Superseded" => Ok(AllowedOutcome::Superseded),
             None if s == "Failed" => Ok(AllowedOutcome::Failed(None)),
             Some(("Failed", t)) if FAILURE_TYPES.contains(&t) || t == "JobTimedOut" => {
                 Ok(AllowedOutcome::Failed(Some(t.to_string())))
             }
             _ => Err(format!(
-                "`{s}` is not an outcome: write `Succeeded`, `Abandoned`, `Failed` or `Failed:TYPE` with TYPE one of {}, JobTimedOut",
+                "`{s}` is not an outcome: write `Succeeded`, `Abandoned`, `Superseded`, `Failed` or `Failed:TYPE` with TYPE one of {}, JobTimedOut",
                 FAILURE_TYPES.join(", ")
             )),
         }
@@ -695,6 +716,8 @@ pub enum ExpectedOutcome {
     FromPreset,
     /// The action was abandoned by a stop (`stop-execution` with `abandon = true`).
     Abandoned,
+    /// Its pipeline run was superseded at the stage boundary before its action started.
+    Superseded,
 }
 
 /// A problem with a scenario file.
@@ -807,6 +830,37 @@ impl Scenario {
             .any(|s| matches!(s.action, Action::StartAgent { .. }))
         {
             return Err("no step starts the agent (`do = \"start-agent\"`)".into());
+        }
+        // Executions that share a pipeline share its execution mode: the first that names one sets it.
+        let stepped = self.steps.iter().filter_map(|s| match &s.action {
+            Action::StartExecutions(e) => Some(e.iter()),
+            _ => None,
+        });
+        let mut modes: std::collections::BTreeMap<&str, (&str, fake_codepipeline::ExecutionMode)> =
+            Default::default();
+        for e in self.executions.iter().chain(stepped.flatten()) {
+            if e.execution_mode.is_some() && e.pipeline.is_none() {
+                return Err(format!(
+                    "execution `{}` has an execution_mode but no pipeline; the mode is a shared pipeline's",
+                    e.id
+                ));
+            }
+            if let (Some(p), Some(m)) = (&e.pipeline, e.execution_mode) {
+                match modes.get(p.as_str()) {
+                    Some((first, was)) if *was != m => {
+                        return Err(format!(
+                            "executions `{first}` and `{}` share pipeline `{p}` with different execution modes ({} and {})",
+                            e.id,
+                            was.as_str(),
+                            m.as_str()
+                        ));
+                    }
+                    Some(_) => {}
+                    None => {
+                        modes.insert(p, (&e.id, m));
+                    }
+                }
+            }
         }
         let labels = self.execution_labels();
         let mut seen = BTreeSet::new();
@@ -950,6 +1004,20 @@ mod tests {
         assert!(e.contains("continuation_delay"), "{e}");
         let e = error(&format!("{HEAD}[[executions]]\nid = \"e-1\"\n"));
         assert!(e.contains("`e-1` is defined twice"), "{e}");
+        // A shared pipeline: a mode CodePipeline does not have, two modes for one pipeline, a mode alone.
+        let e = error(&format!(
+            "{HEAD}[[executions]]\nid = \"e-2\"\npipeline = \"p\"\nexecution_mode = \"QUEUD\"\n"
+        ));
+        assert!(e.contains("QUEUD") && e.contains("SUPERSEDED, QUEUED or PARALLEL"), "{e}");
+        let e = error(&format!(
+            "{HEAD}[[executions]]\nid = \"e-2\"\npipeline = \"p\"\nexecution_mode = \"QUEUED\"\n\
+             [[executions]]\nid = \"e-3\"\npipeline = \"p\"\nexecution_mode = \"PARALLEL\"\n"
+        ));
+        assert!(e.contains("`e-2` and `e-3` share pipeline `p`"), "{e}");
+        let e = error(&format!(
+            "{HEAD}[[executions]]\nid = \"e-2\"\nexecution_mode = \"QUEUED\"\n"
+        ));
+        assert!(e.contains("`e-2` has an execution_mode but no pipeline"), "{e}");
     }
 
     #[test]

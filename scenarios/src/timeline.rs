@@ -31,6 +31,8 @@ const SHOWN: &[EventKind] = &[
     EventKind::FaultAdded,
     EventKind::StopRequested,
     EventKind::StageRetried,
+    EventKind::ExecutionWaiting,
+    EventKind::ExecutionSuperseded,
     EventKind::ResultDiscarded,
     EventKind::ResultRepeated,
     EventKind::ResponseLost,

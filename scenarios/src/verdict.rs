@@ -403,10 +403,20 @@ pub fn judge(scenario: &Scenario, run: &RunOutcome) -> Verdict {
     }
     for started in &run.world.executions {
         let label = &started.label;
-        let Some((status, error, jobs)) = run.world.cp.core().inspect(|w| {
-            w.execution(label)
-                .map(|e| (e.status, e.error.clone(), e.jobs.len()))
-        }) else {
+        let core = run.world.cp.core();
+        let Some((status, error, jobs)) = core
+            .inspect(|w| {
+                w.execution(label)
+                    .map(|e| (e.status, e.error.clone(), e.jobs.len()))
+            })
+            .or_else(|| {
+                // Its pipeline run ended before its action started (superseded while it waited at the
+                // stage boundary, or stopped there): no action execution, no job.
+                core.execution_status(label)
+                    .filter(|s| *s != fake_codepipeline::ExecutionStatus::InProgress)
+                    .map(|s| (s, None, 0))
+            })
+        else {
             continue;
         };
         let exec_events: &[&Event] = by_execution.get(label.as_str()).map_or(&[], Vec::as_slice);
@@ -732,6 +742,7 @@ fn check_execution(
         ExpectedOutcome::Failed => "Failed",
         ExpectedOutcome::FromPreset => "from-preset",
         ExpectedOutcome::Abandoned => "Abandoned",
+        ExpectedOutcome::Superseded => "Superseded",
     });
     let mut failure_type = exp.failure_type.clone();
     let mut message = exp.message_contains.clone();

@@ -271,6 +271,8 @@ impl World {
                         configuration,
                         client_id: section.client.clone(),
                         label: Some(label.clone()),
+                        pipeline: section.pipeline.clone(),
+                        execution_mode: section.execution_mode,
                     })
                     .map_err(|e| anyhow!("execution {label}: {e}"))?;
                 self.executions.push(StartedExecution {

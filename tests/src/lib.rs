@@ -151,6 +151,7 @@ impl TestCp {
             .collect(),
             client_id: None,
             label: None,
+            ..Default::default()
         };
         let v = self
             .fake

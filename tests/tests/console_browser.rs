@@ -691,6 +691,7 @@ async fn newest_first(browser: &Browser, world: &World, first_label: &str) {
             .into(),
             client_id: None,
             label: Some("bare-1".into()),
+            ..Default::default()
         })
         .expect("start a bare execution");
     let sections = browser

@@ -398,6 +398,7 @@ impl Run {
                     .collect(),
                     client_id: None,
                     label: None,
+                    ..Default::default()
                 };
                 let v = core
                     .start_execution(spec)

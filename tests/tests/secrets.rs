@@ -23,6 +23,7 @@ async fn a_secret_property_reaches_the_worker_and_no_admin_output() {
         .collect(),
         client_id: None,
         label: None,
+        ..Default::default()
     };
     let label = cp.fake.core().start_execution(spec).expect("start")["executionId"]
         .as_str()

@@ -39,6 +39,7 @@ fn start(core: &Core, label: &str, preset: &str) {
             configuration: [("PresetName".to_string(), preset.to_string())].into(),
             client_id: None,
             label: Some(label.into()),
+            ..Default::default()
         })
         .unwrap();
     assert_eq!(v["executionId"], label);
@@ -105,7 +106,13 @@ fn the_model_shows_the_run_its_action_and_its_first_job() {
     let m = Model::build(&core);
     let p = &m.pipelines[0];
     assert!(p.synthetic);
-    let exec = p.runs[0].stages[0].actions[0].execution.as_ref().unwrap();
+    // A synthetic pipeline starts with a Source stage, whose AWS-owned action has already succeeded.
+    let source = &p.runs[0].stages[0];
+    assert_eq!(source.name, "Source");
+    let source_exec = source.actions[0].execution.as_ref().unwrap();
+    assert_eq!(source_exec.status, "Succeeded");
+    assert_ne!(source_exec.label, label, "the Source action took the label");
+    let exec = p.runs[0].stages[1].actions[0].execution.as_ref().unwrap();
     assert_eq!(exec.label, label);
     assert_eq!(exec.status, "InProgress");
     assert_eq!(exec.jobs.len(), 1);
@@ -132,7 +139,7 @@ fn the_model_serialises_with_the_clock_document_as_is() {
     );
     assert_eq!(v["clock"]["mode"], "manual");
     assert_eq!(
-        v["pipelines"][0]["runs"][0]["stages"][0]["actions"][0]["execution"]["label"],
+        v["pipelines"][0]["runs"][0]["stages"][1]["actions"][0]["execution"]["label"],
         "e-1"
     );
 }
@@ -155,7 +162,7 @@ fn the_newest_run_is_listed_first() {
     let m = Model::build(&core);
     let order: Vec<&str> = m.pipelines.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(order.len(), 2);
-    let newest = m.pipelines[0].runs[0].stages[0].actions[0]
+    let newest = m.pipelines[0].runs[0].stages[1].actions[0]
         .execution
         .as_ref()
         .unwrap();
@@ -372,7 +379,7 @@ fn the_details_link_is_what_the_type_and_the_job_make_of_it_or_none() {
     let job = take_job(&core, "AKID1");
     answer(&core, "AKID1", &job, Some("153245"), 0);
     let m = Model::build(&core);
-    let e = m.pipelines[0].runs[0].stages[0].actions[0]
+    let e = m.pipelines[0].runs[0].stages[1].actions[0]
         .execution
         .clone()
         .unwrap();
@@ -384,7 +391,7 @@ fn the_details_link_is_what_the_type_and_the_job_make_of_it_or_none() {
     let job = take_job(&bare, "AKID1");
     answer(&bare, "AKID1", &job, Some("153245"), 0);
     let m = Model::build(&bare);
-    let e = m.pipelines[0].runs[0].stages[0].actions[0]
+    let e = m.pipelines[0].runs[0].stages[1].actions[0]
         .execution
         .clone()
         .unwrap();
