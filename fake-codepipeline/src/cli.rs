@@ -79,6 +79,16 @@ struct Args {
     #[arg(long, default_value = "progress-100")]
     final_on: crate::FinalOn,
 
+    /// From when a job's timeout counts: `queued` (time waiting for a poll counts) or `acknowledged` (a
+    /// job waiting for a poll has only the action timeout). AWS does not document it.
+    #[arg(long, default_value = "queued")]
+    job_timeout_from: crate::JobTimeoutFrom,
+
+    /// What the action timeout bounds: `action-execution` (all its jobs; a retry gets a new one) or
+    /// `job` (each job alone: a chain of continuation jobs is not bounded). AWS does not document it.
+    #[arg(long, default_value = "action-execution")]
+    action_timeout_per: crate::ActionTimeoutPer,
+
     /// What a result put for a job of an abandoned action gets: `refuse` (InvalidJobStateException,
     /// CP-ABANDONED) or `accept` (an empty 200 that changes nothing). AWS does not document it.
     #[arg(long, default_value = "refuse")]
@@ -214,6 +224,8 @@ async fn serve(args: Args) -> Result<()> {
         continuation_delay: args.continuation_delay,
         action_timeout: args.action_timeout,
         final_on: args.final_on,
+        job_timeout_from: args.job_timeout_from,
+        action_timeout_per: args.action_timeout_per,
     };
     timing
         .check()
@@ -262,6 +274,8 @@ async fn serve(args: Args) -> Result<()> {
         ack_window = %sim_core::format_duration(args.ack_window),
         continuation_delay = %sim_core::format_duration(args.continuation_delay),
         job_timeout = %sim_core::format_duration(args.job_timeout),
+        job_timeout_from = %args.job_timeout_from,
+        action_timeout_per = %args.action_timeout_per,
         abandoned_results = %args.abandoned_results,
         repeated_results = %args.repeated_results,
         profile = ?args.profile,

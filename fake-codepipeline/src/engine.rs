@@ -12,7 +12,9 @@ use tokio::sync::Notify;
 use crate::error::ApiError;
 use crate::settings::Settings;
 use crate::state::{ActionExecution, FaultRule, Job, World};
-use crate::types::{ActionTypeId, ExecutionStatus, FinalOn, JobStatus, Owner};
+use crate::types::{
+    ActionTimeoutPer, ActionTypeId, ExecutionStatus, FinalOn, JobStatus, JobTimeoutFrom, Owner,
+};
 
 /// Largest total size of a final success's output variables (CP-OUTPUT-VARS).
 pub const OUTPUT_VARIABLES_LIMIT: usize = 122_880;
@@ -166,15 +168,17 @@ impl Core {
         }
         exec.started = now;
         exec.updated = now;
-        let timer_label = format!("action timeout of {label}");
-        let l2 = label.clone();
-        exec.action_timer = Some(self.schedule(
-            now.plus(timing.action_timeout),
-            timer_label,
-            move |core, at| {
-                core.with_world(|w| core.action_timed_out(w, &l2, at));
-            },
-        ));
+        if timing.action_timeout_per == ActionTimeoutPer::ActionExecution {
+            let timer_label = format!("action timeout of {label}");
+            let l2 = label.clone();
+            exec.action_timer = Some(self.schedule(
+                now.plus(timing.action_timeout),
+                timer_label,
+                move |core, at| {
+                    core.with_world(|w| core.action_timed_out(w, &l2, at));
+                },
+            ));
+        }
         world.emit(
             NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::ExecutionStarted)
                 .execution(&label)
@@ -256,7 +260,27 @@ impl Core {
         }
     }
 
-    /// Created -> Queued; the deadline counts from here.
+    /// Gives a job its deadline (CP-TIMEOUT) and the timer that ends it there; returns the deadline.
+    fn set_deadline(&self, world: &mut World, job_id: &str, deadline: SimTime) -> SimTime {
+        let Some(job) = world.jobs.get_mut(job_id) else {
+            return deadline;
+        };
+        let (label, number) = (job.execution.clone(), job.number);
+        let id = job_id.to_string();
+        let timer = self.schedule(
+            deadline,
+            format!("deadline of job {number} of {label}"),
+            move |core, at| {
+                core.with_world(|w| core.job_timed_out(w, &id, at));
+            },
+        );
+        job.deadline = Some(deadline);
+        job.deadline_timer = Some(timer);
+        deadline
+    }
+
+    /// Created -> Queued; the deadline counts from here, unless the job timeout counts from the
+    /// acknowledgement (`job_timeout_from`).
     fn queue_job(&self, world: &mut World, job_id: &str) {
         let now = self.now();
         let Some(job) = world.jobs.get(job_id) else {
@@ -272,31 +296,34 @@ impl Core {
         else {
             return;
         };
-        let deadline = now.plus(timing.job_timeout);
         let (label, number) = (job.execution.clone(), job.number);
-        let id = job_id.to_string();
-        let timer = self.schedule(
-            deadline,
-            format!("deadline of job {number} of {label}"),
-            move |core, at| {
-                core.with_world(|w| core.job_timed_out(w, &id, at));
-            },
-        );
+        let deadline = (timing.job_timeout_from == JobTimeoutFrom::Queued)
+            .then(|| self.set_deadline(world, job_id, now.plus(timing.job_timeout)));
         let job = world
             .jobs
             .get_mut(job_id)
             .expect("job exists: checked above");
         job.set_status(JobStatus::Queued, now);
         job.queued = Some(now);
-        job.deadline = Some(deadline);
-        job.deadline_timer = Some(timer);
         world.enqueue(job_id);
+        let (detail, data) = match deadline {
+            Some(d) => (
+                format!("job {number} of {label} queued; deadline {}", self.stamp(d)),
+                json!({"number": number, "deadline_ms": d.since(self.sim.clock.origin()).as_millis() as u64}),
+            ),
+            None => (
+                format!(
+                    "job {number} of {label} queued; its deadline counts from its acknowledgement"
+                ),
+                json!({"number": number}),
+            ),
+        };
         world.emit(
             NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::JobQueued)
                 .execution(&label)
                 .job(job_id)
-                .detail(format!("job {number} of {label} queued; deadline {}", self.stamp(deadline)))
-                .data(json!({"number": number, "deadline_ms": deadline.since(self.sim.clock.origin()).as_millis() as u64})),
+                .detail(detail)
+                .data(data),
         );
     }
 
@@ -801,7 +828,15 @@ impl Core {
                     self.sim.clock.cancel(t);
                 }
                 let (label, number) = (job.execution.clone(), job.number);
+                let timing = world
+                    .action_types
+                    .get(&job.action_type)
+                    .map(|t| t.timing.clone())
+                    .unwrap_or_default();
                 world.unqueue(job_id);
+                if timing.job_timeout_from == JobTimeoutFrom::Acknowledged {
+                    self.set_deadline(world, job_id, now.plus(timing.job_timeout));
+                }
                 if let Some(c) = caller {
                     self.sim.activity.hold_job(c, job_id);
                 }

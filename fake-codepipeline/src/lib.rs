@@ -42,8 +42,8 @@ pub use pipelines::{ActionTypeSpec, ExecutionSpec};
 pub use settings::{Settings, Timing, TimingOverrides};
 pub use state::{FaultKind, FaultRule};
 pub use types::{
-    AbandonedResults, ActionTypeId, ExecutionMode, ExecutionStatus, FinalOn, JobStatus, Owner,
-    PipelineType, RepeatedResults, RetryMode,
+    AbandonedResults, ActionTimeoutPer, ActionTypeId, ExecutionMode, ExecutionStatus, FinalOn,
+    JobStatus, JobTimeoutFrom, Owner, PipelineType, RepeatedResults, RetryMode,
 };
 pub use view::WorldView;
 

@@ -439,6 +439,8 @@ impl Core {
                     "ackWindow_ms": at.timing.ack_window.as_millis() as u64,
                     "continuationDelay_ms": at.timing.continuation_delay.as_millis() as u64,
                     "finalOn": at.timing.final_on.to_string(),
+                    "jobTimeoutFrom": at.timing.job_timeout_from.to_string(),
+                    "actionTimeoutPer": at.timing.action_timeout_per.to_string(),
                 })),
             );
             w.action_types.insert(id, at);

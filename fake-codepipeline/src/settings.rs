@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::types::{AbandonedResults, FinalOn, RepeatedResults};
+use crate::types::{AbandonedResults, ActionTimeoutPer, FinalOn, JobTimeoutFrom, RepeatedResults};
 
 /// Protocol timings, all in simulated time (`docs/protocol.md`, "Job lifecycle and time").
 #[derive(Clone, Debug, PartialEq)]
@@ -23,6 +23,11 @@ pub struct Timing {
     pub action_timeout: Duration,
     /// Which successes end an action execution (CP-FINAL-100).
     pub final_on: FinalOn,
+    /// From when the job timeout counts: queueing (default) or acknowledgement (CP-TIMEOUT; inferred).
+    pub job_timeout_from: JobTimeoutFrom,
+    /// What the action timeout bounds: an action execution (default) or each job alone
+    /// (CP-ACTION-TIMEOUT; inferred).
+    pub action_timeout_per: ActionTimeoutPer,
 }
 
 impl Default for Timing {
@@ -33,6 +38,8 @@ impl Default for Timing {
             continuation_delay: Duration::from_secs(30),
             action_timeout: Duration::from_secs(24 * 3600),
             final_on: FinalOn::Progress100,
+            job_timeout_from: JobTimeoutFrom::Queued,
+            action_timeout_per: ActionTimeoutPer::ActionExecution,
         }
     }
 }
@@ -52,6 +59,10 @@ pub struct TimingOverrides {
     pub action_timeout: Option<String>,
     /// See [`Timing::final_on`].
     pub final_on: Option<String>,
+    /// See [`Timing::job_timeout_from`].
+    pub job_timeout_from: Option<String>,
+    /// See [`Timing::action_timeout_per`].
+    pub action_timeout_per: Option<String>,
 }
 
 impl TimingOverrides {
@@ -75,6 +86,14 @@ impl TimingOverrides {
             final_on: match &self.final_on {
                 Some(f) => f.parse().map_err(|e| format!("finalOn: {e}"))?,
                 None => base.final_on,
+            },
+            job_timeout_from: match &self.job_timeout_from {
+                Some(f) => f.parse().map_err(|e| format!("jobTimeoutFrom: {e}"))?,
+                None => base.job_timeout_from,
+            },
+            action_timeout_per: match &self.action_timeout_per {
+                Some(f) => f.parse().map_err(|e| format!("actionTimeoutPer: {e}"))?,
+                None => base.action_timeout_per,
             },
         };
         timing.check()?;

@@ -456,6 +456,78 @@ impl fmt::Display for FinalOn {
     }
 }
 
+/// From when a job's timeout counts (`docs/protocol.md`, CP-TIMEOUT). AWS does not document it: inferred.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum JobTimeoutFrom {
+    /// From the moment the job is queued: time spent waiting for a poll counts (the default).
+    #[default]
+    Queued,
+    /// From its acknowledgement: a job waiting for a poll has no deadline of its own, only its action
+    /// execution's action timeout.
+    Acknowledged,
+}
+
+impl FromStr for JobTimeoutFrom {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "queued" => Ok(JobTimeoutFrom::Queued),
+            "acknowledged" => Ok(JobTimeoutFrom::Acknowledged),
+            other => Err(format!(
+                "job_timeout_from `{other}` is not `queued` or `acknowledged`"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for JobTimeoutFrom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            JobTimeoutFrom::Queued => "queued",
+            JobTimeoutFrom::Acknowledged => "acknowledged",
+        })
+    }
+}
+
+/// What the action timeout bounds (`docs/protocol.md`, CP-ACTION-TIMEOUT). AWS documents 24 hours for
+/// custom actions without saying whether per job or per action execution: inferred.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ActionTimeoutPer {
+    /// One action execution over all its jobs; a retry is a new action execution with a new one (the
+    /// default).
+    #[default]
+    ActionExecution,
+    /// Each job alone: no bound over a chain of continuation jobs. (A job's own job timeout, never longer
+    /// than the action timeout, still ends it.)
+    Job,
+}
+
+impl FromStr for ActionTimeoutPer {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "action-execution" => Ok(ActionTimeoutPer::ActionExecution),
+            "job" => Ok(ActionTimeoutPer::Job),
+            other => Err(format!(
+                "action_timeout_per `{other}` is not `action-execution` or `job`"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for ActionTimeoutPer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ActionTimeoutPer::ActionExecution => "action-execution",
+            ActionTimeoutPer::Job => "job",
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -108,6 +108,12 @@ pub struct WorldSection {
     /// `progress-100` or `no-token` (CP-FINAL-100).
     #[serde(deserialize_with = "from_text")]
     pub final_on: FinalOn,
+    /// `queued` or `acknowledged`: from when the job timeout counts (CP-TIMEOUT; inferred).
+    #[serde(deserialize_with = "from_text")]
+    pub job_timeout_from: fake_codepipeline::JobTimeoutFrom,
+    /// `action-execution` or `job`: what the action timeout bounds (CP-ACTION-TIMEOUT; inferred).
+    #[serde(deserialize_with = "from_text")]
+    pub action_timeout_per: fake_codepipeline::ActionTimeoutPer,
 }
 
 impl Default for WorldSection {
@@ -118,6 +124,8 @@ impl Default for WorldSection {
             continuation_delay: secs(30),
             action_timeout: secs(86_400),
             final_on: FinalOn::Progress100,
+            job_timeout_from: Default::default(),
+            action_timeout_per: Default::default(),
         }
     }
 }
@@ -1002,13 +1010,20 @@ mod tests {
         assert!(e.contains("outtage"), "{e}");
         let e = error(&format!("{HEAD}[world]\ncontinuation_delay = \"500ms\"\n"));
         assert!(e.contains("continuation_delay"), "{e}");
+        let e = error(&format!("{HEAD}[world]\njob_timeout_from = \"polled\"\n"));
+        assert!(e.contains("polled") && e.contains("acknowledged"), "{e}");
+        let e = error(&format!("{HEAD}[world]\naction_timeout_per = \"run\"\n"));
+        assert!(e.contains("`run`") && e.contains("action-execution"), "{e}");
         let e = error(&format!("{HEAD}[[executions]]\nid = \"e-1\"\n"));
         assert!(e.contains("`e-1` is defined twice"), "{e}");
         // A shared pipeline: a mode CodePipeline does not have, two modes for one pipeline, a mode alone.
         let e = error(&format!(
             "{HEAD}[[executions]]\nid = \"e-2\"\npipeline = \"p\"\nexecution_mode = \"QUEUD\"\n"
         ));
-        assert!(e.contains("QUEUD") && e.contains("SUPERSEDED, QUEUED or PARALLEL"), "{e}");
+        assert!(
+            e.contains("QUEUD") && e.contains("SUPERSEDED, QUEUED or PARALLEL"),
+            "{e}"
+        );
         let e = error(&format!(
             "{HEAD}[[executions]]\nid = \"e-2\"\npipeline = \"p\"\nexecution_mode = \"QUEUED\"\n\
              [[executions]]\nid = \"e-3\"\npipeline = \"p\"\nexecution_mode = \"PARALLEL\"\n"
@@ -1017,7 +1032,10 @@ mod tests {
         let e = error(&format!(
             "{HEAD}[[executions]]\nid = \"e-2\"\nexecution_mode = \"QUEUED\"\n"
         ));
-        assert!(e.contains("`e-2` has an execution_mode but no pipeline"), "{e}");
+        assert!(
+            e.contains("`e-2` has an execution_mode but no pipeline"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -88,6 +88,8 @@ impl World {
             continuation_delay: Some(w.continuation_delay.to_string()),
             action_timeout: Some(w.action_timeout.to_string()),
             final_on: Some(w.final_on.to_string()),
+            job_timeout_from: Some(w.job_timeout_from.to_string()),
+            action_timeout_per: Some(w.action_timeout_per.to_string()),
         };
         let mut settings = Settings {
             park_polls: Some(PARK_POLLS),

@@ -83,8 +83,17 @@ def pe_status(run):
     ]["status"]
 
 
+def action_executions(run):
+    # The run's job-worker action only: the synthetic pipeline's Source action is listed too.
+    listed = CP.list_action_executions(
+        pipelineName=run["pipelineName"], filter={"pipelineExecutionId": run["pipelineExecutionId"]}
+    )["actionExecutionDetails"]
+    return [d for d in listed if d["stageName"] != "Source"]
+
+
 def stage_state(run):
-    return CP.get_pipeline_state(name=run["pipelineName"])["stageStates"][0]
+    # The action's stage: the last (a synthetic pipeline starts with a Source stage).
+    return CP.get_pipeline_state(name=run["pipelineName"])["stageStates"][-1]
 
 
 out = {}
@@ -137,9 +146,7 @@ out["abandon"] = {
 assert out["abandon"]["status"] == "Stopped" and out["abandon"]["action"] == "Abandoned", out["abandon"]
 assert code == "InvalidJobStateException" and "CP-ABANDONED" in message, (code, message)
 assert out["abandon"]["polled_after"] == 0, out["abandon"]
-listed = CP.list_action_executions(
-    pipelineName=run["pipelineName"], filter={"pipelineExecutionId": run["pipelineExecutionId"]}
-)["actionExecutionDetails"]
+listed = action_executions(run)
 assert [d["status"] for d in listed] == ["Abandoned"], listed
 
 # --- Retry: a failed action runs again as a new action execution, whose first job has no token.
@@ -177,9 +184,7 @@ job = take()
 new_id = job["data"]["pipelineContext"]["action"]["actionExecutionId"]
 assert new_id != first_id, new_id
 assert "continuationToken" not in job["data"], job["data"]
-listed = CP.list_action_executions(
-    pipelineName=run["pipelineName"], filter={"pipelineExecutionId": run["pipelineExecutionId"]}
-)["actionExecutionDetails"]
+listed = action_executions(run)
 out["retry"] = {
     "first": first_id,
     "new": new_id,

@@ -63,7 +63,8 @@ def request_id(resp):
 
 def pipeline_state(cp, name):
     state = cp.get_pipeline_state(name=name)
-    action = state["stageStates"][0]["actionStates"][0]
+    # The action's stage is the last: a synthetic pipeline starts with a Source stage.
+    action = state["stageStates"][-1]["actionStates"][0]
     latest = action.get("latestExecution", {})
     change = latest.get("lastStatusChange")
     return {

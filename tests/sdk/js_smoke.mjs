@@ -61,7 +61,8 @@ async function expectError(c, Command, input) {
 
 async function pipelineState(c, name) {
   const state = await call(c, sdk.GetPipelineStateCommand, { name });
-  const latest = state.stageStates[0].actionStates[0].latestExecution ?? {};
+  // The action's stage is the last: a synthetic pipeline starts with a Source stage.
+  const latest = state.stageStates[state.stageStates.length - 1].actionStates[0].latestExecution ?? {};
   const change = latest.lastStatusChange;
   return {
     pipeline: state.pipelineName,

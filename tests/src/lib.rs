@@ -209,6 +209,8 @@ fn admin_action_type(body: &Value) -> fake_codepipeline::ActionTypeSpec {
             continuation_delay: dur("continuationDelay"),
             action_timeout: dur("actionTimeout"),
             final_on: dur("finalOn"),
+            job_timeout_from: dur("jobTimeoutFrom"),
+            action_timeout_per: dur("actionTimeoutPer"),
         },
     }
 }

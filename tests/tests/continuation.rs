@@ -164,7 +164,8 @@ async fn third_party_job_continues_with_a_token_until_progress_100() {
         .send()
         .await
         .unwrap();
-    let action = &state.stage_states()[0].action_states()[0];
+    // The action's stage is the last: a synthetic pipeline starts with a Source stage.
+    let action = &state.stage_states().last().unwrap().action_states()[0];
     let latest = action.latest_execution().unwrap();
     assert_eq!(latest.status().map(|s| s.as_str()), Some("Succeeded"));
     assert_eq!(latest.external_execution_id(), Some("153245"));

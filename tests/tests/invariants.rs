@@ -321,6 +321,7 @@ impl Run {
                     continuation_delay: None,
                     action_timeout: Some(config.action_timeout.into()),
                     final_on: Some(config.final_on.into()),
+                    ..Default::default()
                 },
             };
             fake.core()
@@ -878,7 +879,12 @@ impl Run {
                 _ => {}
             }
         }
-        for exec in s.executions.values() {
+        // The AWS-owned Source action of a synthetic pipeline succeeds at once, without jobs or events.
+        for exec in s
+            .executions
+            .values()
+            .filter(|e| e.action_type.owner.is_job_worker())
+        {
             let what = format!("execution {}", exec.label);
             let open = exec
                 .jobs

@@ -2,7 +2,8 @@
 //! settings on a scaled clock: the report must measure those settings (so the probes cannot be
 //! hard-coded), and its profile, loaded with `fake-codepipeline --profile`, must give them back. Also: the
 //! profile's precedence under explicit flags, bad profiles named by member, bad probe flags, and every
-//! probe flag the README and docs/probe.md show exists in `probe --help`.
+//! probe flag the README and docs/probe.md show exists in `probe --help`; the fake's flags for the inferred
+//! timeout semantics.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -434,4 +435,28 @@ async fn every_probe_flag_the_readme_and_docs_show_is_in_its_help() {
             );
         }
     }
+}
+
+/// The inferred timeout semantics are flags too (docs/protocol.md, CP-TIMEOUT and CP-ACTION-TIMEOUT): the
+/// fake says it runs with them, and a value it does not know is refused with the ones it does.
+#[test]
+fn the_timeout_semantics_flags_are_taken_and_a_bad_value_is_named() {
+    let (_fake, fields) = start_fake(&[
+        "--job-timeout-from",
+        "acknowledged",
+        "--action-timeout-per",
+        "job",
+    ]);
+    assert_eq!(fields["job_timeout_from"], "acknowledged", "{fields}");
+    assert_eq!(fields["action_timeout_per"], "job", "{fields}");
+    let out = Command::new(env!("CARGO_BIN_EXE_fake-codepipeline-bin"))
+        .args(["--job-timeout-from", "polled"])
+        .output()
+        .expect("run fake-codepipeline");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("polled") && stderr.contains("`queued` or `acknowledged`"),
+        "{stderr}"
+    );
 }

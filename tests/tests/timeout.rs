@@ -200,3 +200,75 @@ async fn a_late_put_after_the_action_timeout_is_told_so() {
     );
     assert!(!message.contains("deadline passed"), "{message}");
 }
+
+/// `jobTimeoutFrom = acknowledged` (inferred, a setting): a job waiting for a poll has no deadline of its
+/// own, and its deadline is the acknowledgement plus the job timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_job_timeout_from_acknowledged_the_deadline_counts_from_the_acknowledgement() {
+    let cp = TestCp::start().await;
+    cp.register(
+        CUSTOM,
+        json!({"jobTimeoutFrom": "acknowledged", "actionTimeout": "3h"}),
+    );
+    let label = cp.start_execution(CUSTOM, "short");
+    let view = cp.execution(&label);
+    assert_eq!(view["jobs"][0]["deadline"], serde_json::Value::Null);
+    // Two and a half hours unpolled: with the default it would have timed out at +01:00:00.
+    cp.advance(Duration::from_secs(150 * 60));
+    assert_eq!(cp.execution(&label)["jobs"][0]["status"], "Queued");
+    assert!(cp.events_with_rule("CP-TIMEOUT").is_empty());
+    let job = take_job(&cp).await;
+    let view = cp.execution(&label);
+    assert_eq!(view["jobs"][0]["deadline"], "+03:30:00");
+    // The action timeout (3 h from the start) comes first here, and ends it.
+    cp.advance(Duration::from_secs(30 * 60));
+    let view = cp.execution(&label);
+    assert_eq!(view["status"], "Failed");
+    assert_eq!(cp.events_with_rule("CP-ACTION-TIMEOUT").len(), 1);
+    let err = cp
+        .client(KEY1)
+        .put_job_success_result()
+        .job_id(&job)
+        .send()
+        .await
+        .expect_err("the action has ended");
+    assert!(
+        error_message(&err).contains("exceeded the action timeout at +03:00:00"),
+        "{}",
+        error_message(&err)
+    );
+}
+
+/// `actionTimeoutPer = job` (inferred, a setting): no bound over a chain of continuation jobs, while each
+/// job keeps its own job timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_action_timeout_per_job_a_chain_of_jobs_runs_past_the_action_timeout() {
+    let cp = TestCp::start().await;
+    cp.register(
+        CUSTOM,
+        json!({"actionTimeoutPer": "job", "actionTimeout": "2h", "continuationDelay": "1s"}),
+    );
+    let label = cp.start_execution(CUSTOM, "short");
+    let a = cp.client(KEY1);
+    // Seven jobs of 30 minutes each: 3 h 30 m, past the 2 h action timeout.
+    for _ in 0..7 {
+        let job = take_job(&cp).await;
+        cp.advance(Duration::from_secs(30 * 60 - 1));
+        a.put_job_success_result()
+            .job_id(&job)
+            .continuation_token("t")
+            .send()
+            .await
+            .unwrap();
+        cp.advance(Duration::from_secs(1));
+    }
+    assert_eq!(cp.execution(&label)["status"], "InProgress");
+    assert!(cp.events_with_rule("CP-ACTION-TIMEOUT").is_empty());
+    // A job still has its own hour.
+    take_job(&cp).await;
+    cp.advance(Duration::from_secs(3600));
+    let view = cp.execution(&label);
+    assert_eq!(view["status"], "Failed");
+    assert_eq!(view["errorDetails"]["code"], "JobTimedOut");
+    assert_eq!(cp.events_with_rule("CP-TIMEOUT").len(), 1);
+}
