@@ -139,7 +139,12 @@ pub async fn dispatch(
             core.list_action_types(input.get("actionOwnerFilter").and_then(Value::as_str)),
         )),
         "CreatePipeline" => core.create_pipeline(input).map(Some),
-        "GetPipeline" => core.get_pipeline(s(input, "name")).map(Some),
+        "GetPipeline" => core
+            .get_pipeline(
+                s(input, "name"),
+                input.get("version").and_then(Value::as_i64),
+            )
+            .map(Some),
         "ListPipelines" => Ok(Some(core.list_pipelines())),
         "StartPipelineExecution" => core.start_pipeline_execution(s(input, "name")).map(Some),
         "GetPipelineExecution" => core

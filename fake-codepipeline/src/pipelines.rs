@@ -595,6 +595,7 @@ impl Core {
                     name: name.clone(),
                     version: 1,
                     declaration: stored.clone(),
+                    earlier: BTreeMap::new(),
                     stages: Arc::new(declared.stages),
                     mode: declared.mode,
                     pipeline_type: declared.pipeline_type,
@@ -636,8 +637,9 @@ impl Core {
             let mut stored = declared.raw.clone();
             stored["version"] = json!(version);
             let p = w.pipelines.get_mut(&name).expect("found above");
+            let previous = std::mem::replace(&mut p.declaration, stored.clone());
+            p.earlier.insert(p.version, previous);
             p.version = version;
-            p.declaration = stored.clone();
             p.stages = Arc::new(declared.stages);
             p.mode = declared.mode;
             p.pipeline_type = declared.pipeline_type;
@@ -754,8 +756,8 @@ impl Core {
         Ok(())
     }
 
-    /// GetPipeline: the current declaration, secrets masked.
-    pub fn get_pipeline(&self, name: &str) -> Result<Value, ApiError> {
+    /// GetPipeline: the current declaration, or that of an earlier `version`, secrets masked.
+    pub fn get_pipeline(&self, name: &str, version: Option<i64>) -> Result<Value, ApiError> {
         let (region, account) = (
             self.settings.region.clone(),
             self.settings.account_id.clone(),
@@ -765,8 +767,21 @@ impl Core {
                 .pipelines
                 .get(name)
                 .ok_or_else(|| pipeline_not_found(name))?;
+            let declaration = match version {
+                None => &p.declaration,
+                Some(v) if v == p.version => &p.declaration,
+                Some(v) => p.earlier.get(&v).ok_or_else(|| {
+                    ApiError::new(
+                        "PipelineVersionNotFoundException",
+                        format!(
+                            "Pipeline {name} has no version {v}; its versions are 1 to {}",
+                            p.version
+                        ),
+                    )
+                })?,
+            };
             Ok(json!({
-                "pipeline": masked_declaration(w, &p.declaration),
+                "pipeline": masked_declaration(w, declaration),
                 "metadata": {
                     "pipelineArn": format!("arn:aws:codepipeline:{region}:{account}:{}", p.name),
                     "created": p.created.epoch_seconds(),
@@ -949,6 +964,7 @@ impl Core {
                             name: pipeline.clone(),
                             version: 1,
                             declaration,
+                            earlier: BTreeMap::new(),
                             stages: Arc::new(vec![
                                 StageDecl {
                                     name: "Source".into(),
@@ -1561,7 +1577,7 @@ mod tests {
     #[test]
     fn secrets_are_masked_except_in_the_job_calls_and_an_update_with_the_mask_keeps_them() {
         let core = world();
-        let got = core.get_pipeline("p").unwrap();
+        let got = core.get_pipeline("p", None).unwrap();
         let conf = &got["pipeline"]["stages"][1]["actions"][0]["configuration"];
         assert_eq!(conf["Token"], SECRET_MASK);
         assert_eq!(conf["Queue"], "q1");
@@ -1653,7 +1669,7 @@ mod tests {
             .unwrap();
         core.delete_pipeline(None, "p").unwrap();
         assert_eq!(
-            core.get_pipeline("p").unwrap_err().type_name,
+            core.get_pipeline("p", None).unwrap_err().type_name,
             "PipelineNotFoundException"
         );
         let e = core

@@ -155,6 +155,8 @@ pub struct Pipeline {
     pub version: i64,
     /// The declaration as sent (returned by GetPipeline, with secrets masked).
     pub declaration: Value,
+    /// The declarations of the earlier versions, by version (GetPipeline with `version`).
+    pub earlier: BTreeMap<i64, Value>,
     /// Parsed stages of the current version (a run keeps the stages of the version it started with).
     pub stages: Arc<Vec<StageDecl>>,
     /// How the current version handles several runs (CP-STAGE-LOCK).

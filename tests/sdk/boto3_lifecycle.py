@@ -237,6 +237,13 @@ assert got["executionMode"] == "SUPERSEDED" and got["pipelineType"] == "V1", got
 got["stages"][1]["actions"][0]["configuration"]["PresetName"] = "p3"
 updated = CP.update_pipeline(pipeline=got)["pipeline"]
 assert updated["version"] == 2, updated
+v1 = CP.get_pipeline(name="boto-shop", version=1)["pipeline"]
+assert v1["version"] == 1 and v1["stages"][1]["actions"][0]["configuration"]["PresetName"] != "p3", v1
+try:
+    CP.get_pipeline(name="boto-shop", version=7)
+    raise AssertionError("GetPipeline of a version never made succeeded")
+except CP.exceptions.PipelineVersionNotFoundException:
+    pass
 CP.disable_stage_transition(pipelineName="boto-shop", stageName="Deploy", transitionType="Inbound", reason="freeze")
 deploy_state = CP.get_pipeline_state(name="boto-shop")["stageStates"][2]["inboundTransitionState"]
 assert deploy_state["enabled"] is False and deploy_state["disabledReason"] == "freeze", deploy_state

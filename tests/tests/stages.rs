@@ -453,6 +453,36 @@ async fn update_pipeline_bumps_the_version_masks_secrets_and_keeps_a_masked_one(
         .await
         .expect("UpdatePipeline");
     assert_eq!(out.pipeline().and_then(|p| p.version()), Some(2));
+    // GetPipeline gives the current version, or an earlier one by number; a version never made is
+    // PipelineVersionNotFoundException.
+    let target = |got: &aws_sdk_codepipeline::operation::get_pipeline::GetPipelineOutput| {
+        got.pipeline().unwrap().stages()[1].actions()[0]
+            .configuration()
+            .and_then(|c| c.get("Target").cloned())
+    };
+    let current = client.get_pipeline().name("shop").send().await.unwrap();
+    assert_eq!(target(&current).as_deref(), Some("api"));
+    let first = client
+        .get_pipeline()
+        .name("shop")
+        .version(1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.pipeline().and_then(|p| p.version()), Some(1));
+    assert_eq!(target(&first).as_deref(), Some("web"));
+    let err = client
+        .get_pipeline()
+        .name("shop")
+        .version(3)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        err.as_service_error()
+            .is_some_and(|e| e.is_pipeline_version_not_found_exception()),
+        "{err:?}"
+    );
     // The running run keeps version 1.
     finish(&client, &job.id).await;
     let pe = client
