@@ -58,9 +58,11 @@ struct Args {
     #[arg(long)]
     out: Option<PathBuf>,
 
-    /// Scenarios run at once.
-    #[arg(long, default_value_t = 3)]
-    jobs: usize,
+    /// Scenarios run at once [default: twice the cores, at least 8]. Most of a scenario's real time is
+    /// spent waiting (an SDK's backoff, an answer budget), not computing, so more run at once than there
+    /// are cores.
+    #[arg(long)]
+    jobs: Option<usize>,
 
     /// JOB_POLL_INTERVAL_MS given to the agent.
     #[arg(long, default_value_t = 1)]
@@ -98,6 +100,18 @@ struct Args {
     /// runners share one run; `conformance merge-reports` joins their JSON reports.
     #[arg(long, value_name = "I/N")]
     shard: Option<crate::explore::Shard>,
+}
+
+impl Args {
+    /// `--jobs`, or its default: twice the cores, at least 8.
+    fn jobs(&self) -> usize {
+        self.jobs
+            .unwrap_or_else(|| {
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                (2 * cores).max(8)
+            })
+            .max(1)
+    }
 }
 
 fn parse_tier(s: &str) -> std::result::Result<Tier, String> {
@@ -380,9 +394,9 @@ async fn run() -> Result<()> {
     let total = chosen.len();
     eprintln!(
         "running {total} scenario(s), {} at a time, agent: {agent_cmd}",
-        args.jobs.max(1)
+        args.jobs()
     );
-    let gate = Arc::new(tokio::sync::Semaphore::new(args.jobs.max(1)));
+    let gate = Arc::new(tokio::sync::Semaphore::new(args.jobs()));
     // A progress bar on a terminal; on a pipe (CI) indicatif draws nothing and the lines below remain.
     let progress = indicatif::ProgressBar::new(total as u64).with_style(
         indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} scenarios  {elapsed}  {msg}")
@@ -609,7 +623,7 @@ async fn shrink(
     key: &str,
 ) -> Result<Vec<String>> {
     let (best, runs) =
-        crate::explore::shrink(generated, key, opts, args.shrink_runs, args.jobs.max(1)).await?;
+        crate::explore::shrink(generated, key, opts, args.shrink_runs, args.jobs()).await?;
     let file = crate::explore::failure_file(&opts.out_root, best.seed);
     if let Some(dir) = file.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;

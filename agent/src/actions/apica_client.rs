@@ -33,14 +33,18 @@ pub struct ApicaClientConfig {
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 
 impl ApicaClientConfig {
-    /// The defaults: 1 s per request, 3 attempts within 1.5 s, pauses from 100 ms, bodies up to 1 MiB.
+    /// The defaults: 1 s per request, 3 attempts within 1.5 s, pauses from 25 ms, bodies up to 1 MiB.
+    ///
+    /// The pauses are short on purpose: they only ride out a blip (a reset connection, one 503). A longer
+    /// outage is waited out across jobs: the job is answered with progress and the next continuation job
+    /// asks again, so time spent pausing inside one job only holds the job.
     pub fn new(base_url: impl Into<String>) -> Self {
         Self {
             base_url: base_url.into(),
             request_timeout: Duration::from_millis(1000),
             retry_budget: Duration::from_millis(1500),
             max_attempts: 3,
-            initial_backoff: Duration::from_millis(100),
+            initial_backoff: Duration::from_millis(25),
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
