@@ -404,16 +404,23 @@ async fn run() -> Result<()> {
     );
     let failures = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let max_failures = args.max_failures.unwrap_or(usize::MAX);
-    let mut tasks = Vec::new();
-    let mut generated = Vec::new();
-    for c in chosen {
+    // Generated scenarios start longest first (by their cost estimate), so that a long one does not start
+    // last and run alone at the end; reports stay in the given order.
+    let mut order: Vec<usize> = (0..chosen.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(chosen[i].generated.as_ref().map_or(0, |g| g.cost())));
+    let mut slots: Vec<Option<Chosen>> = chosen.into_iter().map(Some).collect();
+    let mut tasks: Vec<Option<tokio::task::JoinHandle<Option<ScenarioReport>>>> =
+        (0..slots.len()).map(|_| None).collect();
+    let mut generated: Vec<Option<crate::explore::Generated>> = vec![None; slots.len()];
+    for i in order {
+        let c = slots[i].take().expect("each index once");
         let (gate, opts, progress) = (gate.clone(), opts.clone(), progress.clone());
         let failures = failures.clone();
         let seed = opts.seed.unwrap_or(c.scenario.seed);
         let replay = replay_line(&args, &c, seed);
-        generated.push(c.generated);
+        generated[i] = c.generated;
         let scenario = c.scenario;
-        tasks.push(tokio::spawn(async move {
+        tasks[i] = Some(tokio::spawn(async move {
             let _permit = gate.acquire_owned().await;
             if failures.load(std::sync::atomic::Ordering::SeqCst) >= max_failures {
                 progress.inc(1);
@@ -468,6 +475,7 @@ async fn run() -> Result<()> {
     let mut reports: Vec<ScenarioReport> = Vec::new();
     let mut failed_generated = Vec::new();
     for (t, g) in tasks.into_iter().zip(generated) {
+        let t = t.expect("every scenario was started");
         if let Some(r) = t.await.context("a scenario task panicked")? {
             if r.result == ScenarioResult::Fail
                 && let Some(g) = g

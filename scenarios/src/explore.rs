@@ -489,6 +489,19 @@ impl Generated {
         g
     }
 
+    /// A rough guess of the real time its run takes, for scheduling the longest first: one unit per job
+    /// round (an execution's test length over the continuation delay), plus the rounds inside a window of
+    /// CodePipeline faults many times over (a refused call costs an SDK's real-time backoff).
+    pub fn cost(&self) -> u64 {
+        let delay = self.continuation_delay.max(1);
+        let rounds: u64 = self.executions.iter().map(|e| e.duration / delay + 1).sum();
+        let faulted = self.cp_faults.as_ref().map_or(0, |w| {
+            let share = w.rules.iter().map(|r| r.rate).fold(0.0, f64::max);
+            (w.len / delay + 1) * self.executions.len() as u64 * (50.0 * share) as u64
+        });
+        rounds + faulted
+    }
+
     /// The action executions that retries start, as executions of their own: the same test, started when
     /// the execution ends, which is between its start and `at`. For the ends allowed, the retry is taken
     /// to watch its test over that whole span and its own length: every fault that may overlap it does.
