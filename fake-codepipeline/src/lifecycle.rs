@@ -392,12 +392,13 @@ impl Core {
                     "Pipeline execution {pe_id} of pipeline {pipeline} was not found"
                 ))
             })?;
-        let position = w.pipeline_execution_order.iter().position(|id| id == pe_id);
+        let runs = w.runs_of(pipeline);
+        let position = runs.iter().position(|id| id == pe_id);
         if let Some(later) = position.and_then(|pos| {
-            w.pipeline_execution_order[pos + 1..]
+            runs[pos + 1..]
                 .iter()
                 .filter_map(|id| w.pipeline_executions.get(id))
-                .find(|l| l.pipeline == pipeline && l.actions.keys().any(|(s, _)| s == stage))
+                .find(|l| l.actions.keys().any(|(s, _)| s == stage))
         }) {
             return Err(ApiError::new(
                 "NotLatestPipelineExecutionException",

@@ -663,16 +663,7 @@ impl Core {
                 Some(p) if p.synthetic => return Err(synthetic_pipeline(name)),
                 Some(_) => {}
             }
-            let runs: Vec<String> = w
-                .pipeline_execution_order
-                .iter()
-                .filter(|id| {
-                    w.pipeline_executions
-                        .get(*id)
-                        .is_some_and(|pe| pe.pipeline == name)
-                })
-                .cloned()
-                .collect();
+            let runs: Vec<String> = w.runs_of(name).to_vec();
             let now = self.now();
             let mut abandoned = Vec::new();
             // Every run ends first, so that abandoning actions starts nothing after them.
@@ -698,6 +689,7 @@ impl Core {
             // Their ids stay in `pipeline_execution_order` (skipped from now on), so that the positions
             // other pipelines' ListPipelineExecutions tokens name do not move.
             w.pipeline_executions.retain(|_, pe| pe.pipeline != name);
+            w.runs_by_pipeline.remove(name);
             w.pipelines.remove(name);
             w.emit(
                 NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::PipelineDeleted)
@@ -847,6 +839,10 @@ impl Core {
             },
         );
         w.pipeline_execution_order.push(id.clone());
+        w.runs_by_pipeline
+            .entry(name.to_string())
+            .or_default()
+            .push(id.clone());
         w.emit(
             NewEvent::new(
                 sim_core::Source::Cp,
@@ -985,9 +981,7 @@ impl Core {
                     );
                 }
             }
-            if w.executions.contains_key(&label)
-                || w.pipeline_executions.values().any(|pe| pe.bare.as_ref().is_some_and(|b| b.label == label))
-            {
+            if w.executions.contains_key(&label) || w.bare_labels.contains_key(&label) {
                 return Err(ApiError::validation(format!("an execution labelled '{label}' already exists")));
             }
             w.pending_bare = Some(BareRun {
@@ -997,6 +991,7 @@ impl Core {
                 started: false,
             });
             let pe = self.begin_pipeline_execution(w, &pipeline);
+            w.bare_labels.insert(label.clone(), pe.clone());
             Ok(json!({"executionId": label, "pipelineName": pipeline, "pipelineExecutionId": pe}))
         })
     }
@@ -1231,11 +1226,10 @@ impl Core {
                 .get(name)
                 .ok_or_else(|| pipeline_not_found(name))?;
             let runs: Vec<&PipelineExecution> = w
-                .pipeline_execution_order
+                .runs_of(name)
                 .iter()
                 .rev()
                 .filter_map(|id| w.pipeline_executions.get(id))
-                .filter(|pe| pe.pipeline == name)
                 .collect();
             let mut stages = Vec::new();
             for (index, st) in p.stages.iter().enumerate() {
@@ -1419,9 +1413,9 @@ impl Core {
     pub fn execution_status(&self, label: &str) -> Option<ExecutionStatus> {
         self.with_world(|w| {
             w.executions.get(label).map(|e| e.status).or_else(|| {
-                w.pipeline_executions
-                    .values()
-                    .find(|pe| pe.bare.as_ref().is_some_and(|b| b.label == label))
+                w.bare_labels
+                    .get(label)
+                    .and_then(|pe| w.pipeline_executions.get(pe))
                     .map(|pe| match pe.status {
                         ExecutionStatus::Stopping => ExecutionStatus::InProgress,
                         s => s,

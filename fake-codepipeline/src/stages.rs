@@ -58,14 +58,12 @@ impl Core {
     pub(crate) fn wake(&self, w: &mut World, pipeline: &str) {
         loop {
             let waiting: Vec<String> = w
-                .pipeline_execution_order
+                .runs_of(pipeline)
                 .iter()
                 .filter(|id| {
-                    w.pipeline_executions.get(*id).is_some_and(|pe| {
-                        pe.pipeline == pipeline
-                            && pe.status == ExecutionStatus::InProgress
-                            && pe.waiting
-                    })
+                    w.pipeline_executions
+                        .get(*id)
+                        .is_some_and(|pe| pe.status == ExecutionStatus::InProgress && pe.waiting)
                 })
                 .cloned()
                 .collect();
@@ -95,8 +93,9 @@ impl Core {
         let (pipeline, mode, position) = (
             pe.pipeline.clone(),
             pe.mode,
-            w.pipeline_execution_order.iter().position(|id| id == pe_id),
+            w.runs_of(&pe.pipeline).iter().position(|id| id == pe_id),
         );
+        let runs = w.runs_of(&pipeline);
         let disabled = w
             .pipelines
             .get(&pipeline)
@@ -113,8 +112,7 @@ impl Core {
         };
         let holder = match mode {
             ExecutionMode::Parallel => None,
-            _ => w
-                .pipeline_execution_order
+            _ => runs
                 .iter()
                 .filter_map(|id| w.pipeline_executions.get(id))
                 .find(|o| in_stage(o) && o.entered)
@@ -122,7 +120,7 @@ impl Core {
         };
         // QUEUED: runs enter in the order they came; an older one waiting here goes first.
         let older_waiting = match (mode, position) {
-            (ExecutionMode::Queued, Some(pos)) => w.pipeline_execution_order[..pos]
+            (ExecutionMode::Queued, Some(pos)) => runs[..pos]
                 .iter()
                 .filter_map(|id| w.pipeline_executions.get(id))
                 .find(|o| in_stage(o) && o.waiting)
@@ -173,7 +171,7 @@ impl Core {
         );
         if mode == ExecutionMode::Superseded {
             let older: Vec<String> = match position {
-                Some(pos) => w.pipeline_execution_order[..pos]
+                Some(pos) => w.runs_of(&pipeline)[..pos]
                     .iter()
                     .filter_map(|id| w.pipeline_executions.get(id))
                     .filter(|o| in_stage(o) && o.waiting)

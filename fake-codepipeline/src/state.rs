@@ -403,6 +403,9 @@ pub(crate) struct World {
     pub pipeline_executions: HashMap<String, PipelineExecution>,
     /// Pipeline run ids in start order.
     pub pipeline_execution_order: Vec<String>,
+    /// Pipeline name -> its runs' ids, oldest first (what the stage locks look at: per pipeline, so that
+    /// starting a run does not scan every run of every pipeline).
+    pub runs_by_pipeline: HashMap<String, Vec<String>>,
     /// Action executions by label.
     pub executions: BTreeMap<String, ActionExecution>,
     /// Jobs by id.
@@ -416,6 +419,9 @@ pub(crate) struct World {
     /// The bare execution the next pipeline run is for (set by the admin API just before it begins the
     /// run on a synthetic pipeline, whose one job-worker action it labels).
     pub pending_bare: Option<BareRun>,
+    /// Label of every bare execution -> the pipeline run it belongs to (labels are unique among these and
+    /// the action executions, including a run's whose action has not started).
+    pub bare_labels: HashMap<String, String>,
     next_seq: u64,
     next_execution: u64,
 }
@@ -429,12 +435,14 @@ impl World {
             pipelines: BTreeMap::new(),
             pipeline_executions: HashMap::new(),
             pipeline_execution_order: Vec::new(),
+            runs_by_pipeline: HashMap::new(),
             executions: BTreeMap::new(),
             jobs: HashMap::new(),
             pollable: BTreeMap::new(),
             faults: Vec::new(),
             pending_events: Vec::new(),
             pending_bare: None,
+            bare_labels: HashMap::new(),
             next_seq: 0,
             next_execution: 0,
         }
@@ -464,12 +472,19 @@ impl World {
         self.next_seq
     }
 
+    /// The ids of `pipeline`'s runs, oldest first.
+    pub fn runs_of(&self, pipeline: &str) -> &[String] {
+        self.runs_by_pipeline
+            .get(pipeline)
+            .map_or(&[], Vec::as_slice)
+    }
+
     /// The next free execution label (`e-1`, `e-2`, ...).
     pub fn next_execution_label(&mut self) -> String {
         loop {
             self.next_execution += 1;
             let label = format!("e-{}", self.next_execution);
-            if !self.executions.contains_key(&label) {
+            if !self.executions.contains_key(&label) && !self.bare_labels.contains_key(&label) {
                 return label;
             }
         }

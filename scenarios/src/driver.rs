@@ -511,10 +511,21 @@ impl<'a> Driver<'a> {
             snap.caller(&l.replica.access_key)
                 .is_some_and(|c| c.parked == 0 && c.held_jobs == 0 && c.in_flight == 0)
         };
+        let now = Instant::now();
         let mut pgids = Vec::new();
         for l in &mut self.live {
             match l.replica.pgid() {
-                Some(g) if candidate(l) => pgids.push(g),
+                Some(g) if candidate(l) => {
+                    // A look begun less than IDLE_LOOK ago, with no request since, cannot end yet: no
+                    // pass over /proc for it (each pass reads every process's stat file).
+                    let requests = snap.caller(&l.replica.access_key).map(|c| c.requests);
+                    let pending = l.idle_look.as_ref().is_some_and(|look| {
+                        Some(look.requests) == requests && now.duration_since(look.at) < IDLE_LOOK
+                    });
+                    if !pending {
+                        pgids.push(g);
+                    }
+                }
                 _ => l.idle_look = None,
             }
         }
@@ -522,7 +533,6 @@ impl<'a> Driver<'a> {
             return Vec::new();
         }
         let cpu = groups_cpu(&pgids);
-        let now = Instant::now();
         let mut idle = Vec::new();
         for l in &mut self.live {
             let Some(g) = l.replica.pgid().filter(|g| pgids.contains(g)) else {
