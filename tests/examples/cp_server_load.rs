@@ -60,14 +60,17 @@ fn main() {
 }
 
 async fn run(cp: &TestCp, connections: usize, seconds: u64, cores: usize) {
-    cp.register(CUSTOM, json!({}));
+    // PresetName queryable: the load's polls name a preset with nothing queued, so they come back empty.
+    cp.register(
+        CUSTOM,
+        json!({"configurationProperties": tests::apica_properties(true)}),
+    );
     cp.start_execution(CUSTOM, "held");
     let type_id: fake_codepipeline::ActionTypeId = CUSTOM.parse().expect("action type");
-    let query = Some(("PresetName", "held"));
     let jobs = cp
         .fake
         .core()
-        .poll(Some(KEY1.0), Owner::Custom, &type_id, 1, query)
+        .poll(Some(KEY1.0), Owner::Custom, &type_id, 1, Some(("PresetName", "held")))
         .expect("poll");
     let job = jobs.first().expect("the job just queued");
     cp.fake
