@@ -360,6 +360,39 @@ fn json_or_default(v: &Value, default: Value) -> Value {
     if v.is_null() { default } else { v.clone() }
 }
 
+/// The declaration of a synthetic pipeline (the admin API's), as GetPipeline shows it: a Source stage
+/// and the action's stage, with the configuration of the first execution that made it.
+fn synthetic_declaration(p: &Pipeline, account: &str) -> Value {
+    let stages: Vec<Value> = p
+        .stages
+        .iter()
+        .map(|st| {
+            let actions: Vec<Value> = st
+                .actions
+                .iter()
+                .map(|a| {
+                    json!({
+                        "name": a.name, "actionTypeId": a.action_type.to_json(), "runOrder": a.run_order,
+                        "configuration": a.configuration,
+                    })
+                })
+                .collect();
+            json!({"name": st.name, "actions": actions})
+        })
+        .collect();
+    let mut declaration = json!({
+        "name": p.name, "roleArn": format!("arn:aws:iam::{account}:role/sim"),
+        "artifactStore": {"type": "S3", "location": "sim-artifacts"},
+        "stages": stages,
+        "version": p.version,
+    });
+    if p.pipeline_type == PipelineType::V2 {
+        declaration["pipelineType"] = json!("V2");
+        declaration["executionMode"] = json!(p.mode.as_str());
+    }
+    declaration
+}
+
 fn synthetic_pipeline(name: &str) -> ApiError {
     ApiError::validation(format!(
         "Pipeline {name} was made by the admin API for a bare action execution; it cannot be updated or deleted"
@@ -759,9 +792,16 @@ impl Core {
                 .pipelines
                 .get(name)
                 .ok_or_else(|| pipeline_not_found(name))?;
+            let built;
+            let current = if p.synthetic {
+                built = synthetic_declaration(p, &account);
+                &built
+            } else {
+                &p.declaration
+            };
             let declaration = match version {
-                None => &p.declaration,
-                Some(v) if v == p.version => &p.declaration,
+                None => current,
+                Some(v) if v == p.version => current,
                 Some(v) => p.earlier.get(&v).ok_or_else(|| {
                     ApiError::new(
                         "PipelineVersionNotFoundException",
@@ -935,31 +975,14 @@ impl Core {
                     } else {
                         PipelineType::V2
                     };
-                    let mut declaration = json!({
-                        "name": pipeline, "roleArn": format!("arn:aws:iam::{}:role/sim", self.settings.account_id),
-                        "artifactStore": {"type": "S3", "location": "sim-artifacts"},
-                        "stages": [
-                            {"name": "Source", "actions": [{
-                                "name": "Source", "actionTypeId": source.action_type.to_json(), "runOrder": 1,
-                                "configuration": {},
-                            }]},
-                            {"name": at.category, "actions": [{
-                                "name": decl.name, "actionTypeId": at.to_json(), "runOrder": 1,
-                                "configuration": spec.configuration,
-                            }]},
-                        ],
-                        "version": 1,
-                    });
-                    if pipeline_type == PipelineType::V2 {
-                        declaration["pipelineType"] = json!("V2");
-                        declaration["executionMode"] = json!(mode.as_str());
-                    }
                     w.pipelines.insert(
                         pipeline.clone(),
                         Pipeline {
                             name: pipeline.clone(),
                             version: 1,
-                            declaration,
+                            // Built when GetPipeline asks (`synthetic_declaration`): thousands of
+                            // bare executions need not each hold a JSON tree.
+                            declaration: Value::Null,
                             earlier: BTreeMap::new(),
                             stages: Arc::new(vec![
                                 StageDecl {
@@ -1108,19 +1131,36 @@ impl Core {
             .as_ref()
             .map(|(first, attempt, _)| (first.clone(), *attempt));
         // A bare execution's run (the admin API's) gives its one job-worker action the label, clientId
-        // and configuration the execution asked for; a retry keeps that configuration.
+        // and configuration the execution asked for (handed over, not copied); a retry takes the
+        // configuration of the attempt before it.
         let bare = w
             .pipeline_executions
             .get_mut(pe_id)
             .and_then(|pe| pe.bare.as_mut())
             .filter(|_| a.action_type.owner.is_job_worker());
-        let configuration = bare
-            .as_ref()
-            .map_or_else(|| a.configuration.clone(), |b| b.configuration.clone());
+        let is_bare = bare.is_some();
         let unstarted = bare.filter(|b| !b.started).map(|b| {
             b.started = true;
-            (b.label.clone(), b.client_id.clone())
+            (
+                (b.label.clone(), b.client_id.clone()),
+                std::mem::take(&mut b.configuration),
+            )
         });
+        let (unstarted, configuration) = match (unstarted, &earlier) {
+            (Some((who, configuration)), _) => (Some(who), configuration),
+            (None, Some((first, _, _))) if is_bare => (
+                None,
+                w.pipeline_executions
+                    .get(pe_id)
+                    .and_then(|pe| pe.previous.get(&(stage.to_string(), a.name.clone())))
+                    .and_then(|labels| labels.last())
+                    .or(Some(first))
+                    .and_then(|l| w.executions.get(l))
+                    .map(|e| e.configuration.clone())
+                    .unwrap_or_default(),
+            ),
+            (None, _) => (None, a.configuration.clone()),
+        };
         let (label, client_id) = match (earlier, unstarted) {
             (Some((first, attempt, client)), _) => (w.retry_label(&first, attempt), client),
             (None, _) if !a.action_type.owner.is_job_worker() => {

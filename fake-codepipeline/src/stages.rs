@@ -689,6 +689,16 @@ mod tests {
         // The synthetic pipeline has a Source stage before the action's, and one job waits: e-1's.
         let state = core.get_pipeline_state("shared").unwrap();
         assert_eq!(state["stageStates"][0]["stageName"], "Source");
+        // GetPipeline builds the synthetic declaration: Source, then the action with the first
+        // execution's configuration.
+        let got = core.get_pipeline("shared", None).unwrap();
+        let stages = &got["pipeline"]["stages"];
+        assert_eq!(stages[0]["actions"][0]["actionTypeId"]["owner"], "AWS");
+        assert_eq!(
+            stages[1]["actions"][0]["configuration"]["RunnableFile"],
+            "one.jmx"
+        );
+        assert_eq!(got["pipeline"]["version"], 1);
         let jobs = take_all(&core);
         assert_eq!(jobs.len(), 1);
         finish(&core, &jobs[0].0);

@@ -231,7 +231,7 @@ pub struct BareRun {
     /// The clientId its third-party jobs carry.
     pub client_id: Option<String>,
     /// Its action configuration: each run of a shared synthetic pipeline has its own, as variables
-    /// resolved per run would give it.
+    /// resolved per run would give it. Handed to the action execution when it starts (empty after).
     pub configuration: BTreeMap<String, String>,
     /// Whether its action execution has started (under `label`).
     pub started: bool,

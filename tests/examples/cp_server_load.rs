@@ -70,7 +70,13 @@ async fn run(cp: &TestCp, connections: usize, seconds: u64, cores: usize) {
     let jobs = cp
         .fake
         .core()
-        .poll(Some(KEY1.0), Owner::Custom, &type_id, 1, Some(("PresetName", "held")))
+        .poll(
+            Some(KEY1.0),
+            Owner::Custom,
+            &type_id,
+            1,
+            Some(("PresetName", "held")),
+        )
         .expect("poll");
     let job = jobs.first().expect("the job just queued");
     cp.fake
