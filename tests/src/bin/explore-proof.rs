@@ -45,9 +45,12 @@ struct Args {
     /// Runs spent shrinking each finding.
     #[arg(long, default_value_t = 20)]
     shrink_runs: usize,
-    /// Scenarios run at once.
+    /// Scenarios run at once, per mode.
     #[arg(long, default_value_t = 3)]
     jobs: usize,
+    /// Modes proven at once (each runs its own scenarios; they mostly wait, so several fit on 2 cores).
+    #[arg(long, default_value_t = 4)]
+    modes_at_once: usize,
     /// Output directory [default: target/conformance/proof].
     #[arg(long)]
     out: Option<PathBuf>,
@@ -154,9 +157,20 @@ async fn run() -> Result<bool> {
         "{:<22} {:<15} {:>10} {:>6}  shrunk file (replayed)",
         "mode", "rule", "first seed", "ran"
     );
+    // Modes are proven concurrently, a few at a time; the table keeps their order.
+    let args = std::sync::Arc::new(args);
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(args.modes_at_once.max(1)));
+    let mut proofs = Vec::new();
+    for &(mode, rule) in &modes {
+        let (args, bad_agent, gate) = (args.clone(), bad_agent.clone(), gate.clone());
+        proofs.push(tokio::spawn(async move {
+            let _permit = gate.acquire_owned().await;
+            prove(&args, &bad_agent, mode, rule).await
+        }));
+    }
     let mut all = true;
-    for (mode, rule) in modes {
-        match prove(&args, &bad_agent, mode, rule).await? {
+    for ((mode, rule), proof) in modes.into_iter().zip(proofs) {
+        match proof.await.context("a proof task panicked")?? {
             Some(f) => {
                 all &= f.replayed;
                 println!(
