@@ -845,12 +845,12 @@ impl Core {
             if !w.pipelines.contains_key(name) {
                 return Err(pipeline_not_found(name));
             }
-            let id = self.begin_pipeline_execution(w, name);
+            let id = self.begin_pipeline_execution(w, name, None);
             Ok(json!({"pipelineExecutionId": id}))
         })
     }
 
-    fn begin_pipeline_execution(&self, w: &mut World, name: &str) -> String {
+    fn begin_pipeline_execution(&self, w: &mut World, name: &str, bare: Option<BareRun>) -> String {
         let now = self.sim.clock.now();
         let id = w.new_uuid();
         let Some(p) = w.pipelines.get(name) else {
@@ -875,7 +875,7 @@ impl Core {
                 actions: BTreeMap::new(),
                 previous: BTreeMap::new(),
                 stop: None,
-                bare: w.pending_bare.take(),
+                bare,
             },
         );
         w.pipeline_execution_order.push(id.clone());
@@ -1007,13 +1007,13 @@ impl Core {
             if w.executions.contains_key(&label) || w.bare_labels.contains_key(&label) {
                 return Err(ApiError::validation(format!("an execution labelled '{label}' already exists")));
             }
-            w.pending_bare = Some(BareRun {
+            let bare = BareRun {
                 label: label.clone(),
                 client_id,
                 configuration: spec.configuration.clone(),
                 started: false,
-            });
-            let pe = self.begin_pipeline_execution(w, &pipeline);
+            };
+            let pe = self.begin_pipeline_execution(w, &pipeline, Some(bare));
             w.bare_labels.insert(label.clone(), pe.clone());
             Ok(json!({"executionId": label, "pipelineName": pipeline, "pipelineExecutionId": pe}))
         })

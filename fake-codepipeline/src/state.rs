@@ -416,9 +416,6 @@ pub(crate) struct World {
     pub faults: Vec<FaultRule>,
     /// Events to record once the lock is released.
     pub pending_events: Vec<NewEvent>,
-    /// The bare execution the next pipeline run is for (set by the admin API just before it begins the
-    /// run on a synthetic pipeline, whose one job-worker action it labels).
-    pub pending_bare: Option<BareRun>,
     /// Label of every bare execution -> the pipeline run it belongs to (labels are unique among these and
     /// the action executions, including a run's whose action has not started).
     pub bare_labels: HashMap<String, String>,
@@ -441,7 +438,6 @@ impl World {
             pollable: BTreeMap::new(),
             faults: Vec::new(),
             pending_events: Vec::new(),
-            pending_bare: None,
             bare_labels: HashMap::new(),
             next_seq: 0,
             next_execution: 0,

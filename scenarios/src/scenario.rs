@@ -782,15 +782,18 @@ impl Scenario {
 
     /// Every execution label the scenario can start: `[[executions]]` and `start-executions` steps.
     pub fn execution_labels(&self) -> Vec<String> {
+        self.execution_sections()
+            .flat_map(ExecutionSection::labels)
+            .collect()
+    }
+
+    /// Every `[[executions]]` entry, then those of the `start-executions` steps, in step order.
+    fn execution_sections(&self) -> impl Iterator<Item = &ExecutionSection> {
         let stepped = self.steps.iter().filter_map(|s| match &s.action {
             Action::StartExecutions(e) => Some(e.iter()),
             _ => None,
         });
-        self.executions
-            .iter()
-            .chain(stepped.flatten())
-            .flat_map(ExecutionSection::labels)
-            .collect()
+        self.executions.iter().chain(stepped.flatten())
     }
 
     /// The labels the `retry-stage` steps give the action executions they start: `e-1-retry-1`,
@@ -840,13 +843,9 @@ impl Scenario {
             return Err("no step starts the agent (`do = \"start-agent\"`)".into());
         }
         // Executions that share a pipeline share its execution mode: the first that names one sets it.
-        let stepped = self.steps.iter().filter_map(|s| match &s.action {
-            Action::StartExecutions(e) => Some(e.iter()),
-            _ => None,
-        });
         let mut modes: std::collections::BTreeMap<&str, (&str, fake_codepipeline::ExecutionMode)> =
             Default::default();
-        for e in self.executions.iter().chain(stepped.flatten()) {
+        for e in self.execution_sections() {
             if e.execution_mode.is_some() && e.pipeline.is_none() {
                 return Err(format!(
                     "execution `{}` has an execution_mode but no pipeline; the mode is a shared pipeline's",
