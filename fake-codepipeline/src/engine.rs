@@ -30,6 +30,10 @@ pub struct Core {
     deferred: Mutex<Vec<NewEvent>>,
     job_queued: Notify,
     me: Weak<Core>,
+    /// The artifact store (served by [`crate::s3`] on the same address).
+    pub store: Arc<crate::store::Store>,
+    // Signs the artifact credentials minted per job (random per process).
+    artifact_key: [u8; 32],
 }
 
 /// A job as a poll hands it out.
@@ -76,6 +80,7 @@ impl Core {
             sim.events.add_secret(secret);
         }
         let seed = settings.seed;
+        let sim_for_store = sim.clone();
         Arc::new_cyclic(|me| Core {
             sim,
             settings,
@@ -83,6 +88,8 @@ impl Core {
             deferred: Mutex::new(Vec::new()),
             job_queued: Notify::new(),
             me: me.clone(),
+            store: Arc::new(crate::store::Store::new(sim_for_store)),
+            artifact_key: rand::random(),
         })
     }
 
@@ -212,6 +219,10 @@ impl Core {
     fn create_job(&self, world: &mut World, label: &str, token: Option<String>, delay: Duration) {
         let now = self.now();
         let id = world.new_uuid();
+        if !world.executions.contains_key(label) {
+            return;
+        }
+        let artifact_credentials = world.mint_artifact_credentials(&self.artifact_key, &id);
         let Some(exec) = world.executions.get_mut(label) else {
             return;
         };
@@ -237,6 +248,7 @@ impl Core {
             lease_timer: None,
             abandoned: None,
             answer: None,
+            artifact_credentials,
         };
         world.jobs.insert(id.clone(), job);
         world.emit(
@@ -763,14 +775,8 @@ impl Core {
             "actionTypeId": job.action_type.to_json(),
             "actionConfiguration": {"configuration": exec.map(|e| e.configuration.clone()).unwrap_or_default()},
             "pipelineContext": context,
-            "inputArtifacts": [],
-            "outputArtifacts": [],
-            "artifactCredentials": {
-                "accessKeyId": "ASIASIMULATEDARTIFACT",
-                "secretAccessKey": "simulated-artifact-secret",
-                "sessionToken": "simulated-artifact-session",
-            },
         });
+        self.artifact_members(exec, job, &mut data);
         if let Some(t) = &job.continuation_token {
             data["continuationToken"] = json!(t);
         }
@@ -1021,6 +1027,7 @@ impl Core {
                 if let (Some(vars), Some(exec)) = (result.output_variables, world.executions.get_mut(&label)) {
                     exec.output_variables = vars;
                 }
+                self.check_output_artifacts(world, &label, job_id, caller);
                 self.finish_execution(world, &label, ExecutionStatus::Succeeded, None);
             } else {
                 self.create_job(world, &label, token, timing.continuation_delay);

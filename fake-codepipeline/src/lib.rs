@@ -12,6 +12,7 @@
 //! ```
 
 pub mod admin;
+pub mod artifacts;
 pub mod cli;
 pub mod console;
 pub mod engine;
@@ -20,10 +21,12 @@ pub mod lifecycle;
 pub mod model;
 pub mod ops;
 pub mod pipelines;
+pub mod s3;
 pub mod settings;
 pub mod sigv4;
 pub mod stages;
 pub mod state;
+pub mod store;
 pub mod types;
 pub mod validate;
 pub mod view;
@@ -71,8 +74,9 @@ impl FakeCodePipeline {
         &self.core.sim
     }
 
-    /// The HTTP service: `POST /` (the API), `/_sim/*` (admin, clock, events). The admin API and the
-    /// console are behind the settings' [`sim_core::AdminGuard`].
+    /// The HTTP service: `POST /` (the API), `/_sim/*` (admin, clock, events), and the artifact store
+    /// (S3's REST API, for any request signed for `s3`; see [`s3`]). The admin API and the console are
+    /// behind the settings' [`sim_core::AdminGuard`].
     pub fn router(&self) -> Router {
         let wire = Arc::new(wire::Wire {
             core: self.core.clone(),
@@ -88,13 +92,19 @@ impl FakeCodePipeline {
             .merge(console::routes(self.core.clone()))
             .merge(sim_core::http::routes(self.core.sim.clone()));
         // The admin API, and the console page (a browser's GET /); the AWS API has SigV4.
-        self.core
+        let router = self
+            .core
             .settings
             .admin
             .clone()
             .layer(router, |method, path, _| {
                 path.starts_with("/_sim/") || (path == "/" && method == axum::http::Method::GET)
-            })
+            });
+        // Outermost: a request signed for S3 is the artifact store's, whatever its path.
+        router.layer(axum::middleware::from_fn_with_state(
+            (self.core.clone(), s3::service(self.core.clone())),
+            s3::route,
+        ))
     }
 
     /// Serves on `listener` until `shutdown` resolves, then finishes the requests in flight; connections

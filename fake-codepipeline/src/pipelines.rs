@@ -11,8 +11,8 @@ use crate::engine::Core;
 use crate::error::ApiError;
 use crate::settings::TimingOverrides;
 use crate::state::{
-    ActionDecl, ActionExecution, ActionType, BareRun, ConfigProperty, Pipeline, PipelineExecution,
-    StageDecl, World,
+    ActionDecl, ActionExecution, ActionType, ArtifactStoreDecl, BareRun, ConfigProperty, Pipeline,
+    PipelineExecution, StageDecl, World,
 };
 use crate::types::{ActionTypeId, ExecutionMode, ExecutionStatus, Owner, PipelineType};
 
@@ -102,6 +102,18 @@ pub fn parse_properties(v: Option<&Value>) -> Result<Vec<ConfigProperty>, ApiErr
 /// structure reference: "A pipeline must contain at least two stages").
 pub const MIN_STAGES: usize = 2;
 
+/// The artifact bucket of the admin API's synthetic pipelines.
+pub const SYNTHETIC_ARTIFACT_BUCKET: &str = "sim-artifacts";
+/// Where a synthetic pipeline's Source action reads its source (when its action type takes input
+/// artifacts): the scenario runner uploads the scenario's `[source]` there.
+pub const SYNTHETIC_SOURCE: (&str, &str) = ("sim-sources", "source.zip");
+/// The artifact a synthetic pipeline's Source action makes.
+pub const SYNTHETIC_SOURCE_ARTIFACT: &str = "SourceArtifact";
+/// The artifact a synthetic pipeline's job-worker action makes (when its type has output artifacts).
+pub const SYNTHETIC_OUTPUT_ARTIFACT: &str = "BuildArtifact";
+/// The bucket a synthetic pipeline's Deploy action deploys to.
+pub const SYNTHETIC_DEPLOY_BUCKET: &str = "sim-deploy";
+
 /// How GetPipeline, GetPipelineState and ListActionExecutions show the value of a property its action
 /// type marks secret (as AWS shows a GitHub OAuthToken).
 pub const SECRET_MASK: &str = "****";
@@ -123,8 +135,81 @@ pub(crate) struct Declared {
     stages: Vec<StageDecl>,
     mode: ExecutionMode,
     pipeline_type: PipelineType,
+    artifact_store: ArtifactStoreDecl,
     /// As sent, with `executionMode` and `pipelineType` filled in.
     raw: Value,
+}
+
+/// The names in an action's `inputArtifacts` or `outputArtifacts`.
+fn artifact_names(a: &Value, member: &str) -> Vec<String> {
+    a.get(member)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|x| x.get("name").and_then(Value::as_str))
+        .map(str::to_string)
+        .collect()
+}
+
+/// A declaration's `artifactStore` (or, for a multi-region pipeline, the first of its `artifactStores`).
+fn artifact_store_of(decl: &Value) -> ArtifactStoreDecl {
+    let store = decl.get("artifactStore").or_else(|| {
+        decl.get("artifactStores")
+            .and_then(Value::as_object)
+            .and_then(|m| m.values().next())
+    });
+    ArtifactStoreDecl {
+        bucket: store
+            .and_then(|s| s.get("location"))
+            .and_then(Value::as_str)
+            .unwrap_or(SYNTHETIC_ARTIFACT_BUCKET)
+            .to_string(),
+        encryption_key: store
+            .and_then(|s| s.get("encryptionKey"))
+            .and_then(|k| k.get("id"))
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    }
+}
+
+/// Every input artifact is the output of an action that runs before (an earlier stage, or a lower
+/// runOrder of the same stage), and no two actions make an artifact of the same name.
+fn check_artifact_flow(name: &str, stages: &[StageDecl]) -> Result<(), ApiError> {
+    let mut made: Vec<(usize, i64, &str)> = Vec::new();
+    for (si, st) in stages.iter().enumerate() {
+        for a in &st.actions {
+            for o in &a.output_artifacts {
+                if made.iter().any(|(_, _, m)| m == o) {
+                    return Err(ApiError::new(
+                        "InvalidStructureException",
+                        format!(
+                            "Pipeline {name}: two actions make an output artifact named '{o}'; artifact names must be unique in a pipeline"
+                        ),
+                    ));
+                }
+                made.push((si, a.run_order, o));
+            }
+        }
+    }
+    for (si, st) in stages.iter().enumerate() {
+        for a in &st.actions {
+            for i in &a.input_artifacts {
+                let before = made.iter().any(|(msi, mro, m)| {
+                    m == i && (*msi < si || (*msi == si && *mro < a.run_order))
+                });
+                if !before {
+                    return Err(ApiError::new(
+                        "InvalidStructureException",
+                        format!(
+                            "Pipeline {name}: action '{}' in stage '{}' reads input artifact '{i}', which no action before it makes",
+                            a.name, st.name
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Parses the `pipeline` member of CreatePipeline or UpdatePipeline (already validated against the model)
@@ -183,6 +268,8 @@ pub(crate) fn parse_declaration(decl: &Value) -> Result<Declared, ApiError> {
                 action_type: at,
                 run_order: a.get("runOrder").and_then(Value::as_i64).unwrap_or(1),
                 configuration: configuration_of(a.get("configuration")),
+                input_artifacts: artifact_names(a, "inputArtifacts"),
+                output_artifacts: artifact_names(a, "outputArtifacts"),
             });
         }
         if actions.is_empty() {
@@ -221,6 +308,7 @@ pub(crate) fn parse_declaration(decl: &Value) -> Result<Declared, ApiError> {
             pipeline_type.as_str()
         )));
     }
+    check_artifact_flow(&name, &stages)?;
     let mut raw = decl.clone();
     raw["executionMode"] = json!(mode.as_str());
     raw["pipelineType"] = json!(pipeline_type.as_str());
@@ -229,6 +317,7 @@ pub(crate) fn parse_declaration(decl: &Value) -> Result<Declared, ApiError> {
         stages,
         mode,
         pipeline_type,
+        artifact_store: artifact_store_of(decl),
         raw,
     })
 }
@@ -371,9 +460,12 @@ fn synthetic_declaration(p: &Pipeline, account: &str) -> Value {
                 .actions
                 .iter()
                 .map(|a| {
+                    let names = |v: &[String]| v.iter().map(|n| json!({"name": n})).collect::<Vec<_>>();
                     json!({
                         "name": a.name, "actionTypeId": a.action_type.to_json(), "runOrder": a.run_order,
                         "configuration": a.configuration,
+                        "inputArtifacts": names(&a.input_artifacts),
+                        "outputArtifacts": names(&a.output_artifacts),
                     })
                 })
                 .collect();
@@ -382,7 +474,7 @@ fn synthetic_declaration(p: &Pipeline, account: &str) -> Value {
         .collect();
     let mut declaration = json!({
         "name": p.name, "roleArn": format!("arn:aws:iam::{account}:role/sim"),
-        "artifactStore": {"type": "S3", "location": "sim-artifacts"},
+        "artifactStore": {"type": "S3", "location": p.artifact_store.bucket},
         "stages": stages,
         "version": p.version,
     });
@@ -636,8 +728,10 @@ impl Core {
                     updated: now,
                     synthetic: false,
                     disabled_transitions: BTreeMap::new(),
+                    artifact_store: declared.artifact_store.clone(),
                 },
             );
+            self.ensure_artifact_bucket(&name, &declared.artifact_store);
             w.emit(
                 NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::PipelineCreated)
                     .detail(format!("pipeline {name} created")),
@@ -677,6 +771,8 @@ impl Core {
             p.mode = declared.mode;
             p.pipeline_type = declared.pipeline_type;
             p.updated = now;
+            p.artifact_store = declared.artifact_store.clone();
+            self.ensure_artifact_bucket(&name, &declared.artifact_store);
             w.emit(
                 NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::PipelineUpdated)
                     .detail(format!("pipeline {name} updated to version {version}"))
@@ -857,6 +953,7 @@ impl Core {
             return id;
         };
         let (version, stages, mode) = (p.version, p.stages.clone(), p.mode);
+        let artifact_store = p.artifact_store.clone();
         w.pipeline_executions.insert(
             id.clone(),
             PipelineExecution {
@@ -876,6 +973,8 @@ impl Core {
                 previous: BTreeMap::new(),
                 stop: None,
                 bare,
+                artifact_store,
+                artifacts: BTreeMap::new(),
             },
         );
         w.pipeline_execution_order.push(id.clone());
@@ -920,6 +1019,11 @@ impl Core {
                 }
                 _ => None,
             };
+            // Its artifacts follow the action type's: a source artifact to read if it needs input
+            // artifacts (`minimumCount` at least 1), an output artifact to write (read by a Deploy stage)
+            // if it must make one.
+            let takes = |v: &Value| v.get("minimumCount").and_then(Value::as_i64).unwrap_or(0) > 0;
+            let (reads, writes) = (takes(&t.input_artifacts), takes(&t.output_artifacts));
             let label = match spec.label.clone() {
                 Some(l) => l,
                 None => w.next_execution_label(),
@@ -929,6 +1033,8 @@ impl Core {
                 action_type: at.clone(),
                 run_order: 1,
                 configuration: spec.configuration.clone(),
+                input_artifacts: if reads { vec![SYNTHETIC_SOURCE_ARTIFACT.into()] } else { vec![] },
+                output_artifacts: if writes { vec![SYNTHETIC_OUTPUT_ARTIFACT.into()] } else { vec![] },
             };
             self.check_action(w, &decl)?;
             // Like a pipeline made through the API (at least two stages), it starts with a Source
@@ -942,8 +1048,34 @@ impl Core {
                     version: "1".into(),
                 },
                 run_order: 1,
-                configuration: BTreeMap::new(),
+                configuration: if reads {
+                    BTreeMap::from([
+                        ("S3Bucket".to_string(), SYNTHETIC_SOURCE.0.to_string()),
+                        ("S3ObjectKey".to_string(), SYNTHETIC_SOURCE.1.to_string()),
+                    ])
+                } else {
+                    BTreeMap::new()
+                },
+                input_artifacts: vec![],
+                output_artifacts: if reads { vec![SYNTHETIC_SOURCE_ARTIFACT.into()] } else { vec![] },
             };
+            let deploy = writes.then(|| ActionDecl {
+                name: "Deploy".into(),
+                action_type: ActionTypeId {
+                    category: "Deploy".into(),
+                    owner: Owner::Aws,
+                    provider: "S3".into(),
+                    version: "1".into(),
+                },
+                run_order: 1,
+                configuration: BTreeMap::from([
+                    ("BucketName".to_string(), SYNTHETIC_DEPLOY_BUCKET.to_string()),
+                    ("Extract".to_string(), "false".to_string()),
+                    ("ObjectKey".to_string(), format!("{label}.zip")),
+                ]),
+                input_artifacts: vec![SYNTHETIC_OUTPUT_ARTIFACT.into()],
+                output_artifacts: vec![],
+            });
             let pipeline = spec.pipeline.clone().unwrap_or_else(|| format!("sim-{label}"));
             let now = self.sim.clock.now();
             match w.pipelines.get(&pipeline) {
@@ -953,7 +1085,7 @@ impl Core {
                     )));
                 }
                 Some(p) => {
-                    let declared = p.stages.last().and_then(|s| s.actions.first());
+                    let declared = p.stages.get(1).and_then(|s| s.actions.first());
                     if declared.map(|a| &a.action_type) != Some(&at) {
                         return Err(ApiError::validation(format!(
                             "pipeline {pipeline} runs {}, not {at}",
@@ -984,22 +1116,42 @@ impl Core {
                             // bare executions need not each hold a JSON tree.
                             declaration: Value::Null,
                             earlier: BTreeMap::new(),
-                            stages: Arc::new(vec![
-                                StageDecl {
-                                    name: "Source".into(),
-                                    actions: vec![source],
-                                },
-                                StageDecl {
-                                    name: at.category.clone(),
-                                    actions: vec![decl],
-                                },
-                            ]),
+                            stages: Arc::new(
+                                [
+                                    Some(StageDecl {
+                                        name: "Source".into(),
+                                        actions: vec![source],
+                                    }),
+                                    Some(StageDecl {
+                                        name: at.category.clone(),
+                                        actions: vec![decl],
+                                    }),
+                                    deploy.map(|d| StageDecl {
+                                        name: "Deploy".into(),
+                                        actions: vec![d],
+                                    }),
+                                ]
+                                .into_iter()
+                                .flatten()
+                                .collect(),
+                            ),
                             mode,
                             pipeline_type,
                             created: now,
                             updated: now,
                             synthetic: true,
                             disabled_transitions: BTreeMap::new(),
+                            artifact_store: ArtifactStoreDecl {
+                                bucket: SYNTHETIC_ARTIFACT_BUCKET.into(),
+                                encryption_key: None,
+                            },
+                        },
+                    );
+                    self.ensure_artifact_bucket(
+                        &pipeline,
+                        &ArtifactStoreDecl {
+                            bucket: SYNTHETIC_ARTIFACT_BUCKET.into(),
+                            encryption_key: None,
                         },
                     );
                 }
@@ -1182,7 +1334,9 @@ impl Core {
         };
         let aws_id = w.new_uuid();
         let order = w.next_seq();
-        let exec = ActionExecution {
+        let (input_artifacts, output_artifacts, encryption_key) =
+            self.assign_artifacts(w, pe_id, &a, &aws_id);
+        let mut exec = ActionExecution {
             label: label.clone(),
             aws_id,
             order,
@@ -1210,6 +1364,9 @@ impl Core {
             action_timer: None,
             attempt: retry.as_ref().map_or(1, |r| r.1),
             retry_of: retry.map(|r| r.0),
+            input_artifacts,
+            output_artifacts,
+            encryption_key,
         };
         if let Some(pe) = w.pipeline_executions.get_mut(pe_id) {
             pe.actions
@@ -1218,7 +1375,25 @@ impl Core {
         if a.action_type.owner.is_job_worker() {
             self.start_action(w, exec);
         } else {
-            w.executions.insert(label, exec);
+            // An AWS-owned action runs at once: it reads and writes its artifacts, and succeeds or fails.
+            let outcome = self.run_aws_action(&exec);
+            let detail = match &outcome {
+                Ok(()) => format!("{label} ({}) succeeded", a.action_type),
+                Err((code, message)) => {
+                    format!("{label} ({}) failed: {code}: {message}", a.action_type)
+                }
+            };
+            if let Err(e) = outcome {
+                exec.status = ExecutionStatus::Failed;
+                exec.error = Some(e);
+            }
+            let status = exec.status;
+            w.executions.insert(label.clone(), exec);
+            w.emit(
+                NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::AwsActionFinished)
+                    .detail(detail)
+                    .data(json!({"label": label, "pipeline": pipeline, "stage": stage, "action": a.name, "status": status.as_str()})),
+            );
         }
     }
 

@@ -135,6 +135,42 @@ pub struct ActionDecl {
     pub run_order: i64,
     /// Its configuration.
     pub configuration: BTreeMap<String, String>,
+    /// The names of the artifacts it reads (`inputArtifacts`), each made by an earlier action.
+    pub input_artifacts: Vec<String>,
+    /// The names of the artifacts it makes (`outputArtifacts`).
+    pub output_artifacts: Vec<String>,
+}
+
+/// Where an artifact of a pipeline run is: its name in the declaration and its object in the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArtifactRef {
+    /// The artifact's name (`SourceArtifact`).
+    pub name: String,
+    /// The pipeline's artifact bucket.
+    pub bucket: String,
+    /// Unique per action execution: `{pipeline}/{artifact}/{random}`, as AWS names them.
+    pub key: String,
+}
+
+/// A pipeline's `artifactStore`: its bucket, and its KMS key when it has one.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ArtifactStoreDecl {
+    /// `location`.
+    pub bucket: String,
+    /// `encryptionKey.id`.
+    pub encryption_key: Option<String>,
+}
+
+/// The temporary credentials a job carries for its pipeline's artifact bucket (`artifactCredentials`):
+/// the store takes them only for that bucket and only while the job can still be answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArtifactCredentials {
+    /// `ASIA...`.
+    pub access_key: String,
+    /// The secret access key.
+    pub secret: String,
+    /// The session token (`x-amz-security-token`).
+    pub session_token: String,
 }
 
 /// A stage of a pipeline.
@@ -171,6 +207,8 @@ pub struct Pipeline {
     pub synthetic: bool,
     /// Stage name -> its inbound transition, while disabled (EnableStageTransition removes it).
     pub disabled_transitions: BTreeMap<String, DisabledTransition>,
+    /// Its `artifactStore` (of the current version).
+    pub artifact_store: ArtifactStoreDecl,
 }
 
 /// A disabled inbound transition of a stage (DisableStageTransition).
@@ -220,6 +258,10 @@ pub struct PipelineExecution {
     pub stop: Option<StopRequest>,
     /// The bare execution (admin API) this run of a synthetic pipeline is for.
     pub bare: Option<BareRun>,
+    /// The artifact store of the version it runs.
+    pub artifact_store: ArtifactStoreDecl,
+    /// Artifact name -> where the action that makes it writes it (known from that action's start).
+    pub artifacts: BTreeMap<String, ArtifactRef>,
 }
 
 /// A bare action execution started through the admin API, carried by its pipeline run until the run's
@@ -297,6 +339,12 @@ pub struct ActionExecution {
     pub attempt: u32,
     /// For a retry: the label of the action's first execution in the run.
     pub retry_of: Option<String>,
+    /// The artifacts it reads, where they are.
+    pub input_artifacts: Vec<ArtifactRef>,
+    /// The artifacts it must write, where.
+    pub output_artifacts: Vec<ArtifactRef>,
+    /// The pipeline's KMS key, handed to its jobs as `encryptionKey`.
+    pub encryption_key: Option<String>,
 }
 
 /// One job.
@@ -342,6 +390,8 @@ pub struct Job {
     pub abandoned: Option<SimTime>,
     /// The result it took, as compared with a repeat of it (CP-REPEAT).
     pub answer: Option<Value>,
+    /// Its temporary credentials for the artifact bucket.
+    pub artifact_credentials: ArtifactCredentials,
 }
 
 impl Job {
@@ -419,6 +469,8 @@ pub(crate) struct World {
     /// Label of every bare execution -> the pipeline run it belongs to (labels are unique among these and
     /// the action executions, including a run's whose action has not started).
     pub bare_labels: HashMap<String, String>,
+    /// A job's temporary artifact access key -> the job's id.
+    pub artifact_keys: HashMap<String, String>,
     next_seq: u64,
     next_execution: u64,
 }
@@ -439,6 +491,7 @@ impl World {
             faults: Vec::new(),
             pending_events: Vec::new(),
             bare_labels: HashMap::new(),
+            artifact_keys: HashMap::new(),
             next_seq: 0,
             next_execution: 0,
         }
@@ -455,6 +508,37 @@ impl World {
         uuid::Builder::from_random_bytes(bytes)
             .into_uuid()
             .to_string()
+    }
+
+    /// Mints a job's artifact credentials: HMACs of its id under `key` (the fake's own random key), so
+    /// they take nothing from the seeded randomness and cannot be guessed from the id.
+    pub fn mint_artifact_credentials(
+        &mut self,
+        key: &[u8; 32],
+        job_id: &str,
+    ) -> ArtifactCredentials {
+        use hmac::{KeyInit, Mac};
+        let mac = |what: &str| {
+            let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("any key length");
+            m.update(what.as_bytes());
+            m.update(job_id.as_bytes());
+            m.finalize().into_bytes()
+        };
+        const B32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+        let access: String = mac("access:")
+            .iter()
+            .take(16)
+            .map(|b| B32[(*b % 32) as usize] as char)
+            .collect();
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        let c = ArtifactCredentials {
+            access_key: format!("ASIA{access}"),
+            secret: hex(&mac("secret:")[..20]),
+            session_token: format!("sim-session-{}", hex(&mac("token:"))),
+        };
+        self.artifact_keys
+            .insert(c.access_key.clone(), job_id.to_string());
+        c
     }
 
     /// A fresh nonce: a seeded random number as text, as AWS's examples show (`"3"`).

@@ -165,6 +165,9 @@ string_enum! {
         FaultSet = "fault_set",
         /// Every CodePipeline fault rule was removed.
         FaultsCleared = "faults_cleared",
+        ArtifactMissing = "artifact_missing",
+        ArtifactRefused = "artifact_refused",
+        AwsActionFinished = "aws_action_finished",
         // The fake backend.
         /// A load test was created.
         TestCreated = "test_created",

@@ -88,6 +88,8 @@ rules! {
     AgStart = "AG-START",
     /// The agent keeps running while work is outstanding.
     AgExited = "AG-EXITED",
+    /// A final success on an action with output artifacts comes after every one of them is in the store.
+    AgOutputArtifact = "AG-OUTPUT-ARTIFACT",
     /// The runner gave up: its watchdog fired, or nothing was left to happen with executions unfinished.
     HarnessStall = "HARNESS-STALL",
 }
