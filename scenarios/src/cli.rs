@@ -83,9 +83,10 @@ struct Args {
     #[arg(long, value_name = "N", conflicts_with_all = ["scenarios", "scenarios_dir"])]
     explore: Option<usize>,
 
-    /// With --explore: the tier to generate, `apica` or `protocol` [default: protocol with
-    /// --action-type, else apica].
-    #[arg(long, requires = "explore", value_parser = parse_tier)]
+    /// Only the built-in scenarios of this tier: `apica`, `protocol` or `artifacts` [default: protocol
+    /// with --action-type, else every tier]. With --explore, the tier to generate, `apica` or `protocol`
+    /// [default: protocol with --action-type, else apica].
+    #[arg(long, value_parser = parse_tier)]
     tier: Option<Tier>,
 
     /// With --explore: stop starting scenarios once this many have failed.
@@ -115,11 +116,7 @@ impl Args {
 }
 
 fn parse_tier(s: &str) -> std::result::Result<Tier, String> {
-    match s {
-        "apica" => Ok(Tier::Apica),
-        "protocol" => Ok(Tier::Protocol),
-        other => Err(format!("`{other}` is not a tier: `apica` or `protocol`")),
-    }
+    s.parse()
 }
 
 /// `conformance merge-reports`: joins the JSON reports of several runs (the shards of one run).
@@ -353,8 +350,11 @@ async fn run() -> Result<()> {
             .with_context(|| format!("--config `{kv}` must be K=V"))?;
         config.insert(k.to_string(), v.to_string());
     }
-    if args.action_type.is_some() && args.explore.is_none() {
-        chosen.retain(|c| c.scenario.tier == Tier::Protocol);
+    match (args.tier, &args.action_type) {
+        _ if args.explore.is_some() => {}
+        (Some(t), _) => chosen.retain(|c| c.scenario.tier == t),
+        (None, Some(_)) => chosen.retain(|c| c.scenario.tier == Tier::Protocol),
+        (None, None) => {}
     }
     if args.list {
         for c in &chosen {
@@ -591,6 +591,11 @@ fn generate(args: &Args, n: usize) -> Result<Vec<Chosen>> {
     } else {
         Tier::Apica
     });
+    if tier == Tier::Artifacts {
+        bail!(
+            "--explore generates `apica` or `protocol` scenarios, not `artifacts`; run the artifacts tier's built-in scenarios with --tier artifacts"
+        );
+    }
     eprintln!(
         "exploring {n} generated {} scenario(s), seeds {start}..{} (this exploration again: --explore {n} --seed {start})",
         format!("{tier:?}").to_lowercase(),

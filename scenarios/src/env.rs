@@ -33,6 +33,8 @@ impl AgentEnv {
         let mut env: Vec<(&str, String)> = vec![
             ("AWS_ENDPOINT_URL_CODEPIPELINE", self.cp_url.clone()),
             ("AWS_ENDPOINT_URL", self.cp_url.clone()),
+            // The artifact store is S3 on the same address (path-style, as for any IP endpoint).
+            ("AWS_ENDPOINT_URL_S3", self.cp_url.clone()),
             ("AWS_ACCESS_KEY_ID", key.to_string()),
             ("AWS_SECRET_ACCESS_KEY", secret.to_string()),
             // The Rust, JS and Java SDKs and AWS CLI v2 read the first; boto3 and AWS CLI v1 only the second.

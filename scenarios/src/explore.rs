@@ -689,15 +689,7 @@ impl Generated {
         );
         let _ = writeln!(t, "name = \"{}\"", self.name());
         let _ = writeln!(t, "summary = \"{}\"", self.summary());
-        let _ = writeln!(
-            t,
-            "tier = \"{}\"\nseed = {}\n",
-            match self.tier {
-                Tier::Apica => "apica",
-                Tier::Protocol => "protocol",
-            },
-            self.seed
-        );
+        let _ = writeln!(t, "tier = \"{}\"\nseed = {}\n", self.tier.name(), self.seed);
         let _ = writeln!(
             t,
             "[world]\nack_window = \"{}s\"\ncontinuation_delay = \"{}s\"\n",

@@ -40,6 +40,9 @@ pub struct Scenario {
     /// The load-test backend.
     #[serde(default)]
     pub backend: BackendSection,
+    /// The source the pipelines' Source action reads (artifacts tier).
+    #[serde(default)]
+    pub source: SourceSection,
     /// Action executions started at t = 0.
     #[serde(default)]
     pub executions: Vec<ExecutionSection>,
@@ -81,6 +84,43 @@ pub enum Tier {
     Apica,
     /// Any job agent: CP-*, AG-LINK-EARLY, AG-REDEPLOY, AG-RACE, AG-START, AG-NO-TIMEOUT.
     Protocol,
+    /// A build-type agent that reads its input artifact and writes its output artifact (AG-OUTPUT-ARTIFACT).
+    Artifacts,
+}
+
+impl Tier {
+    /// Its name in scenario files and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Tier::Apica => "apica",
+            Tier::Protocol => "protocol",
+            Tier::Artifacts => "artifacts",
+        }
+    }
+}
+
+impl FromStr for Tier {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Tier::Apica, Tier::Protocol, Tier::Artifacts]
+            .into_iter()
+            .find(|t| t.name() == s)
+            .ok_or_else(|| format!("`{s}` is not a tier: `apica`, `protocol` or `artifacts`"))
+    }
+}
+
+/// `[source]`: what the Source action of the scenario's pipelines reads (when the action type takes an
+/// input artifact). The runner zips the files and uploads the zip to `s3://sim-sources/source.zip`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSection {
+    /// Path in the zip -> its text.
+    #[serde(default)]
+    pub files: BTreeMap<String, String>,
+    /// Also a file of this many pseudo-random bytes (seeded), `blob.bin`: a large artifact.
+    #[serde(default)]
+    pub blob_bytes: Option<u64>,
 }
 
 /// Deserialises any `T: FromStr` from its text, with `T`'s own message on error.
@@ -174,6 +214,10 @@ pub struct ActionTypeSection {
     /// The token the agent is told (JOB_CLIENT_TOKENS_FILE) for a clientId, when it differs from the real
     /// one (the `wrong-client-token` scenario).
     pub agent_clients: Option<BTreeMap<String, String>>,
+    /// Input artifacts each action reads: 0 or 1 (the Source stage's artifact).
+    pub input_artifacts: u8,
+    /// Output artifacts each action must write: 0 or 1 (read by a Deploy stage).
+    pub output_artifacts: u8,
 }
 
 impl Default for ActionTypeSection {
@@ -189,6 +233,8 @@ impl Default for ActionTypeSection {
             clients: BTreeMap::new(),
             properties: None,
             agent_clients: None,
+            input_artifacts: 0,
+            output_artifacts: 0,
         }
     }
 }
@@ -813,6 +859,24 @@ impl Scenario {
 
     /// What a valid file can still get wrong: the parts must fit together.
     fn check(&self) -> Result<(), String> {
+        for (what, n) in [
+            ("input_artifacts", self.action_type.input_artifacts),
+            ("output_artifacts", self.action_type.output_artifacts),
+        ] {
+            if n > 1 {
+                return Err(format!(
+                    "action_type.{what} = {n}: a scenario's pipeline gives its action 0 or 1"
+                ));
+            }
+        }
+        if (!self.source.files.is_empty() || self.source.blob_bytes.is_some())
+            && self.action_type.input_artifacts == 0
+        {
+            return Err(
+                "[source] is read only by an action with an input artifact: set action_type.input_artifacts = 1"
+                    .into(),
+            );
+        }
         if self.world.continuation_delay.get() < Duration::from_secs(1) {
             return Err(format!(
                 "world.continuation_delay `{}` must be at least 1s",

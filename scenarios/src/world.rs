@@ -60,6 +60,63 @@ pub struct World {
     stops: Vec<oneshot::Sender<()>>,
 }
 
+/// An action type's `inputArtifactDetails`/`outputArtifactDetails` for a scenario's count: exactly `n`,
+/// or the API's default (0 to 5) for none.
+fn artifact_details(n: u8) -> Value {
+    if n == 0 {
+        Value::Null
+    } else {
+        serde_json::json!({"minimumCount": n, "maximumCount": n})
+    }
+}
+
+/// The scenario's `[source]` as a zip (a `README.txt` when it names no file), `blob.bin` of seeded
+/// pseudo-random bytes when it asks for one.
+pub fn source_zip(source: &crate::scenario::SourceSection, seed: u64) -> Result<Vec<u8>> {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    let readme = std::collections::BTreeMap::from([(
+        "README.txt".to_string(),
+        "The source of a scenario without [source] files.\n".to_string(),
+    )]);
+    let files = if source.files.is_empty() {
+        &readme
+    } else {
+        &source.files
+    };
+    for (path, text) in files {
+        zip.start_file(path.as_str(), options)
+            .with_context(|| format!("[source] file `{path}`"))?;
+        zip.write_all(text.as_bytes())?;
+    }
+    if let Some(n) = source.blob_bytes {
+        // Stored, not deflated: random bytes do not compress, and the artifact keeps its size.
+        let stored = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored)
+            .large_file(n >= u32::MAX as u64);
+        zip.start_file("blob.bin", stored)?;
+        let mut state = seed ^ 0x9e37_79b9_7f4a_7c15;
+        let mut left = n;
+        let mut buf = vec![0u8; 64 * 1024];
+        while left > 0 {
+            let len = left.min(buf.len() as u64) as usize;
+            for chunk in buf[..len].chunks_mut(8) {
+                // xorshift64*: cheap, seeded, incompressible enough.
+                state ^= state >> 12;
+                state ^= state << 25;
+                state ^= state >> 27;
+                let v = state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes();
+                chunk.copy_from_slice(&v[..chunk.len()]);
+            }
+            zip.write_all(&buf[..len])?;
+            left -= len as u64;
+        }
+    }
+    Ok(zip.finish()?.into_inner())
+}
+
 /// The access key and secret of replica `n` (from 1).
 pub fn replica_key(n: usize, seed: u64) -> (String, String) {
     (
@@ -191,8 +248,8 @@ impl World {
                 settings,
                 properties: fake_codepipeline::pipelines::parse_properties(Some(&props_json))
                     .map_err(|e| anyhow!("action type properties: {e}"))?,
-                input_artifacts: Value::Null,
-                output_artifacts: Value::Null,
+                input_artifacts: artifact_details(scenario.action_type.input_artifacts),
+                output_artifacts: artifact_details(scenario.action_type.output_artifacts),
                 clients,
                 timing: TimingOverrides::default(),
             })
@@ -214,6 +271,17 @@ impl World {
             executions: Vec::new(),
             stops,
         };
+        if scenario.action_type.input_artifacts > 0 {
+            let zip = source_zip(&scenario.source, seed)?;
+            let (bucket, key) = fake_codepipeline::pipelines::SYNTHETIC_SOURCE;
+            let core = world.cp.core();
+            core.store.create_bucket(bucket);
+            core.store.put(
+                bucket,
+                key,
+                fake_codepipeline::store::Object::new(zip.into(), world.sim.clock.now()),
+            );
+        }
         world.start_executions(&scenario.executions, overrides)?;
         // The queryable property's value the agent passes (JOB_QUERY_PARAM): the first execution's.
         if let Some(name) = query_param {

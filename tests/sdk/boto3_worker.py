@@ -8,14 +8,24 @@ JOB_ACTION_TYPE, the poll interval from JOB_POLL_INTERVAL_MS. Its "work" takes `
 and an externalExecutionId, each follow-up job with progress, the last with 100 and no token. It keeps
 boto3's default retries, so a throttled call sleeps in botocore's backoff, as it would in production. On
 SIGTERM it stops polling, answers the job it holds and exits.
+
+A job with artifacts (the artifacts tier, docs/artifacts.md) is a small build: on its last round the worker
+downloads the input artifact with the job's own artifactCredentials (boto3 reads AWS_ENDPOINT_URL_S3), writes
+a zip with a SHA-256 manifest of the input's files, uploads it to the output artifact's location (SSE-KMS
+when the job has an encryptionKey), and only then answers. With WORKER_SUCCESS_BEFORE_UPLOAD=1 it answers
+first and uploads after: the bug class AG-OUTPUT-ARTIFACT catches.
 """
 
+import hashlib
+import io
 import os
 import signal
 import sys
 import time
+import zipfile
 
 import boto3
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 stopping = False
@@ -46,16 +56,57 @@ def call(fn, **kwargs):
             time.sleep(0.2)
 
 
+def artifact_client(data):
+    creds = data["artifactCredentials"]
+    return boto3.client(
+        "s3",
+        aws_access_key_id=creds["accessKeyId"],
+        aws_secret_access_key=creds["secretAccessKey"],
+        aws_session_token=creds["sessionToken"],
+        config=Config(s3={"addressing_style": "path"}),
+    )
+
+
+def build(data):
+    """Reads the input artifact and writes the output one, with this job's credentials."""
+    s3 = artifact_client(data)
+    manifest = []
+    for artifact in data.get("inputArtifacts", []):
+        loc = artifact["location"]["s3Location"]
+        body = s3.get_object(Bucket=loc["bucketName"], Key=loc["objectKey"])["Body"].read()
+        with zipfile.ZipFile(io.BytesIO(body)) as z:
+            for name in sorted(z.namelist()):
+                manifest.append(f"{hashlib.sha256(z.read(name)).hexdigest()}  {name}")
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        z.writestr("MANIFEST.sha256", "\n".join(manifest) + "\n")
+    extra = {}
+    if data.get("encryptionKey"):
+        extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": data["encryptionKey"]["id"]}
+    for artifact in data.get("outputArtifacts", []):
+        loc = artifact["location"]["s3Location"]
+        s3.put_object(Bucket=loc["bucketName"], Key=loc["objectKey"], Body=out.getvalue(), **extra)
+
+
 def handle(cp, job):
     job_id = job["id"]
     data = job["data"]
+    has_artifacts = bool(data.get("inputArtifacts") or data.get("outputArtifacts"))
+    late_upload = os.environ.get("WORKER_SUCCESS_BEFORE_UPLOAD") == "1"
     rounds = int(data.get("actionConfiguration", {}).get("configuration", {}).get("Rounds", "3"))
     token = data.get("continuationToken")
     done = int(token) + 1 if token else 1
     details = {"externalExecutionId": "work-" + job_id[:8], "summary": f"round {done} of {rounds}"}
     if done >= rounds:
         details["percentComplete"] = 100
+        if has_artifacts and not late_upload:
+            build(data)
         call(cp.put_job_success_result, jobId=job_id, executionDetails=details)
+        if has_artifacts and late_upload:
+            try:
+                build(data)
+            except ClientError as e:
+                print(f"worker: the late upload failed: {e}", file=sys.stderr)
     else:
         details["percentComplete"] = int(100 * done / rounds)
         call(

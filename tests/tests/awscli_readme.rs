@@ -158,6 +158,7 @@ async fn the_readme_aws_cli_walkthrough_works_against_the_binary() {
         "AWS_SESSION_TOKEN",
         "AWS_ENDPOINT_URL",
         "AWS_ENDPOINT_URL_CODEPIPELINE",
+        "AWS_ENDPOINT_URL_S3",
         "HTTP_PROXY",
         "HTTPS_PROXY",
         "ALL_PROXY",

@@ -21,6 +21,32 @@ async fn worker_cmd() -> String {
     )
 }
 
+/// Runs the built-in `name` with `worker` as the agent, as `action_type`, with `config`.
+async fn report(
+    name: &str,
+    seed: Option<u64>,
+    worker: String,
+    action_type: &str,
+    config: BTreeMap<String, String>,
+) -> (scenarios::ScenarioReport, String) {
+    let scenario = Scenario::load(&scenarios::builtin_dir().join(format!("{name}.toml")))
+        .expect("scenario loads");
+    let opts = RunOptions {
+        agent_cmd: worker,
+        out_root: PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("boto3-worker"),
+        seed,
+        overrides: Overrides {
+            action_type: Some(action_type.into()),
+            config,
+        },
+        poll_interval_ms: 1,
+    };
+    let report = scenarios::run_and_judge(&scenario, &opts, String::new()).await;
+    let log =
+        std::fs::read_to_string(opts.out_root.join(name).join("agent.log")).unwrap_or_default();
+    (report, log)
+}
+
 /// Runs `name` with the worker's work taking `rounds` jobs.
 async fn run(name: &str, seed: Option<u64>, rounds: usize) {
     let scenario = Scenario::load(&scenarios::builtin_dir().join(format!("{name}.toml")))
@@ -63,4 +89,55 @@ async fn a_boto3_worker_passes_a_redeploy() {
     // 100 rounds of 30 s: the work is still running at the redeploy, 40 minutes in (with fewer the run
     // is inconclusive, not passed).
     run("redeploy-mid-job", None, 100).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_boto3_build_worker_passes_the_artifacts_tier() {
+    // Its artifacts are read and written with each job's own credentials, over two rounds: the upload
+    // is made with the credentials of the job it answers, not the first job's.
+    let config = BTreeMap::from([("Rounds".to_string(), "2".to_string())]);
+    let (report, log) = report(
+        "build-with-artifacts",
+        None,
+        worker_cmd().await,
+        "Build/Custom/Boto3Build/1",
+        config,
+    )
+    .await;
+    assert!(
+        report.passed,
+        "a correct boto3 build worker passes: {:?}\nagent.log:\n{log}",
+        report.failures()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_boto3_worker_answering_before_its_upload_fails_with_ag_output_artifact() {
+    let worker = format!("WORKER_SUCCESS_BEFORE_UPLOAD=1 {}", worker_cmd().await);
+    let config = BTreeMap::from([("Rounds".to_string(), "1".to_string())]);
+    let (report, log) = report(
+        "build-with-artifacts",
+        None,
+        worker,
+        "Build/Custom/Boto3Build/1",
+        config,
+    )
+    .await;
+    assert!(!report.passed, "success before the upload must fail");
+    let rules: Vec<String> = report
+        .verdict
+        .violations
+        .iter()
+        .map(|v| v.rule.to_string())
+        .collect();
+    assert_eq!(
+        rules,
+        ["AG-OUTPUT-ARTIFACT"],
+        "the one violation is AG-OUTPUT-ARTIFACT: {:?}",
+        report.failures()
+    );
+    assert!(
+        log.contains("ExpiredToken"),
+        "the late upload was refused because the job's credentials ended with it:\n{log}"
+    );
 }
