@@ -160,6 +160,8 @@ struct ExecutionBody {
     pipeline: Option<String>,
     /// `SUPERSEDED`, `QUEUED` or `PARALLEL`, for the pipeline this execution makes.
     execution_mode: Option<String>,
+    /// The KMS key id of the artifact store of the pipeline this execution makes.
+    encryption_key: Option<String>,
 }
 
 async fn start_execution(State(core): State<Arc<Core>>, body: Bytes) -> Response {
@@ -185,6 +187,7 @@ async fn start_execution(State(core): State<Arc<Core>>, body: Bytes) -> Response
         label: b.id,
         pipeline: b.pipeline,
         execution_mode,
+        encryption_key: b.encryption_key,
     };
     match core.start_execution(spec) {
         Ok(v) => (StatusCode::CREATED, Json(v)).into_response(),

@@ -51,10 +51,61 @@ impl Core {
             .as_ref()
             .map(|k| crate::store::KmsRule {
                 key_id: k.clone(),
-                require_key_id: false,
+                require_key_id: self.settings.require_kms_key_id,
             });
         self.store
             .ensure_artifact_bucket(&store.bucket, pipeline, kms);
+    }
+
+    /// AG-ARTIFACT-KMS: an upload (`operation`) to `bucket` asking for `sse` with `key_id`, signed by
+    /// `access_key`, against the bucket's KMS rule. A refusal is recorded (with the job, when the key is a
+    /// job's artifact key) and returned as `AccessDenied`.
+    pub fn check_upload_encryption(
+        &self,
+        access_key: &str,
+        bucket: &str,
+        object: &str,
+        operation: &str,
+        sse: Option<&str>,
+        key_id: Option<&str>,
+    ) -> Result<(), Refusal> {
+        let Some(rule) = self.store.kms_rule(bucket) else {
+            return Ok(());
+        };
+        let why = if sse != Some("aws:kms") {
+            format!(
+                "it asks for {} instead of x-amz-server-side-encryption: aws:kms",
+                sse.map_or("no encryption".to_string(), |s| format!("`{s}`"))
+            )
+        } else if rule.require_key_id
+            && !key_id.is_some_and(|k| crate::store::key_matches(k, &rule.key_id))
+        {
+            format!(
+                "it names the KMS key {} instead of the pipeline's {}",
+                key_id.unwrap_or("(none)"),
+                rule.key_id
+            )
+        } else {
+            return Ok(());
+        };
+        self.with_world(|w| {
+            let job = w.artifact_keys.get(access_key).and_then(|id| w.jobs.get(id));
+            let at = job.map(|j| (j.execution.clone(), j.id.clone()));
+            let message = format!(
+                "Access Denied: {operation} of {object} to the artifact bucket {bucket}, whose pipeline has the encryptionKey {}: {why} \
+                 (the bucket's DenyUnEncryptedObjectUploads policy); upload with the job's encryptionKey",
+                rule.key_id
+            );
+            let mut e = NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::ArtifactRefused)
+                .rule(Rule::AgArtifactKms, Severity::Error)
+                .detail(message.clone())
+                .data(json!({"operation": operation, "code": "AccessDenied", "bucket": bucket, "key": object}));
+            if let Some((label, id)) = &at {
+                e = e.execution(label).job(id);
+            }
+            w.emit(e);
+            Err(Refusal { code: "AccessDenied", message })
+        })
     }
 
     /// The secret of a job's temporary artifact access key, while the job exists.

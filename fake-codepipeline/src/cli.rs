@@ -108,6 +108,10 @@ struct Args {
     /// The most custom action types CreateCustomActionType lets exist at once (AWS's quota: 50 per Region).
     #[arg(long, default_value_t = 50)]
     max_custom_action_types: usize,
+    /// An upload to a KMS pipeline's artifact bucket must name the pipeline's key, not only ask for
+    /// aws:kms (AG-ARTIFACT-KMS; inferred: AWS's documented bucket policy checks only the algorithm).
+    #[arg(long)]
+    require_kms_key_id: bool,
 
     /// In manual mode, hold an empty poll open up to this long (real time) until a job is queued.
     #[arg(long, value_parser = duration)]
@@ -244,6 +248,7 @@ async fn serve(args: Args) -> Result<()> {
         abandoned_results: args.abandoned_results,
         repeated_results: args.repeated_results,
         max_custom_action_types: args.max_custom_action_types,
+        require_kms_key_id: args.require_kms_key_id,
         ..Settings::default()
     };
     settings.admin = sim_core::AdminGuard::new()

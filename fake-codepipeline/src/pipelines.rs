@@ -53,6 +53,9 @@ pub struct ExecutionSpec {
     /// The execution mode of a pipeline this execution makes (default `SUPERSEDED`); an execution that
     /// joins a pipeline must name its mode or none.
     pub execution_mode: Option<ExecutionMode>,
+    /// The KMS key of the artifact store of a pipeline this execution makes (`encryptionKey.id`): its
+    /// jobs carry it and its bucket takes only SSE-KMS uploads (AG-ARTIFACT-KMS).
+    pub encryption_key: Option<String>,
 }
 
 /// Parses `configurationProperties` (wire form) into properties, with the model's rules checked.
@@ -1099,8 +1102,26 @@ impl Core {
                             m.as_str()
                         )));
                     }
+                    if spec.encryption_key.is_some()
+                        && spec.encryption_key != p.artifact_store.encryption_key
+                    {
+                        return Err(ApiError::validation(format!(
+                            "pipeline {pipeline} has the encryption key {}, not {}",
+                            p.artifact_store.encryption_key.as_deref().unwrap_or("(none)"),
+                            spec.encryption_key.as_deref().unwrap_or_default()
+                        )));
+                    }
                 }
                 None => {
+                    // A KMS pipeline gets a bucket of its own: the rule is the bucket's.
+                    let artifact_store = ArtifactStoreDecl {
+                        bucket: if spec.encryption_key.is_some() {
+                            format!("{SYNTHETIC_ARTIFACT_BUCKET}-kms")
+                        } else {
+                            SYNTHETIC_ARTIFACT_BUCKET.into()
+                        },
+                        encryption_key: spec.encryption_key.clone(),
+                    };
                     let mode = spec.execution_mode.unwrap_or(ExecutionMode::Superseded);
                     let pipeline_type = if mode == ExecutionMode::Superseded {
                         PipelineType::V1
@@ -1141,19 +1162,10 @@ impl Core {
                             updated: now,
                             synthetic: true,
                             disabled_transitions: BTreeMap::new(),
-                            artifact_store: ArtifactStoreDecl {
-                                bucket: SYNTHETIC_ARTIFACT_BUCKET.into(),
-                                encryption_key: None,
-                            },
+                            artifact_store: artifact_store.clone(),
                         },
                     );
-                    self.ensure_artifact_bucket(
-                        &pipeline,
-                        &ArtifactStoreDecl {
-                            bucket: SYNTHETIC_ARTIFACT_BUCKET.into(),
-                            encryption_key: None,
-                        },
-                    );
+                    self.ensure_artifact_bucket(&pipeline, &artifact_store);
                 }
             }
             if w.executions.contains_key(&label) || w.bare_labels.contains_key(&label) {

@@ -67,6 +67,25 @@ impl S3Access for Access {
                 "Access Denied: anonymous requests are refused; sign the request with SigV4"
             ));
         };
+        // AG-ARTIFACT-KMS: the headers of an upload, before its body is read.
+        let op = cx.s3_op().name();
+        if let (
+            "PutObject" | "CreateMultipartUpload" | "CopyObject",
+            S3Path::Object { bucket, key },
+        ) = (op, cx.s3_path())
+        {
+            let header = |n: &str| cx.headers().get(n).and_then(|v| v.to_str().ok());
+            self.core
+                .check_upload_encryption(
+                    &credentials.access_key,
+                    bucket,
+                    key,
+                    op,
+                    header("x-amz-server-side-encryption"),
+                    header("x-amz-server-side-encryption-aws-kms-key-id"),
+                )
+                .map_err(|r| S3Error::with_message(S3ErrorCode::AccessDenied, r.message))?;
+        }
         if self
             .core
             .settings

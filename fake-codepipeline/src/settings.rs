@@ -160,6 +160,10 @@ pub struct Settings {
     /// The most custom action types CreateCustomActionType lets exist at once (the Quotas page: 50 per
     /// Region). Types registered through the admin API do not count against it.
     pub max_custom_action_types: usize,
+    /// An upload to the artifact bucket of a pipeline with an `encryptionKey` must also name that key
+    /// (`x-amz-server-side-encryption-aws-kms-key-id`), not only ask for `aws:kms` (AG-ARTIFACT-KMS;
+    /// inferred, default off: AWS's documented bucket policy checks only the algorithm).
+    pub require_kms_key_id: bool,
 }
 
 impl Default for Settings {
@@ -178,6 +182,7 @@ impl Default for Settings {
             abandoned_results: AbandonedResults::Refuse,
             repeated_results: RepeatedResults::Refuse,
             max_custom_action_types: 50,
+            require_kms_key_id: false,
         }
     }
 }

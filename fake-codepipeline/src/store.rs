@@ -186,6 +186,11 @@ impl Store {
         b.objects.insert(key.to_string(), object);
     }
 
+    /// The KMS rule of `bucket`, if its pipeline has an encryption key.
+    pub fn kms_rule(&self, bucket: &str) -> Option<KmsRule> {
+        self.lock().buckets.get(bucket)?.kms.clone()
+    }
+
     /// Number of objects and bytes held (the console and the benchmarks).
     pub fn usage(&self) -> (usize, usize) {
         let inner = self.lock();
@@ -223,7 +228,7 @@ impl Store {
 }
 
 /// A key id, alias or ARN names `want` if it is `want` or ends with `/want` (a key ARN's resource part).
-fn key_matches(given: &str, want: &str) -> bool {
+pub fn key_matches(given: &str, want: &str) -> bool {
     given == want || given.ends_with(&format!("/{want}")) || want.ends_with(&format!("/{given}"))
 }
 

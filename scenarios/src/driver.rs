@@ -240,6 +240,12 @@ impl<'a> Driver<'a> {
         self.agent_failure.as_deref()
     }
 
+    /// The peak memory (`VmHWM`, KiB) of the largest process of the replicas alive now.
+    pub fn agent_peak_rss_kib(&self) -> Option<u64> {
+        let pgids: Vec<i32> = self.live.iter().filter_map(|l| l.replica.pgid()).collect();
+        crate::replica::peak_rss_kib(&pgids)
+    }
+
     fn now(&self) -> SimTime {
         self.world.sim.clock.now()
     }

@@ -206,6 +206,25 @@ fn processes_in_groups(pgids: &[i32]) -> Option<Vec<(u32, ProcStat)>> {
     )
 }
 
+/// The largest peak resident set (`VmHWM`, KiB) of any process of the groups `pgids`: the agent's peak
+/// memory, whatever shell wraps it. `None` without a readable `/proc`.
+pub fn peak_rss_kib(pgids: &[i32]) -> Option<u64> {
+    processes_in_groups(pgids)?
+        .into_iter()
+        .filter_map(|(pid, _)| {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))?
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .ok()
+        })
+        .max()
+}
+
 /// How many processes of group `pgid` are running (zombies, which have exited, do not count).
 fn live_processes_in_group(pgid: i32) -> usize {
     // No /proc: the shell's own exit is all that can be known.

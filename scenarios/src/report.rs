@@ -63,6 +63,10 @@ pub struct ScenarioReport {
     pub replay: String,
     /// Where its files are.
     pub dir: String,
+    /// The agent's peak memory (`VmHWM` of its largest process, bytes) at the end of the run, when a
+    /// replica was still running and `/proc` could tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_peak_rss_bytes: Option<u64>,
 }
 
 impl ScenarioReport {
@@ -90,6 +94,7 @@ impl ScenarioReport {
             throttled_calls_per_second: crate::verdict::throttled_rates(&run.events),
             replay,
             dir: run.out_dir.display().to_string(),
+            agent_peak_rss_bytes: run.agent_peak_rss_kib.map(|k| k * 1024),
         }
     }
 
@@ -120,6 +125,7 @@ impl ScenarioReport {
             throttled_calls_per_second: Default::default(),
             replay,
             dir: String::new(),
+            agent_peak_rss_bytes: None,
         }
     }
 
@@ -178,6 +184,16 @@ pub fn summary_table(reports: &[ScenarioReport]) -> String {
         count(ScenarioResult::Fail),
         count(ScenarioResult::Inconclusive)
     ));
+    // What a build moves is the agent's memory to watch (large-artifact).
+    for r in reports.iter().filter(|r| r.tier == Tier::Artifacts) {
+        if let Some(b) = r.agent_peak_rss_bytes {
+            out.push_str(&format!(
+                "{}: the agent's peak memory was {:.1} MiB\n",
+                r.name,
+                b as f64 / (1024.0 * 1024.0)
+            ));
+        }
+    }
     if reports.iter().any(|r| r.agent_died()) {
         out.push_str(
             "the agent died in a scenario (AG-START, AG-EXITED): its agent.log says why\n",

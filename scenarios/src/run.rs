@@ -50,6 +50,8 @@ pub struct RunOutcome {
     pub fired: Vec<FiredStep>,
     /// Set when the run ended early because the agent died (AG-START, AG-EXITED): why.
     pub agent_failure: Option<String>,
+    /// The agent's peak memory at the end (`VmHWM` of its largest process, KiB), when it was running.
+    pub agent_peak_rss_kib: Option<u64>,
 }
 
 /// Runs `scenario` to its end and returns what happened.
@@ -110,6 +112,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome> {
     let harness_error = driver.drive().await.err().map(|e| e.to_string());
     let fired = driver.fired().to_vec();
     let agent_failure = driver.agent_failure().map(str::to_string);
+    let agent_peak_rss_kib = driver.agent_peak_rss_kib();
     drop(driver);
     world.stop();
     let mut events = earlier;
@@ -122,9 +125,12 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome> {
         seed,
         out_dir,
         harness_error,
-        apica_checks: opts.overrides.action_type.is_none(),
+        // A build-type agent of the artifacts tier starts no load test.
+        apica_checks: opts.overrides.action_type.is_none()
+            && scenario.tier != crate::scenario::Tier::Artifacts,
         fired,
         agent_failure,
+        agent_peak_rss_kib,
         world,
     })
 }

@@ -112,7 +112,7 @@ impl FromStr for Tier {
 
 /// `[source]`: what the Source action of the scenario's pipelines reads (when the action type takes an
 /// input artifact). The runner zips the files and uploads the zip to `s3://sim-sources/source.zip`.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceSection {
     /// Path in the zip -> its text.
@@ -121,6 +121,23 @@ pub struct SourceSection {
     /// Also a file of this many pseudo-random bytes (seeded), `blob.bin`: a large artifact.
     #[serde(default)]
     pub blob_bytes: Option<u64>,
+    /// Upload the zip (default). `false` leaves the Source action nothing to read: it fails.
+    #[serde(default = "yes")]
+    pub upload: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for SourceSection {
+    fn default() -> Self {
+        SourceSection {
+            files: BTreeMap::new(),
+            blob_bytes: None,
+            upload: true,
+        }
+    }
 }
 
 /// Deserialises any `T: FromStr` from its text, with `T`'s own message on error.
@@ -154,6 +171,11 @@ pub struct WorldSection {
     /// `action-execution` or `job`: what the action timeout bounds (CP-ACTION-TIMEOUT; inferred).
     #[serde(deserialize_with = "from_text")]
     pub action_timeout_per: fake_codepipeline::ActionTimeoutPer,
+    /// The KMS key id of the pipelines' artifact store: jobs carry it as `encryptionKey`, and uploads must
+    /// ask for SSE-KMS (AG-ARTIFACT-KMS).
+    pub encryption_key: Option<String>,
+    /// Uploads must also name that key (AG-ARTIFACT-KMS; inferred).
+    pub require_kms_key_id: bool,
 }
 
 impl Default for WorldSection {
@@ -166,6 +188,8 @@ impl Default for WorldSection {
             final_on: FinalOn::Progress100,
             job_timeout_from: Default::default(),
             action_timeout_per: Default::default(),
+            encryption_key: None,
+            require_kms_key_id: false,
         }
     }
 }

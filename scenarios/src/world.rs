@@ -57,6 +57,8 @@ pub struct World {
     pub query_param: Option<String>,
     /// Executions started so far.
     pub executions: Vec<StartedExecution>,
+    /// `[world] encryption_key`: the KMS key of the scenario's pipelines.
+    pub encryption_key: Option<String>,
     stops: Vec<oneshot::Sender<()>>,
 }
 
@@ -151,6 +153,7 @@ impl World {
         let mut settings = Settings {
             park_polls: Some(PARK_POLLS),
             seed,
+            require_kms_key_id: w.require_kms_key_id,
             ..Settings::default()
         };
         settings.timing = timing
@@ -269,9 +272,10 @@ impl World {
             agent_clients,
             query_param: None,
             executions: Vec::new(),
+            encryption_key: scenario.world.encryption_key.clone(),
             stops,
         };
-        if scenario.action_type.input_artifacts > 0 {
+        if scenario.action_type.input_artifacts > 0 && scenario.source.upload {
             let zip = source_zip(&scenario.source, seed)?;
             let (bucket, key) = fake_codepipeline::pipelines::SYNTHETIC_SOURCE;
             let core = world.cp.core();
@@ -343,6 +347,7 @@ impl World {
                         label: Some(label.clone()),
                         pipeline: section.pipeline.clone(),
                         execution_mode: section.execution_mode,
+                        encryption_key: self.encryption_key.clone(),
                     })
                     .map_err(|e| anyhow!("execution {label}: {e}"))?;
                 self.executions.push(StartedExecution {

@@ -90,6 +90,9 @@ rules! {
     AgExited = "AG-EXITED",
     /// A final success on an action with output artifacts comes after every one of them is in the store.
     AgOutputArtifact = "AG-OUTPUT-ARTIFACT",
+    /// An upload to a KMS pipeline's artifact bucket asks for SSE-KMS (with the pipeline's key, when the
+    /// setting says so).
+    AgArtifactKms = "AG-ARTIFACT-KMS",
     /// The runner gave up: its watchdog fired, or nothing was left to happen with executions unfinished.
     HarnessStall = "HARNESS-STALL",
 }

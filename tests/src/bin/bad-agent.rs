@@ -16,6 +16,16 @@
 //! | `never-polls` | starts and then never makes a request | AG-START |
 //! | `exits-after-first-job` | acknowledges the first job, then exits (status 3) as a crashing worker would | AG-EXITED |
 //! | `restart-on-lost-answer` | when its first answer fails (its response lost; SDK retries off), takes it for not applied, starts a second test and answers with it | AG-ONE-TEST |
+//!
+//! A job with output artifacts (the artifacts tier) is a build: the agent writes its output artifact (the
+//! input's bytes) with the job's `artifactCredentials` and SSE-KMS when the job has an `encryptionKey`, then
+//! answers. These modes get the build wrong:
+//!
+//! | mode | what it gets wrong | the harness must report |
+//! |---|---|---|
+//! | `success-before-upload` | answers the final success, then uploads | AG-OUTPUT-ARTIFACT |
+//! | `ignores-kms` | uploads without SSE-KMS to a KMS pipeline's bucket | AG-ARTIFACT-KMS |
+//! | `caches-credentials` | keeps the first job's artifact credentials for every later job | AG-OUTCOME (its builds fail on ExpiredToken) |
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -42,6 +52,9 @@ enum Mode {
     NeverPolls,
     ExitsAfterFirstJob,
     RestartOnLostAnswer,
+    SuccessBeforeUpload,
+    IgnoresKms,
+    CachesCredentials,
 }
 
 impl Mode {
@@ -60,6 +73,9 @@ impl Mode {
             "never-polls" => Mode::NeverPolls,
             "exits-after-first-job" => Mode::ExitsAfterFirstJob,
             "restart-on-lost-answer" => Mode::RestartOnLostAnswer,
+            "success-before-upload" => Mode::SuccessBeforeUpload,
+            "ignores-kms" => Mode::IgnoresKms,
+            "caches-credentials" => Mode::CachesCredentials,
             other => bail!("unknown --mode `{other}`"),
         })
     }
@@ -72,6 +88,7 @@ struct Job {
     client_token: Option<String>,
     token: Option<String>,
     config: HashMap<String, String>,
+    data: Option<aws_sdk_codepipeline::types::JobData>,
 }
 
 struct Agent {
@@ -84,6 +101,9 @@ struct Agent {
     apica: String,
     apica_token: String,
     counter: u64,
+    sdk: aws_config::SdkConfig,
+    // caches-credentials: the first job's artifact credentials, used for every later job.
+    cached: Option<aws_sdk_codepipeline::types::AwsSessionCredentials>,
 }
 
 fn env(name: &str) -> Result<String> {
@@ -118,6 +138,7 @@ impl Agent {
                 let d = d.job_details().context("no job details")?;
                 let data = d.data().context("no data")?;
                 out.push(Job {
+                    data: None,
                     id,
                     nonce: d.nonce().map(str::to_string),
                     client_token: Some(token),
@@ -140,6 +161,7 @@ impl Agent {
             for j in polled.jobs() {
                 let data = j.data().context("no data")?;
                 out.push(Job {
+                    data: Some(data.clone()),
                     id: j.id().unwrap_or_default().to_string(),
                     nonce: j.nonce().map(str::to_string),
                     client_token: None,
@@ -280,9 +302,112 @@ impl Agent {
         Ok(resp.json().await?)
     }
 
+    /// Writes the job's output artifacts (the input's bytes) with its artifact credentials (or, in
+    /// `caches-credentials`, the first job's), SSE-KMS when the job has a key (not in `ignores-kms`).
+    async fn upload(&mut self, data: &aws_sdk_codepipeline::types::JobData) -> Result<()> {
+        let own = data
+            .artifact_credentials()
+            .context("no artifactCredentials")?
+            .clone();
+        let creds = match (self.mode, &self.cached) {
+            (Mode::CachesCredentials, Some(first)) => first.clone(),
+            (Mode::CachesCredentials, None) => {
+                self.cached = Some(own.clone());
+                own
+            }
+            _ => own,
+        };
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&self.sdk)
+                .credentials_provider(aws_credential_types::Credentials::new(
+                    creds.access_key_id(),
+                    creds.secret_access_key(),
+                    Some(creds.session_token().to_string()),
+                    None,
+                    "job",
+                ))
+                .force_path_style(true)
+                .build(),
+        );
+        let loc = |a: &aws_sdk_codepipeline::types::Artifact| {
+            a.location()
+                .and_then(|l| l.s3_location())
+                .map(|s| (s.bucket_name().to_string(), s.object_key().to_string()))
+        };
+        let mut bytes = Vec::new();
+        for a in data.input_artifacts() {
+            let (b, k) = loc(a).context("an input artifact without an S3 location")?;
+            let got = s3
+                .get_object()
+                .bucket(&b)
+                .key(&k)
+                .send()
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "GetObject s3://{b}/{k}: {}",
+                        aws_sdk_s3::error::DisplayErrorContext(e)
+                    )
+                })?;
+            bytes.extend(got.body.collect().await?.into_bytes());
+        }
+        for a in data.output_artifacts() {
+            let (b, k) = loc(a).context("an output artifact without an S3 location")?;
+            let mut put = s3
+                .put_object()
+                .bucket(&b)
+                .key(&k)
+                .body(bytes.clone().into());
+            if let (Some(key), false) = (data.encryption_key(), self.mode == Mode::IgnoresKms) {
+                put = put
+                    .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
+                    .ssekms_key_id(key.id());
+            }
+            put.send().await.map_err(|e| {
+                anyhow::anyhow!(
+                    "PutObject s3://{b}/{k}: {}",
+                    aws_sdk_s3::error::DisplayErrorContext(e)
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// A build job: upload, then answer (in `success-before-upload`, the other way round).
+    async fn build(
+        &mut self,
+        job: &Job,
+        data: &aws_sdk_codepipeline::types::JobData,
+    ) -> Result<()> {
+        self.counter += 1;
+        let ext = Some(format!("build-{}", self.counter));
+        if self.mode == Mode::SuccessBeforeUpload {
+            self.success(job, None, 100, ext).await?;
+            if let Err(e) = self.upload(data).await {
+                eprintln!("bad-agent: the upload after the answer failed: {e:#}");
+            }
+            return Ok(());
+        }
+        match self.upload(data).await {
+            Ok(()) => self.success(job, None, 100, ext).await,
+            Err(e) => {
+                eprintln!("bad-agent: build failed: {e:#}");
+                self.failure(job, FailureType::JobFailed, format!("{e:#}"))
+                    .await
+            }
+        }
+    }
+
     async fn handle(&mut self, job: Job) -> Result<()> {
         if self.mode != Mode::NoAck {
             self.ack(&job).await?;
+        }
+        if let Some(data) = job
+            .data
+            .clone()
+            .filter(|d| !d.output_artifacts().is_empty())
+        {
+            return self.build(&job, &data).await;
         }
         let test_id = match &job.token {
             Some(t) if self.mode != Mode::RestartEveryJob => t.parse::<u64>().unwrap_or(0),
@@ -405,6 +530,8 @@ async fn main() -> Result<()> {
         apica: env("APICA_API_URL")?,
         apica_token: env("APICA_API_TOKEN")?,
         counter: 0,
+        sdk: conf.clone(),
+        cached: None,
     };
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let interval = Duration::from_millis(
