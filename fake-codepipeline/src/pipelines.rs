@@ -1651,6 +1651,20 @@ impl Core {
         })
     }
 
+    /// For a bare execution whose action never started because an earlier action of its run failed (a
+    /// Source action without its object): that action's label and error `(code, message)`.
+    pub fn earlier_failure(&self, label: &str) -> Option<(String, (String, String))> {
+        self.with_world(|w| {
+            let pe = w.pipeline_executions.get(w.bare_labels.get(label)?)?;
+            pe.actions.values().find_map(|l| {
+                let e = w.executions.get(l)?;
+                (e.status == ExecutionStatus::Failed)
+                    .then(|| Some((l.clone(), e.error.clone()?)))
+                    .flatten()
+            })
+        })
+    }
+
     /// Labels of every action execution, in label order.
     pub fn execution_labels(&self) -> Vec<String> {
         self.with_world(|w| w.executions.keys().cloned().collect())

@@ -412,9 +412,22 @@ pub fn judge(scenario: &Scenario, run: &RunOutcome) -> Verdict {
             .or_else(|| {
                 // Its pipeline run ended before its action started (superseded while it waited at the
                 // stage boundary, or stopped there): no action execution, no job.
+                // Or an earlier action of its run failed (a Source action without its object).
                 core.execution_status(label)
                     .filter(|s| *s != fake_codepipeline::ExecutionStatus::InProgress)
-                    .map(|s| (s, None, 0))
+                    .map(|s| {
+                        let earlier =
+                            core.earlier_failure(label)
+                                .map(|(action, (code, message))| {
+                                    (
+                                        code,
+                                        format!(
+                                            "{action} failed before {label} started: {message}"
+                                        ),
+                                    )
+                                });
+                        (s, earlier, 0)
+                    })
             })
         else {
             continue;

@@ -239,6 +239,80 @@ async fn the_readme_aws_cli_walkthrough_works_against_the_binary() {
     );
 }
 
+/// The README's `aws s3` block: buckets, a small upload, a multipart upload of 12 MB (the CLI's checksums
+/// verified by the store), a download compared byte for byte, a listing and a download to stdout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_aws_s3_block_works_against_the_artifact_store() {
+    require_tool("bash", &["--version"], "the README block is a bash block").await;
+    let site = install_pip(
+        "python3",
+        "requirements-cli.txt",
+        "sdk-cli",
+        "awscli",
+        MISSING,
+    )
+    .await;
+    let work = target_dir().join("tmp").join("awscli-s3-readme");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).expect("work dir");
+    let bin = aws_on_path(&site, &work);
+    let readme =
+        std::fs::read_to_string(workspace_root().join("fake-codepipeline").join("README.md"))
+            .expect("fake-codepipeline/README.md");
+    let (_server, addr) = start_server();
+    let block = readme_block(&readme, "## The artifact store with `aws s3`")
+        .replace("127.0.0.1:8080", &addr);
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut bash = tokio::process::Command::new("bash");
+    for var in [
+        "AWS_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_CODEPIPELINE",
+        "AWS_ENDPOINT_URL_S3",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ] {
+        bash.env_remove(var);
+    }
+    let out = run_checked(
+        bash.args(["-euo", "pipefail", "-c", &block])
+            .current_dir(&work)
+            .env("PATH", path)
+            .env("HOME", &work)
+            .env("AWS_CONFIG_FILE", work.join("no-config"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", work.join("no-credentials"))
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("NO_PROXY", "*")
+            .stdin(Stdio::null()),
+        "the README's aws s3 block",
+        Duration::from_secs(180),
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        stdout.contains("big.bin came back whole"),
+        "the 12 MB multipart upload came back identical:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("main.py"),
+        "aws s3 ls lists the upload:\n{stdout}"
+    );
+    assert_eq!(
+        stdout.lines().last().map(str::trim),
+        Some("print(\"hello\")"),
+        "the last download prints the file:\n{stdout}"
+    );
+}
+
 /// The admin API's flags for a shared host: `--admin-token` (required on every `/_sim/` request, as the
 /// README says) and `--allowed-host` (a name the admin API answers besides loopback names).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

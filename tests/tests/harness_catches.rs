@@ -152,3 +152,59 @@ async fn a_replica_that_never_polls_is_failed_with_ag_start() {
     s.harness.start_grace = "2s".parse().unwrap();
     assert_caught_in("never-polls", s, "AG-START").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_correct_build_agent_passes_the_artifacts_tier() {
+    for name in [
+        "build-with-artifacts",
+        "kms-artifacts",
+        "credentials-expire",
+        "missing-source",
+    ] {
+        let report = run_mode("correct", name).await;
+        assert!(
+            report.passed,
+            "{name}: unmet: {:?}; violations {:?}",
+            report.failures(),
+            rules(&report)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_success_before_the_upload_is_failed_with_ag_output_artifact() {
+    assert_caught(
+        "success-before-upload",
+        "build-with-artifacts",
+        "AG-OUTPUT-ARTIFACT",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_without_sse_kms_is_failed_with_ag_artifact_kms() {
+    assert_caught("ignores-kms", "kms-artifacts", "AG-ARTIFACT-KMS").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_artifact_credentials_fail_the_second_build() {
+    let report = run_mode("caches-credentials", "credentials-expire").await;
+    assert!(
+        !report.passed,
+        "caching the first job's credentials must fail"
+    );
+    let e2 = report
+        .verdict
+        .executions
+        .iter()
+        .find(|e| e.label == "e-2")
+        .expect("e-2 ran");
+    assert_eq!(e2.status, "Failed", "{e2:?}");
+    assert!(
+        e2.message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("ExpiredToken"),
+        "the second build failed on the first job's expired credentials: {e2:?}"
+    );
+}

@@ -25,7 +25,7 @@
 //! |---|---|---|
 //! | `success-before-upload` | answers the final success, then uploads | AG-OUTPUT-ARTIFACT |
 //! | `ignores-kms` | uploads without SSE-KMS to a KMS pipeline's bucket | AG-ARTIFACT-KMS |
-//! | `caches-credentials` | keeps the first job's artifact credentials for every later job | AG-OUTCOME (its builds fail on ExpiredToken) |
+//! | `caches-credentials` | keeps the first job's artifact credentials for every later job | the expected outcome: its second build fails on ExpiredToken |
 
 use std::collections::HashMap;
 use std::time::Duration;
