@@ -523,3 +523,132 @@ async fn a_missing_source_object_fails_the_source_action_and_makes_no_job() {
         .expect("poll");
     assert!(polled.jobs().is_empty());
 }
+
+#[tokio::test]
+async fn a_kms_pipeline_hands_out_its_key_and_its_bucket_takes_only_sse_kms_uploads() {
+    let key = "arn:aws:kms:us-east-1:123456789012:key/abc";
+    let cp = TestCp::start_with(fake_codepipeline::Settings {
+        require_kms_key_id: true,
+        ..Default::default()
+    })
+    .await;
+    let admin = s3(&cp, KEY1.0, KEY1.1, None);
+    admin
+        .create_bucket()
+        .bucket("secure-sources")
+        .send()
+        .await
+        .expect("CreateBucket");
+    admin
+        .put_object()
+        .bucket("secure-sources")
+        .key("app.zip")
+        .body(ByteStream::from_static(b"PK"))
+        .send()
+        .await
+        .expect("upload the source");
+    cp.fake
+        .core()
+        .register_action_type(fake_codepipeline::ActionTypeSpec {
+            id: Some(BUILD.parse().unwrap()),
+            settings: json!({}),
+            properties: vec![],
+            input_artifacts: json!({"minimumCount": 1, "maximumCount": 1}),
+            output_artifacts: json!({"minimumCount": 1, "maximumCount": 1}),
+            clients: Default::default(),
+            timing: Default::default(),
+        })
+        .expect("register");
+    cp.fake
+        .core()
+        .create_pipeline(&json!({"pipeline": {
+            "name": "bundle", "roleArn": "arn:aws:iam::123456789012:role/p",
+            "artifactStore": {"type": "S3", "location": "secure-artifacts", "encryptionKey": {"id": key, "type": "KMS"}},
+            "stages": [
+                {"name": "Source", "actions": [{"name": "Source",
+                    "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
+                    "configuration": {"S3Bucket": "secure-sources", "S3ObjectKey": "app.zip"},
+                    "outputArtifacts": [{"name": "SourceArtifact"}]}]},
+                {"name": "Build", "actions": [{"name": "Bundle",
+                    "actionTypeId": {"category": "Build", "owner": "Custom", "provider": "Bundle", "version": "1"},
+                    "inputArtifacts": [{"name": "SourceArtifact"}], "outputArtifacts": [{"name": "BuildArtifact"}]}]},
+            ]}}))
+        .expect("CreatePipeline");
+    cp.client(KEY1)
+        .start_pipeline_execution()
+        .name("bundle")
+        .send()
+        .await
+        .expect("start");
+    let (_job, data) = poll_build(&cp).await;
+    assert_eq!(data["encryptionKey"], json!({"id": key, "type": "KMS"}));
+    let (bucket, out) = location(&data["outputArtifacts"][0]);
+    let (_, input) = location(&data["inputArtifacts"][0]);
+    let mine = job_s3(&cp, &data);
+    // The Source action's copy is recorded as encrypted with the pipeline's key.
+    let head = mine
+        .head_object()
+        .bucket(&bucket)
+        .key(&input)
+        .send()
+        .await
+        .expect("HeadObject");
+    assert_eq!(
+        head.server_side_encryption().map(|s| s.as_str()),
+        Some("aws:kms")
+    );
+    assert_eq!(head.ssekms_key_id(), Some(key));
+
+    let plain = mine
+        .put_object()
+        .bucket(&bucket)
+        .key(&out)
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&plain.into_service_error()), "AccessDenied");
+    let other_key = mine
+        .put_object()
+        .bucket(&bucket)
+        .key(&out)
+        .body(ByteStream::from_static(b"x"))
+        .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
+        .ssekms_key_id("arn:aws:kms:us-east-1:123456789012:key/other")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&other_key.into_service_error()), "AccessDenied");
+    let refused = cp.events_with_rule("AG-ARTIFACT-KMS");
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    assert!(
+        refused.iter().all(|e| e.execution.is_some()),
+        "attributed to the job's execution: {refused:?}"
+    );
+    assert!(
+        cp.fake.core().store.get(&bucket, &out).is_none(),
+        "a refused upload wrote nothing"
+    );
+
+    mine.put_object()
+        .bucket(&bucket)
+        .key(&out)
+        .body(ByteStream::from_static(b"PK-bundle"))
+        .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
+        .ssekms_key_id(key)
+        .send()
+        .await
+        .expect("an SSE-KMS upload with the pipeline's key");
+    let got = mine
+        .get_object()
+        .bucket(&bucket)
+        .key(&out)
+        .send()
+        .await
+        .expect("GetObject");
+    assert_eq!(
+        got.server_side_encryption().map(|s| s.as_str()),
+        Some("aws:kms")
+    );
+    assert_eq!(body(got).await, b"PK-bundle");
+}
