@@ -13,7 +13,8 @@
 //! - `cargo xtask bench`: times the two-hour scenario and the whole suite (simulated seconds per real
 //!   second, suite time, scenarios per minute and the slowest scenarios, against the targets of
 //!   `docs/design.md`), then the fake CodePipeline's throughput and memory
-//!   (`tests/examples/cp_throughput.rs`, `cp_memory.rs`).
+//!   (`tests/examples/cp_throughput.rs`, `cp_memory.rs`) and the artifact store's throughput for 1 MB
+//!   objects (`store_throughput.rs`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -251,6 +252,7 @@ fn bench(args: &[String]) -> Result<ExitCode, String> {
         ["cp_throughput", "8", "5"],
         ["cp_server_load", "16", "5"],
         ["cp_memory", "10000", ""],
+        ["store_throughput", "8", "5"],
     ] {
         let mut c = cargo();
         c.args([
