@@ -20,7 +20,9 @@ pub mod runtime;
 pub mod signing;
 pub mod token;
 
-pub use action::{Action, ActionError, FailureKind, JobContext, Step};
+pub use action::{
+    Action, ActionError, ArtifactCredentials, FailureKind, JobArtifacts, JobContext, Step,
+};
 pub use action_type::{ActionTypeId, Owner};
 pub use config::{ConfigError, RuntimeConfig};
 pub use metrics::Metrics;
