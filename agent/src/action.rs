@@ -4,18 +4,113 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 
+use aws_sdk_codepipeline::types::{
+    Artifact, AwsSessionCredentials, EncryptionKey, EncryptionKeyType, JobData, ThirdPartyJobData,
+};
+
 use crate::token::WorkRef;
 
 /// A boxed future, so that `Arc<dyn Action>` works.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// What the runtime knows about a job when it asks the action to work on it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct JobContext {
     /// This job's CodePipeline id (a continuation job has a new one).
     pub job_id: String,
     /// The action's configuration properties, secrets included (never log them).
     pub configuration: HashMap<String, String>,
+    /// The job's artifacts, the temporary credentials that reach them and the pipeline's encryption key.
+    pub artifacts: JobArtifacts,
+}
+
+/// The artifact part of a job's data (`inputArtifacts`, `outputArtifacts`, `artifactCredentials`,
+/// `encryptionKey`), as the SDK delivers it. Each job carries its own credentials: a continuation job's
+/// are new, and the previous job's expire once it has its answer.
+#[derive(Debug, Clone, Default)]
+pub struct JobArtifacts {
+    /// The artifacts the action reads, each at its S3 location.
+    pub input_artifacts: Vec<Artifact>,
+    /// The artifacts the action must write, each at a key made for this action execution.
+    pub output_artifacts: Vec<Artifact>,
+    /// The temporary credentials for the pipeline's artifact bucket, when the job carries them.
+    pub credentials: Option<ArtifactCredentials>,
+    /// The pipeline's artifact encryption key (`{id, type: KMS}`), when it has one.
+    pub encryption_key: Option<EncryptionKey>,
+}
+
+impl JobArtifacts {
+    /// The artifact part of a custom action's job data.
+    pub fn from_job_data(data: &JobData) -> Self {
+        Self {
+            input_artifacts: data.input_artifacts().to_vec(),
+            output_artifacts: data.output_artifacts().to_vec(),
+            credentials: data
+                .artifact_credentials()
+                .cloned()
+                .map(ArtifactCredentials),
+            encryption_key: data.encryption_key().cloned(),
+        }
+    }
+
+    /// The artifact part of a third-party action's job data.
+    pub fn from_third_party_job_data(data: &ThirdPartyJobData) -> Self {
+        Self {
+            input_artifacts: data.input_artifacts().to_vec(),
+            output_artifacts: data.output_artifacts().to_vec(),
+            credentials: data
+                .artifact_credentials()
+                .cloned()
+                .map(ArtifactCredentials),
+            encryption_key: data.encryption_key().cloned(),
+        }
+    }
+
+    /// The KMS key id that uploads must name, when the pipeline encrypts its artifacts with one.
+    pub fn kms_key_id(&self) -> Option<&str> {
+        let key = self.encryption_key.as_ref()?;
+        (*key.r#type() == EncryptionKeyType::Kms && !key.id().is_empty()).then(|| key.id())
+    }
+}
+
+/// A job's temporary artifact credentials (access key id, secret access key, session token). A secret:
+/// its `Debug` shows nothing of it, and nothing logs it.
+#[derive(Clone, PartialEq)]
+pub struct ArtifactCredentials(pub AwsSessionCredentials);
+
+impl ArtifactCredentials {
+    /// Credentials of the three parts.
+    pub fn new(access_key_id: &str, secret_access_key: &str, session_token: &str) -> Self {
+        Self(
+            AwsSessionCredentials::builder()
+                .access_key_id(access_key_id)
+                .secret_access_key(secret_access_key)
+                .session_token(session_token)
+                .build()
+                .expect("every required field is set"),
+        )
+    }
+
+    /// The access key id.
+    pub fn access_key_id(&self) -> &str {
+        self.0.access_key_id()
+    }
+
+    /// The secret access key (never log it).
+    pub fn secret_access_key(&self) -> &str {
+        self.0.secret_access_key()
+    }
+
+    /// The session token (never log it).
+    pub fn session_token(&self) -> &str {
+        self.0.session_token()
+    }
+}
+
+impl std::fmt::Debug for ArtifactCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ArtifactCredentials(<redacted>)")
+    }
 }
 
 impl JobContext {

@@ -5,16 +5,21 @@ use std::sync::Arc;
 use aws_sdk_codepipeline::Client;
 
 use crate::action::Action;
-use crate::actions::{ApicaAction, ApicaClient, TimedWaitAction};
+use crate::actions::{ApicaAction, ApicaClient, BundleAction, TimedWaitAction};
 use crate::cli::{ActionKind, RunSettings};
 use crate::config::ConfigError;
 use crate::metrics::Metrics;
 use crate::runtime::{ClientTokens, JobApi, Runtime};
 
-/// The action the settings ask for.
-pub fn build_action(settings: &RunSettings) -> Result<Arc<dyn Action>, ConfigError> {
+/// The action the settings ask for. `sdk_config` is the agent's loaded AWS configuration: the bundle
+/// action's S3 client takes its region, endpoint and HTTP client (not its credentials: each job brings its own).
+pub fn build_action(
+    settings: &RunSettings,
+    sdk_config: &aws_config::SdkConfig,
+) -> Result<Arc<dyn Action>, ConfigError> {
     match (settings.action, &settings.apica) {
         (ActionKind::TimedWait, _) => Ok(Arc::new(TimedWaitAction)),
+        (ActionKind::Bundle, _) => Ok(Arc::new(BundleAction::new(sdk_config))),
         (_, Some(apica)) => {
             let client = ApicaClient::new(apica.client.clone()).map_err(|e| {
                 ConfigError::new(
@@ -36,9 +41,10 @@ pub fn build_action(settings: &RunSettings) -> Result<Arc<dyn Action>, ConfigErr
     }
 }
 
-/// A runtime for the settings, talking to CodePipeline through `client`.
+/// A runtime for the settings, talking to CodePipeline through `client` (made from `sdk_config`).
 pub fn build_runtime(
     settings: &RunSettings,
+    sdk_config: &aws_config::SdkConfig,
     client: Client,
     metrics: Arc<Metrics>,
 ) -> Result<Runtime, ConfigError> {
@@ -55,7 +61,7 @@ pub fn build_runtime(
     Runtime::new(
         settings.runtime.clone(),
         api,
-        build_action(settings)?,
+        build_action(settings, sdk_config)?,
         metrics,
     )
 }

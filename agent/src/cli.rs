@@ -63,23 +63,32 @@ pub enum LogFormat {
 /// Which action implementation serves the jobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ActionKind {
-    /// `timed-wait` when the provider's name contains "wait", else `apica`.
+    /// By the action type: `bundle` when the provider's name contains "bundle", else `timed-wait` when it
+    /// contains "wait", else `bundle` for the category Build, else `apica` (names compared ignoring case).
     Auto,
     /// The Apica Loadtest action.
     Apica,
     /// The timed-wait action (the smoke test).
     TimedWait,
+    /// The bundle build: zips the input artifacts' files with a SHA-256 manifest into the output artifacts.
+    Bundle,
 }
 
 impl ActionKind {
     /// The concrete action for `action_type`.
     pub fn resolve(self, action_type: &ActionTypeId) -> ActionKind {
-        match self {
-            ActionKind::Auto if action_type.provider.to_ascii_lowercase().contains("wait") => {
-                ActionKind::TimedWait
-            }
-            ActionKind::Auto => ActionKind::Apica,
-            other => other,
+        if self != ActionKind::Auto {
+            return self;
+        }
+        let provider = action_type.provider.to_ascii_lowercase();
+        if provider.contains("bundle") {
+            ActionKind::Bundle
+        } else if provider.contains("wait") {
+            ActionKind::TimedWait
+        } else if action_type.category == "Build" {
+            ActionKind::Bundle
+        } else {
+            ActionKind::Apica
         }
     }
 }
@@ -140,7 +149,8 @@ pub struct RunArgs {
     /// Address for /healthz and /metrics, e.g. 127.0.0.1:9464 [default: none].
     #[arg(long, env = "AGENT_LISTEN")]
     pub listen: Option<String>,
-    /// Which action serves the jobs.
+    /// Which action serves the jobs: auto picks bundle for a provider containing "bundle" or the category
+    /// Build (unless the provider contains "wait"), timed-wait for a provider containing "wait", else apica.
     #[arg(long, env = "AGENT_ACTION", value_enum, default_value_t = ActionKind::Auto)]
     pub action: ActionKind,
     /// The Apica-style backend's base URL (Apica action only).
@@ -191,7 +201,7 @@ pub struct RegisterArgs {
     /// The Custom action type to register, Category/Custom/Provider/Version.
     #[arg(long, env = "JOB_ACTION_TYPE")]
     pub action_type: Option<String>,
-    /// Which action's configuration properties to register.
+    /// Which action's configuration properties and artifacts to register (auto: as for running).
     #[arg(long, env = "AGENT_ACTION", value_enum, default_value_t = ActionKind::Auto)]
     pub action: ActionKind,
     /// The Details link [default for the Apica action: <APICA_API_URL>/jobs/{ExternalExecutionId}].
@@ -471,9 +481,11 @@ impl RegisterArgs {
             ));
         }
         let action = self.action.resolve(&action_type);
-        let mut properties = match action {
-            ActionKind::TimedWait => crate::register::timed_wait_properties(),
-            _ => crate::register::apica_properties(),
+        let (mut properties, input_artifacts, output_artifacts) = match action {
+            ActionKind::TimedWait => (crate::register::timed_wait_properties(), (0, 5), (0, 0)),
+            // The bundle reads at least one artifact and must make one.
+            ActionKind::Bundle => (Vec::new(), (1, 5), (1, 1)),
+            _ => (crate::register::apica_properties(), (0, 5), (0, 0)),
         };
         if let Some(name) = self.queryable_property.as_deref() {
             let Some(p) = properties.iter_mut().find(|p| p.name == name) else {
@@ -513,6 +525,8 @@ impl RegisterArgs {
             properties,
             execution_url_template,
             entity_url_template: self.entity_url_template.clone(),
+            input_artifacts,
+            output_artifacts,
         })
     }
 }
@@ -671,6 +685,60 @@ mod tests {
             .unwrap();
         assert_eq!(s.action, ActionKind::TimedWait);
         assert!(s.apica.is_none());
+    }
+
+    #[test]
+    fn a_build_category_or_a_bundle_provider_picks_the_bundle() {
+        let action = |action_type: &str, extra: &[&str]| {
+            let mut args = vec!["--action-type", action_type];
+            args.extend_from_slice(extra);
+            run_args(&args).settings().unwrap().action
+        };
+        assert_eq!(action("Build/Custom/Bundle/1", &[]), ActionKind::Bundle);
+        assert_eq!(action("Build/Custom/MyTool/1", &[]), ActionKind::Bundle);
+        assert_eq!(
+            action("Deploy/Custom/ZipBUNDLER/1", &[]),
+            ActionKind::Bundle
+        );
+        assert_eq!(
+            action("Build/Custom/TimedWait/1", &[]),
+            ActionKind::TimedWait
+        );
+        assert_eq!(
+            action("Test/Custom/TimedWait/1", &[]),
+            ActionKind::TimedWait
+        );
+        assert_eq!(
+            action("Test/Custom/Bundle/1", &["--action", "timed-wait"]),
+            ActionKind::TimedWait
+        );
+        assert_eq!(
+            action("Test/Custom/Anything/1", &["--action", "bundle"]),
+            ActionKind::Bundle
+        );
+        // The bundle needs no backend settings.
+        let s = run_args(&["--action-type", "Build/Custom/Bundle/1"])
+            .settings()
+            .unwrap();
+        assert!(s.apica.is_none());
+    }
+
+    #[test]
+    fn the_bundle_registers_with_artifacts_and_no_properties() {
+        let cli = Cli::try_parse_from([
+            "agent",
+            "register-action-type",
+            "--action-type",
+            "Build/Custom/Bundle/1",
+        ])
+        .unwrap();
+        let Some(Command::RegisterActionType(args)) = cli.command else {
+            panic!()
+        };
+        let r = args.registration().unwrap();
+        assert!(r.properties.is_empty());
+        assert_eq!((r.input_artifacts, r.output_artifacts), ((1, 5), (1, 1)));
+        assert_eq!(r.execution_url_template, None);
     }
 
     #[test]

@@ -107,7 +107,7 @@ async fn run(args: RunArgs) -> ExitCode {
     };
     let metrics = Arc::new(Metrics::default());
     let client = crate::aws::client_from_sdk_config(&sdk, metrics.clone());
-    let worker = match crate::app::build_runtime(&settings, client, metrics.clone()) {
+    let worker = match crate::app::build_runtime(&settings, &sdk, client, metrics.clone()) {
         Ok(r) => r,
         Err(e) => return config_failure(&e),
     };

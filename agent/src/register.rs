@@ -90,6 +90,10 @@ pub struct Registration {
     pub execution_url_template: Option<String>,
     /// A static link to the backend.
     pub entity_url_template: Option<String>,
+    /// How many input artifacts an action of the type takes: (minimum, maximum), each 0..=5.
+    pub input_artifacts: (i32, i32),
+    /// How many output artifacts it makes: (minimum, maximum), each 0..=5.
+    pub output_artifacts: (i32, i32),
 }
 
 /// What registering did.
@@ -231,14 +235,14 @@ pub async fn register(
         .set_configuration_properties(Some(properties))
         .input_artifact_details(
             ArtifactDetails::builder()
-                .minimum_count(0)
-                .maximum_count(5)
+                .minimum_count(registration.input_artifacts.0)
+                .maximum_count(registration.input_artifacts.1)
                 .build(),
         )
         .output_artifact_details(
             ArtifactDetails::builder()
-                .minimum_count(0)
-                .maximum_count(0)
+                .minimum_count(registration.output_artifacts.0)
+                .maximum_count(registration.output_artifacts.1)
                 .build(),
         )
         .send()

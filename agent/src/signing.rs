@@ -326,7 +326,7 @@ fn mac(secret: &[u8], binding: &ExecutionBinding, signed: &str) -> Hmac<Sha256> 
     mac
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

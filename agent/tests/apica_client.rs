@@ -27,6 +27,7 @@ fn job(config: &[(&str, &str)]) -> JobContext {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect::<HashMap<_, _>>(),
+        ..JobContext::default()
     }
 }
 

@@ -43,6 +43,8 @@ fn help_documents_every_setting() {
         "--drain-deadline",
         "--listen",
         "--action",
+        "timed-wait",
+        "bundle",
         "--apica-url",
         "APICA_API_URL",
         "--apica-token",

@@ -21,6 +21,7 @@ fn job() -> JobContext {
             ("PresetName".to_string(), "smoke".to_string()),
             ("RunnableFile".to_string(), "run.zip".to_string()),
         ]),
+        ..JobContext::default()
     }
 }
 

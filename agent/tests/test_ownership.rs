@@ -26,6 +26,7 @@ fn job() -> JobContext {
             ("PresetName".to_string(), "smoke".to_string()),
             ("RunnableFile".to_string(), "mine.jmx".to_string()),
         ]),
+        ..JobContext::default()
     }
 }
 

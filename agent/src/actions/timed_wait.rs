@@ -194,6 +194,7 @@ mod tests {
         JobContext {
             job_id: "j1".into(),
             configuration,
+            ..JobContext::default()
         }
     }
 

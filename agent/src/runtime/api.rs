@@ -9,7 +9,7 @@ use aws_sdk_codepipeline::Client;
 use aws_sdk_codepipeline::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_codepipeline::types::{ExecutionDetails, FailureDetails, JobStatus};
 
-use crate::action::FailureKind;
+use crate::action::{FailureKind, JobArtifacts};
 use crate::action_type::{ActionTypeId, Owner};
 use crate::config::QueryParam;
 use crate::runtime::client_tokens::ClientTokens;
@@ -104,6 +104,8 @@ pub struct JobDetails {
     pub binding: ExecutionBinding,
     /// The action type the job data names, if it names one.
     pub action_type: Option<aws_sdk_codepipeline::types::ActionTypeId>,
+    /// The job's artifacts, their temporary credentials (redacted in `Debug`) and the encryption key.
+    pub artifacts: JobArtifacts,
     pub(crate) client_token: Option<String>,
 }
 
@@ -258,6 +260,7 @@ impl JobApi {
                                 data.and_then(|d| d.pipeline_context()),
                             ),
                             action_type: data.and_then(|d| d.action_type_id()).cloned(),
+                            artifacts: data.map(JobArtifacts::from_job_data).unwrap_or_default(),
                             client_token: None,
                         };
                         Some(PolledJob {
@@ -321,6 +324,9 @@ impl JobApi {
                 .map(str::to_string),
             binding: ExecutionBinding::from_context(data.and_then(|d| d.pipeline_context())),
             action_type: data.and_then(|d| d.action_type_id()).cloned(),
+            artifacts: data
+                .map(JobArtifacts::from_third_party_job_data)
+                .unwrap_or_default(),
             client_token: Some(client_token),
         })
     }

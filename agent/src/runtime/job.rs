@@ -248,6 +248,7 @@ pub(crate) async fn decide(
     let job = JobContext {
         job_id: details.job_id.clone(),
         configuration: details.configuration.clone(),
+        artifacts: details.artifacts.clone(),
     };
     let binding = &details.binding;
     let token = match details.continuation_token.as_deref() {
