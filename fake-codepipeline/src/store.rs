@@ -467,7 +467,6 @@ impl S3 for StoreS3 {
         }
         Ok(S3Response::new(CreateBucketOutput {
             location: Some(format!("/{name}")),
-            ..Default::default()
         }))
     }
 
