@@ -123,6 +123,8 @@ pub struct Driver<'a> {
     fired: Vec<FiredStep>,
     // Set when the agent died (AG-START, AG-EXITED): the run ends there.
     agent_failure: Option<String>,
+    // The largest peak memory (VmHWM, KiB) seen of a replica's process before it was stopped.
+    peak_rss_kib: Option<u64>,
     started: Instant,
     finished_at: Option<SimTime>,
     // When the clock last moved (real), and when each job waiting to be polled was first seen so: the clock
@@ -223,6 +225,7 @@ impl<'a> Driver<'a> {
             timed,
             fired: Vec::new(),
             agent_failure: None,
+            peak_rss_kib: None,
             started: Instant::now(),
             finished_at: None,
             last_move: Instant::now(),
@@ -240,10 +243,19 @@ impl<'a> Driver<'a> {
         self.agent_failure.as_deref()
     }
 
-    /// The peak memory (`VmHWM`, KiB) of the largest process of the replicas alive now.
+    /// The agent's peak memory (`VmHWM` of its largest process, KiB), as read just before its replicas
+    /// were stopped (by a redeploy or at the end), and of the replicas alive now.
     pub fn agent_peak_rss_kib(&self) -> Option<u64> {
+        self.peak_rss_kib.max(self.live_peak_rss_kib())
+    }
+
+    fn live_peak_rss_kib(&self) -> Option<u64> {
         let pgids: Vec<i32> = self.live.iter().filter_map(|l| l.replica.pgid()).collect();
         crate::replica::peak_rss_kib(&pgids)
+    }
+
+    fn note_peak_rss(&mut self) {
+        self.peak_rss_kib = self.peak_rss_kib.max(self.live_peak_rss_kib());
     }
 
     fn now(&self) -> SimTime {
@@ -692,6 +704,7 @@ impl<'a> Driver<'a> {
             Action::Redeploy => {
                 self.step_event(format!("redeploy: SIGTERM to every replica{why}"));
                 let count = self.live.len().max(1);
+                self.note_peak_rss();
                 let old: Vec<Live> = self.live.drain(..).collect();
                 for l in &old {
                     l.replica.signal(Signal::SIGTERM);
@@ -1017,6 +1030,7 @@ impl<'a> Driver<'a> {
     }
 
     async fn shutdown(&mut self) {
+        self.note_peak_rss();
         for l in &self.live {
             l.replica.signal(Signal::SIGTERM);
         }

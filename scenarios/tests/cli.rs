@@ -54,3 +54,41 @@ fn an_offset_past_what_the_clock_holds_is_refused_not_a_panic() {
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn tier_selects_the_built_in_scenarios_of_one_tier() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_conformance"))
+        .args(["--list", "--tier", "artifacts"])
+        .output()
+        .expect("conformance --list runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            "build-with-artifacts",
+            "credentials-expire",
+            "kms-artifacts",
+            "large-artifact",
+            "missing-source"
+        ],
+        "{listed:?}"
+    );
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_conformance"))
+        .args(["--list", "--tier", "builds"])
+        .output()
+        .expect("conformance runs");
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("`builds` is not a tier: `apica`, `protocol` or `artifacts`"),
+        "{err}"
+    );
+}
