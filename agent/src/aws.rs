@@ -51,10 +51,21 @@ pub fn static_client(
 /// Keeps any timeout the operator configured; otherwise bounds each attempt, so a hung connection
 /// costs seconds, not the job.
 fn timeouts(configured: Option<&TimeoutConfig>) -> TimeoutConfig {
-    let mut builder = TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(3))
-        .operation_attempt_timeout(Duration::from_secs(20))
-        .operation_timeout(Duration::from_secs(60));
+    keep_configured(
+        TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .operation_attempt_timeout(Duration::from_secs(20))
+            .operation_timeout(Duration::from_secs(60)),
+        configured,
+    )
+}
+
+/// `defaults`, each replaced by the timeout the operator configured, where there is one.
+pub(crate) fn keep_configured(
+    defaults: aws_smithy_types::timeout::TimeoutConfigBuilder,
+    configured: Option<&TimeoutConfig>,
+) -> TimeoutConfig {
+    let mut builder = defaults;
     if let Some(c) = configured {
         if let Some(t) = c.connect_timeout() {
             builder = builder.connect_timeout(t);

@@ -243,6 +243,20 @@ fn no_such_key(key: &str) -> s3s::S3Error {
     s3_error!(NoSuchKey, "The specified key does not exist: {key}")
 }
 
+/// The `x-amz-checksum-*` members of an S3 input (PutObject, UploadPart), as a [`Checksum`].
+macro_rules! checksums {
+    ($x:expr) => {
+        Checksum {
+            checksum_crc32: $x.checksum_crc32.clone(),
+            checksum_crc32c: $x.checksum_crc32c.clone(),
+            checksum_sha1: $x.checksum_sha1.clone(),
+            checksum_sha256: $x.checksum_sha256.clone(),
+            checksum_crc64nvme: $x.checksum_crc64nvme.clone(),
+            ..Default::default()
+        }
+    };
+}
+
 /// The checksums an upload announces (headers, `x-amz-sdk-checksum-algorithm`, or `x-amz-trailer`), to
 /// compute while the body arrives.
 fn hasher_for(
@@ -531,14 +545,7 @@ impl S3 for StoreS3 {
             sse.as_deref(),
             input.ssekms_key_id.as_deref(),
         )?;
-        let announced = Checksum {
-            checksum_crc32: input.checksum_crc32.clone(),
-            checksum_crc32c: input.checksum_crc32c.clone(),
-            checksum_sha1: input.checksum_sha1.clone(),
-            checksum_sha256: input.checksum_sha256.clone(),
-            checksum_crc64nvme: input.checksum_crc64nvme.clone(),
-            ..Default::default()
-        };
+        let announced = checksums!(input);
         let mut hasher = hasher_for(&announced, input.checksum_algorithm.as_ref(), &req.headers)?;
         let (data, md5) = read_body(input.body, Some(&mut hasher)).await?;
         check_md5(input.content_md5.as_deref(), &md5)?;
@@ -888,14 +895,7 @@ impl S3 for StoreS3 {
                 _ => return Err(no_such_upload(&input.upload_id)),
             }
         }
-        let announced = Checksum {
-            checksum_crc32: input.checksum_crc32.clone(),
-            checksum_crc32c: input.checksum_crc32c.clone(),
-            checksum_sha1: input.checksum_sha1.clone(),
-            checksum_sha256: input.checksum_sha256.clone(),
-            checksum_crc64nvme: input.checksum_crc64nvme.clone(),
-            ..Default::default()
-        };
+        let announced = checksums!(input);
         let mut hasher = hasher_for(&announced, input.checksum_algorithm.as_ref(), &req.headers)?;
         let (data, md5) = read_body(input.body, Some(&mut hasher)).await?;
         check_md5(input.content_md5.as_deref(), &md5)?;

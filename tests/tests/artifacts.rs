@@ -272,8 +272,18 @@ async fn the_store_speaks_s3_to_the_rust_sdk() {
 }
 
 /// A custom build type that reads one artifact and makes one, and a pipeline Source -> Build -> Deploy
-/// whose source object is uploaded (`with_source`) or not.
+/// whose source object is uploaded (`with_source`) or not; its run's id.
 async fn pipeline(cp: &TestCp, with_source: bool) -> String {
+    pipeline_with(
+        cp,
+        with_source,
+        json!({"type": "S3", "location": "bundle-artifacts"}),
+    )
+    .await
+}
+
+/// [`pipeline`] with the artifact store `store`.
+async fn pipeline_with(cp: &TestCp, with_source: bool, store: Value) -> String {
     cp.fake
         .core()
         .register_action_type(fake_codepipeline::ActionTypeSpec {
@@ -308,7 +318,7 @@ async fn pipeline(cp: &TestCp, with_source: bool) -> String {
         .core()
         .create_pipeline(&json!({"pipeline": {
             "name": "bundle", "roleArn": "arn:aws:iam::123456789012:role/p",
-            "artifactStore": {"type": "S3", "location": "bundle-artifacts"},
+            "artifactStore": store,
             "stages": [
                 {"name": "Source", "actions": [{"name": "Source", "actionTypeId": aws("Source", "S3"),
                     "configuration": {"S3Bucket": "sources", "S3ObjectKey": "app.zip"},
@@ -532,54 +542,12 @@ async fn a_kms_pipeline_hands_out_its_key_and_its_bucket_takes_only_sse_kms_uplo
         ..Default::default()
     })
     .await;
-    let admin = s3(&cp, KEY1.0, KEY1.1, None);
-    admin
-        .create_bucket()
-        .bucket("secure-sources")
-        .send()
-        .await
-        .expect("CreateBucket");
-    admin
-        .put_object()
-        .bucket("secure-sources")
-        .key("app.zip")
-        .body(ByteStream::from_static(b"PK"))
-        .send()
-        .await
-        .expect("upload the source");
-    cp.fake
-        .core()
-        .register_action_type(fake_codepipeline::ActionTypeSpec {
-            id: Some(BUILD.parse().unwrap()),
-            settings: json!({}),
-            properties: vec![],
-            input_artifacts: json!({"minimumCount": 1, "maximumCount": 1}),
-            output_artifacts: json!({"minimumCount": 1, "maximumCount": 1}),
-            clients: Default::default(),
-            timing: Default::default(),
-        })
-        .expect("register");
-    cp.fake
-        .core()
-        .create_pipeline(&json!({"pipeline": {
-            "name": "bundle", "roleArn": "arn:aws:iam::123456789012:role/p",
-            "artifactStore": {"type": "S3", "location": "secure-artifacts", "encryptionKey": {"id": key, "type": "KMS"}},
-            "stages": [
-                {"name": "Source", "actions": [{"name": "Source",
-                    "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
-                    "configuration": {"S3Bucket": "secure-sources", "S3ObjectKey": "app.zip"},
-                    "outputArtifacts": [{"name": "SourceArtifact"}]}]},
-                {"name": "Build", "actions": [{"name": "Bundle",
-                    "actionTypeId": {"category": "Build", "owner": "Custom", "provider": "Bundle", "version": "1"},
-                    "inputArtifacts": [{"name": "SourceArtifact"}], "outputArtifacts": [{"name": "BuildArtifact"}]}]},
-            ]}}))
-        .expect("CreatePipeline");
-    cp.client(KEY1)
-        .start_pipeline_execution()
-        .name("bundle")
-        .send()
-        .await
-        .expect("start");
+    pipeline_with(
+        &cp,
+        true,
+        json!({"type": "S3", "location": "secure-artifacts", "encryptionKey": {"id": key, "type": "KMS"}}),
+    )
+    .await;
     let (_job, data) = poll_build(&cp).await;
     assert_eq!(data["encryptionKey"], json!({"id": key, "type": "KMS"}));
     let (bucket, out) = location(&data["outputArtifacts"][0]);

@@ -34,6 +34,38 @@ fn readme_block(readme: &str, heading: &str) -> String {
         .to_string()
 }
 
+/// `bash -euo pipefail -c block` in `work` with the AWS CLI on `path`: nothing of the caller's AWS setup or
+/// proxies reaches the CLI, only what the README exports.
+fn readme_bash(block: &str, work: &Path, path: &str) -> tokio::process::Command {
+    let mut bash = tokio::process::Command::new("bash");
+    for var in [
+        "AWS_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_CODEPIPELINE",
+        "AWS_ENDPOINT_URL_S3",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ] {
+        bash.env_remove(var);
+    }
+    bash.args(["-euo", "pipefail", "-c", block])
+        .current_dir(work)
+        .env("PATH", path)
+        .env("HOME", work)
+        .env("AWS_CONFIG_FILE", work.join("no-config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", work.join("no-credentials"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        // Loopback only: no proxy in between.
+        .env("NO_PROXY", "*")
+        .stdin(Stdio::null());
+    bash
+}
+
 /// The binary, killed when the test ends however it ends.
 struct Server(Child);
 
@@ -151,33 +183,8 @@ async fn the_readme_aws_cli_walkthrough_works_against_the_binary() {
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let mut bash = tokio::process::Command::new("bash");
-    // Nothing of the caller's AWS setup or proxies reaches the CLI: only what the README exports.
-    for var in [
-        "AWS_PROFILE",
-        "AWS_SESSION_TOKEN",
-        "AWS_ENDPOINT_URL",
-        "AWS_ENDPOINT_URL_CODEPIPELINE",
-        "AWS_ENDPOINT_URL_S3",
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-    ] {
-        bash.env_remove(var);
-    }
     let out = run_checked(
-        bash.args(["-euo", "pipefail", "-c", &block])
-            .env("PATH", path)
-            .env("HOME", &work)
-            .env("AWS_CONFIG_FILE", work.join("no-config"))
-            .env("AWS_SHARED_CREDENTIALS_FILE", work.join("no-credentials"))
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            // Loopback only: no proxy in between.
-            .env("NO_PROXY", "*")
-            .stdin(Stdio::null()),
+        &mut readme_bash(&block, &work, &path),
         "the README's AWS CLI block",
         Duration::from_secs(180),
     )
@@ -267,32 +274,8 @@ async fn the_readme_aws_s3_block_works_against_the_artifact_store() {
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let mut bash = tokio::process::Command::new("bash");
-    for var in [
-        "AWS_PROFILE",
-        "AWS_SESSION_TOKEN",
-        "AWS_ENDPOINT_URL",
-        "AWS_ENDPOINT_URL_CODEPIPELINE",
-        "AWS_ENDPOINT_URL_S3",
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-    ] {
-        bash.env_remove(var);
-    }
     let out = run_checked(
-        bash.args(["-euo", "pipefail", "-c", &block])
-            .current_dir(&work)
-            .env("PATH", path)
-            .env("HOME", &work)
-            .env("AWS_CONFIG_FILE", work.join("no-config"))
-            .env("AWS_SHARED_CREDENTIALS_FILE", work.join("no-credentials"))
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("NO_PROXY", "*")
-            .stdin(Stdio::null()),
+        &mut readme_bash(&block, &work, &path),
         "the README's aws s3 block",
         Duration::from_secs(180),
     )

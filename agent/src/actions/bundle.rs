@@ -133,24 +133,12 @@ struct Bundled {
 /// operation. No read timeout: the SDK's covers the whole upload of a request body, and the SDK's stalled-stream
 /// protection already ends a transfer that stops moving.
 fn s3_timeouts(configured: Option<&TimeoutConfig>) -> TimeoutConfig {
-    let mut builder = TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(3))
-        .operation_timeout(Duration::from_secs(15 * 60));
-    if let Some(c) = configured {
-        if let Some(t) = c.connect_timeout() {
-            builder = builder.connect_timeout(t);
-        }
-        if let Some(t) = c.operation_attempt_timeout() {
-            builder = builder.operation_attempt_timeout(t);
-        }
-        if let Some(t) = c.operation_timeout() {
-            builder = builder.operation_timeout(t);
-        }
-        if let Some(t) = c.read_timeout() {
-            builder = builder.read_timeout(t);
-        }
-    }
-    builder.build()
+    crate::aws::keep_configured(
+        TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .operation_timeout(Duration::from_secs(15 * 60)),
+        configured,
+    )
 }
 
 /// The per-request configuration that signs with the job's credentials. The SDK gives such an override its
