@@ -1388,7 +1388,12 @@ impl Core {
             self.start_action(w, exec);
         } else {
             // An AWS-owned action runs at once: it reads and writes its artifacts, and succeeds or fails.
+            // Only one that touched artifacts, or failed, is worth an event: a synthetic pipeline's bare
+            // Source stage (thousands of them in a big run) is not.
             let outcome = self.run_aws_action(&exec);
+            let noteworthy = outcome.is_err()
+                || !exec.input_artifacts.is_empty()
+                || !exec.output_artifacts.is_empty();
             let detail = match &outcome {
                 Ok(()) => format!("{label} ({}) succeeded", a.action_type),
                 Err((code, message)) => {
@@ -1401,11 +1406,13 @@ impl Core {
             }
             let status = exec.status;
             w.executions.insert(label.clone(), exec);
-            w.emit(
-                NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::AwsActionFinished)
-                    .detail(detail)
-                    .data(json!({"label": label, "pipeline": pipeline, "stage": stage, "action": a.name, "status": status.as_str()})),
-            );
+            if noteworthy {
+                w.emit(
+                    NewEvent::new(sim_core::Source::Cp, sim_core::EventKind::AwsActionFinished)
+                        .detail(detail)
+                        .data(json!({"label": label, "pipeline": pipeline, "stage": stage, "action": a.name, "status": status.as_str()})),
+                );
+            }
         }
     }
 
