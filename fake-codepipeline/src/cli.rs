@@ -17,7 +17,8 @@ use sim_core::{ClockMode, Sim};
 /// enforcing the protocol (job timeout, leases, continuation jobs, final results) on a simulated clock.
 ///
 /// Point any SDK at it with `--endpoint-url http://LISTEN` (or AWS_ENDPOINT_URL_CODEPIPELINE) and the
-/// access keys given here. The admin API lives under /_sim/ (see the README).
+/// access keys given here. The same address serves the artifact store, S3 for any request signed for
+/// `s3` (AWS_ENDPOINT_URL_S3; docs/artifacts.md). The admin API lives under /_sim/ (see the README).
 #[derive(Parser, Debug)]
 #[command(name = "fake-codepipeline", version)]
 struct Args {

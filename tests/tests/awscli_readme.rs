@@ -369,3 +369,120 @@ async fn the_admin_token_and_allowed_host_flags_guard_the_admin_api() {
         .expect("JSON");
     assert_eq!(doc["elapsed"], "+00:00:00", "the clock did not move: {doc}");
 }
+
+/// `--require-kms-key-id` (docs/protocol.md, AG-ARTIFACT-KMS) on the binary: a bare execution made with
+/// the admin API's `encryptionKey` hands the key to its job, and the store then refuses an SSE-KMS upload
+/// that names another key, and takes one with the pipeline's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn require_kms_key_id_refuses_an_upload_under_another_key() {
+    use aws_sdk_s3::primitives::ByteStream;
+    use aws_sdk_s3::types::ServerSideEncryption;
+    const KMS: &str = "arn:aws:kms:us-east-1:111111111111:key/pipeline-key";
+    let (_server, addr) = start_server_with(&["--require-kms-key-id"]);
+    let url = format!("http://{addr}");
+    let http = reqwest::Client::builder().no_proxy().build().expect("http");
+    let admin = |path: &'static str, body: Value| {
+        let req = http.post(format!("{url}{path}")).json(&body);
+        async move {
+            let r = req.send().await.expect("admin API");
+            assert!(
+                r.status().is_success(),
+                "{path}: {}",
+                r.text().await.unwrap_or_default()
+            );
+        }
+    };
+    admin(
+        "/_sim/action-types",
+        serde_json::json!({"actionType": "Build/Custom/Bundle/1", "configurationProperties": [],
+            "inputArtifactDetails": {"minimumCount": 1, "maximumCount": 1},
+            "outputArtifactDetails": {"minimumCount": 1, "maximumCount": 1}}),
+    )
+    .await;
+    let s3 = |key: &str, secret: &str, token: Option<&str>| {
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::Config::builder()
+                .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+                .region(aws_sdk_s3::config::Region::new("us-east-1"))
+                .endpoint_url(&url)
+                .force_path_style(true)
+                .credentials_provider(aws_credential_types::Credentials::new(
+                    key,
+                    secret,
+                    token.map(str::to_string),
+                    None,
+                    "test",
+                ))
+                .build(),
+        )
+    };
+    let mine = s3("AKIDEXAMPLE", "secretexample", None);
+    mine.create_bucket()
+        .bucket("sim-sources")
+        .send()
+        .await
+        .expect("CreateBucket");
+    mine.put_object()
+        .bucket("sim-sources")
+        .key("source.zip")
+        .body(ByteStream::from_static(b"PK"))
+        .send()
+        .await
+        .expect("upload the source");
+    admin(
+        "/_sim/executions",
+        serde_json::json!({"actionType": "Build/Custom/Bundle/1", "encryptionKey": KMS}),
+    )
+    .await;
+    let cp = aws_sdk_codepipeline::Client::from_conf(
+        aws_sdk_codepipeline::Config::builder()
+            .behavior_version(aws_sdk_codepipeline::config::BehaviorVersion::latest())
+            .region(aws_sdk_codepipeline::config::Region::new("us-east-1"))
+            .endpoint_url(&url)
+            .credentials_provider(aws_credential_types::Credentials::new(
+                "AKIDEXAMPLE",
+                "secretexample",
+                None,
+                None,
+                "test",
+            ))
+            .build(),
+    );
+    let polled = cp
+        .poll_for_jobs()
+        .action_type_id(tests::sdk_type("Build/Custom/Bundle/1"))
+        .send()
+        .await
+        .expect("PollForJobs");
+    let job = polled.jobs().first().expect("the build's job").clone();
+    let data = job.data().expect("job data");
+    assert_eq!(data.encryption_key().map(|k| k.id()), Some(KMS));
+    let creds = data.artifact_credentials().expect("artifact credentials");
+    let out = data.output_artifacts()[0]
+        .location()
+        .and_then(|l| l.s3_location())
+        .expect("an S3 location");
+    let theirs = s3(
+        creds.access_key_id(),
+        creds.secret_access_key(),
+        Some(creds.session_token()),
+    );
+    let put = |key_id: &'static str| {
+        theirs
+            .put_object()
+            .bucket(out.bucket_name())
+            .key(out.object_key())
+            .body(ByteStream::from_static(b"PK-build"))
+            .server_side_encryption(ServerSideEncryption::AwsKms)
+            .ssekms_key_id(key_id)
+            .send()
+    };
+    let refused = put("arn:aws:kms:us-east-1:111111111111:key/another")
+        .await
+        .expect_err("another key is refused under --require-kms-key-id");
+    assert_eq!(
+        aws_sdk_s3::error::ProvideErrorMetadata::code(&refused.into_service_error()),
+        Some("AccessDenied")
+    );
+    put(KMS).await.expect("the pipeline's key is taken");
+}
