@@ -293,6 +293,14 @@ fn host_demo(args: &Args, apica_url: &str) -> Result<Hosted> {
         ("demo-failing", THIRD_PARTY, "failing"),
         ("demo-custom", CUSTOM, "short"),
     ];
+    // The demo pipelines' Source action reads this object, as on AWS (docs/artifacts.md): it is uploaded
+    // before any pipeline runs.
+    let source = scenarios::world::source_zip(&Default::default(), seed)?;
+    cp.core().store.put(
+        "sim-artifacts",
+        "app.zip",
+        fake_codepipeline::store::Object::new(source.into(), sim.clock.now()),
+    );
     for (name, ty, preset) in pipelines {
         let t: fake_codepipeline::ActionTypeId = ty.parse().map_err(|e| anyhow!("{ty}: {e}"))?;
         cp.core()
@@ -305,10 +313,12 @@ fn host_demo(args: &Args, apica_url: &str) -> Result<Hosted> {
                         "name": "Source", "runOrder": 1,
                         "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
                         "configuration": {"S3Bucket": "sim-artifacts", "S3ObjectKey": "app.zip"},
+                        "outputArtifacts": [{"name": "SourceArtifact"}],
                     }]},
                     {"name": "LoadTest", "actions": [{
                         "name": "ApicaLoadtest", "runOrder": 1,
                         "actionTypeId": t.to_json(),
+                        "inputArtifacts": [{"name": "SourceArtifact"}],
                         "configuration": {"PresetName": preset, "RunnableFile": format!("{name}.jmx")},
                     }]},
                 ],
