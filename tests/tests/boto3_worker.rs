@@ -21,8 +21,10 @@ async fn worker_cmd() -> String {
     )
 }
 
-/// Runs the built-in `name` with `worker` as the agent, as `action_type`, with `config`.
+/// Runs the built-in `name` with `worker` as the agent, as `action_type`, with `config`; its files go
+/// under `tag` (tests that run the same scenario at once must not share an agent.log).
 async fn report(
+    tag: &str,
     name: &str,
     seed: Option<u64>,
     worker: String,
@@ -33,7 +35,9 @@ async fn report(
         .expect("scenario loads");
     let opts = RunOptions {
         agent_cmd: worker,
-        out_root: PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("boto3-worker"),
+        out_root: PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join("boto3-worker")
+            .join(tag),
         seed,
         overrides: Overrides {
             action_type: Some(action_type.into()),
@@ -93,10 +97,12 @@ async fn a_boto3_worker_passes_a_redeploy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_boto3_build_worker_passes_the_artifacts_tier() {
+    const TAG: &str = "build";
     // Its artifacts are read and written with each job's own credentials, over two rounds: the upload
     // is made with the credentials of the job it answers, not the first job's.
     let config = BTreeMap::from([("Rounds".to_string(), "2".to_string())]);
     let (report, log) = report(
+        TAG,
         "build-with-artifacts",
         None,
         worker_cmd().await,
@@ -113,9 +119,11 @@ async fn a_boto3_build_worker_passes_the_artifacts_tier() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_boto3_worker_answering_before_its_upload_fails_with_ag_output_artifact() {
+    const TAG: &str = "success-before-upload";
     let worker = format!("WORKER_SUCCESS_BEFORE_UPLOAD=1 {}", worker_cmd().await);
     let config = BTreeMap::from([("Rounds".to_string(), "1".to_string())]);
     let (report, log) = report(
+        TAG,
         "build-with-artifacts",
         None,
         worker,
