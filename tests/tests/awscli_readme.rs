@@ -34,9 +34,14 @@ fn readme_block(readme: &str, heading: &str) -> String {
         .to_string()
 }
 
-/// `bash -euo pipefail -c block` in `work` with the AWS CLI on `path`: nothing of the caller's AWS setup or
-/// proxies reaches the CLI, only what the README exports.
-fn readme_bash(block: &str, work: &Path, path: &str) -> tokio::process::Command {
+/// `bash -euo pipefail -c block` in `work` with the AWS CLI of `bin` first on the PATH: nothing of the
+/// caller's AWS setup or proxies reaches the CLI, only what the README exports.
+fn readme_bash(block: &str, work: &Path, bin: &Path) -> tokio::process::Command {
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let mut bash = tokio::process::Command::new("bash");
     for var in [
         "AWS_PROFILE",
@@ -178,13 +183,8 @@ async fn the_readme_aws_cli_walkthrough_works_against_the_binary() {
         .replace("localhost:8080", &addr)
         .replace("127.0.0.1:8080", &addr);
 
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
     let out = run_checked(
-        &mut readme_bash(&block, &work, &path),
+        &mut readme_bash(&block, &work, &bin),
         "the README's AWS CLI block",
         Duration::from_secs(180),
     )
@@ -269,13 +269,8 @@ async fn the_readme_aws_s3_block_works_against_the_artifact_store() {
     let (_server, addr) = start_server();
     let block = readme_block(&readme, "## The artifact store with `aws s3`")
         .replace("127.0.0.1:8080", &addr);
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
     let out = run_checked(
-        &mut readme_bash(&block, &work, &path),
+        &mut readme_bash(&block, &work, &bin),
         "the README's aws s3 block",
         Duration::from_secs(180),
     )
